@@ -1,0 +1,27 @@
+/** What every subcommand provides, and the helpers they share. */
+import { type Config, parseConfig } from "../config";
+import { ConfigError } from "../errors";
+import type { Runtime } from "../runtime/types";
+
+export interface Command {
+  name: string;
+  /** One line for the command list. */
+  summary: string;
+  /** The whole help text. */
+  help: string;
+  /** Resolves with the process's exit code. */
+  run(runtime: Runtime, args: string[]): Promise<number>;
+}
+
+/** Parses the configuration, or prints the one bad variable and gives null (exit 1). */
+export function loadConfig(runtime: Runtime): Config | null {
+  try {
+    return parseConfig(runtime.env());
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    runtime.stderr(`wale-sidecar: invalid configuration: ${error.message}\n`);
+    return null;
+  }
+}
+
+export const wantsHelp = (args: string[]) => args.includes("--help") || args.includes("-h");

@@ -1,0 +1,30 @@
+import { type Command, loadConfig, wantsHelp } from "./command";
+
+export const ping: Command = {
+  name: "ping",
+  summary: "ask a running sidecar for /ping; exit 0 if it answers (for HEALTHCHECK)",
+  help: `Usage: wale-sidecar ping [URL]
+
+GETs URL (default http://127.0.0.1:$WALE_LISTEN_PORT/ping) and exits 0 when
+the answer is 200 "pong", 1 otherwise. The image has no curl; its
+HEALTHCHECK uses this.
+`,
+  async run(runtime, args) {
+    if (wantsHelp(args)) {
+      runtime.stdout(this.help);
+      return 0;
+    }
+    const config = loadConfig(runtime);
+    if (!config) return 1;
+    const url = args[0] ?? `http://127.0.0.1:${config.listen.port}/ping`;
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+      const body = (await response.text()).trim();
+      if (response.status === 200 && body === "pong") return 0;
+      runtime.stderr(`wale-sidecar ping: ${url} answered ${response.status} ${body.slice(0, 200)}\n`);
+    } catch (error) {
+      runtime.stderr(`wale-sidecar ping: ${url}: ${error instanceof Error ? error.message : error}\n`);
+    }
+    return 1;
+  },
+};

@@ -1,0 +1,63 @@
+import { createLogger, redactor } from "../log";
+import { createApp } from "../routes";
+import { VERSION } from "../version";
+import { type Command, loadConfig, wantsHelp } from "./command";
+
+export const serve: Command = {
+  name: "serve",
+  summary: "serve wal-push, wal-fetch and backup-push over HTTP (the default)",
+  help: `Usage: wale-sidecar [serve]
+
+Serves WAL-E over HTTP GET, for PostgreSQL's archive_command and
+restore_command:
+
+  GET /ping                     pong
+  GET /wal-push/<file>          wal-e wal-push PGWAL/<file>
+  GET /wal-fetch/<file>[?dest=] wal-e wal-fetch <file> PGWAL/<file> (or PGDATA/<dest>)
+  GET /backup-push              wal-e backup-push PGDATA
+  GET /swagger                  the API documentation
+
+Configured by the environment: WALE_LISTEN_HOST (0.0.0.0),
+WALE_LISTEN_PORT (80), PGDATA (/var/lib/postgresql/data),
+PGWAL (PGDATA/pg_wal), WALE_BIN (wal-e), WALE_FLAGS (--terse),
+WALE_PUSH_FLAGS, WALE_FETCH_FLAGS (-p=0), WALE_BACKUP_PUSH_FLAGS, and
+WAL-E's own variables (WALE_S3_PREFIX, WALE_FILE_PREFIX, AWS_*, PG*...),
+which are passed to WAL-E unchanged.
+`,
+  async run(runtime, args) {
+    if (wantsHelp(args)) {
+      runtime.stdout(this.help);
+      return 0;
+    }
+    if (args.length > 0) {
+      runtime.stderr(`wale-sidecar serve: unexpected argument "${args[0]}"\n\n${this.help}`);
+      return 2;
+    }
+    const config = loadConfig(runtime);
+    if (!config) return 1;
+
+    const redact = redactor(config.secrets);
+    const log = createLogger(runtime.stdout, redact);
+    const app = createApp({ config, runtime }, log, redact);
+    const server = runtime.serve((request) => app.handle(request), config.listen);
+    log.info("listening", {
+      version: VERSION,
+      host: config.listen.hostname,
+      port: server.port,
+      pgdata: config.pgdata,
+      pgwal: config.pgwal,
+      wale: config.wale.bin,
+    });
+
+    return new Promise<number>((resolve) => {
+      const stop = (signal: string) => () => {
+        log.info("stopping", { signal });
+        // Stops listening and lets requests in flight finish: a push that
+        // WAL-E is halfway through still gets its answer.
+        server.stop().then(() => resolve(0));
+      };
+      runtime.onSignal("SIGTERM", stop("SIGTERM"));
+      runtime.onSignal("SIGINT", stop("SIGINT"));
+    });
+  },
+};

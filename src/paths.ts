@@ -1,0 +1,68 @@
+/**
+ * Where a request may touch the disk: only inside PGDATA and PGWAL.
+ *
+ * PGWAL is usually PGDATA/pg_wal, but it may be its own volume, with pg_wal a
+ * symlink to it; both real directories are allowed roots. Symlinks anywhere
+ * else lead out and are refused.
+ */
+import { lstat, realpath } from "node:fs/promises";
+import { basename, dirname, join, sep } from "node:path";
+import { badRequest, notFound } from "./errors";
+import { printable } from "./wal-names";
+
+interface Roots {
+  pgdata: string;
+  pgwal: string;
+}
+
+/**
+ * The file a wal-push sends: PGWAL/<name>. It must exist and be a regular
+ * file; PostgreSQL never puts a symlink there.
+ */
+export async function segmentToPush(roots: Roots, name: string): Promise<string> {
+  const path = join(roots.pgwal, name);
+  const stat = await lstat(path).catch((cause: NodeJS.ErrnoException) => {
+    if (cause.code === "ENOENT") throw notFound(`${name} is not in PGWAL (${roots.pgwal})`, cause);
+    throw cause;
+  });
+  if (!stat.isFile()) throw badRequest(`${name} in PGWAL is not a regular file`);
+  return path;
+}
+
+/**
+ * Where wal-fetch writes <name>: PGWAL/<name> by default, or `dest` given
+ * relative to PGDATA, as %p is (e.g. "pg_wal/RECOVERYXLOG"). Returns an
+ * absolute path whose directory is real and inside PGDATA or PGWAL, or
+ * throws a 400.
+ */
+export async function fetchDestination(roots: Roots, name: string, dest?: string): Promise<string> {
+  const reason = dest === undefined ? null : destProblem(dest);
+  if (reason) throw badRequest(`dest ${reason}`);
+
+  const target = dest === undefined ? join(roots.pgwal, name) : join(roots.pgdata, dest);
+  const directory = await realpath(dirname(target)).catch((cause) => {
+    throw badRequest(`the directory of dest does not exist: ${printable(dirname(target))}`, cause);
+  });
+  const allowed = await Promise.all([realpath(roots.pgdata), realpath(roots.pgwal)].map((p) => p.catch(() => null)));
+  if (!allowed.some((root) => root !== null && inside(directory, root))) {
+    throw badRequest("dest resolves outside PGDATA and PGWAL");
+  }
+  const file = join(directory, basename(target));
+  const existing = await lstat(file).catch(() => null);
+  if (existing && !existing.isFile()) throw badRequest("dest exists and is not a regular file");
+  return file;
+}
+
+function destProblem(dest: string): string | null {
+  if (dest === "") return "is empty";
+  if (dest.length > 1024) return "is longer than 1024 characters";
+  if (/[\u0000-\u001f\u007f]/.test(dest)) return "contains a control character";
+  if (dest.includes("\\")) return "contains a backslash";
+  if (dest.startsWith("/")) return "must be relative to PGDATA, like %p (pg_wal/RECOVERYXLOG)";
+  const parts = dest.split("/");
+  if (parts.some((p) => p === "..")) return "may not contain ..";
+  if (parts.some((p) => p === "" || p === ".")) return "has an empty or . component";
+  return null;
+}
+
+const inside = (path: string, root: string) => path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);

@@ -1,0 +1,48 @@
+/** The Runtime on Bun. */
+import { constants } from "node:os";
+import type { Child, Runtime, Signal } from "./types";
+
+const signalNumber = (signal: string | number | null): number =>
+  typeof signal === "number" ? signal : (signal && (constants.signals as Record<string, number>)[signal]) || 0;
+
+export const bunRuntime: Runtime = {
+  name: "bun",
+
+  spawn(argv, { env, stdio }): Child {
+    const proc = Bun.spawn(argv, {
+      env,
+      stdin: stdio === "pipe" ? "ignore" : "inherit",
+      stdout: stdio,
+      stderr: stdio,
+    });
+    return {
+      pid: proc.pid,
+      exited: proc.exited.then(() => proc.exitCode ?? 128 + signalNumber(proc.signalCode)),
+      stdout: stdio === "pipe" ? (proc.stdout as ReadableStream<Uint8Array>) : null,
+      stderr: stdio === "pipe" ? (proc.stderr as ReadableStream<Uint8Array>) : null,
+      kill: (signal: Signal) => proc.kill(signal),
+    };
+  },
+
+  serve(handler, { hostname, port }) {
+    const server = Bun.serve({
+      hostname,
+      port,
+      fetch: handler,
+      // Bun closes a connection idle for 10 s by default. A base backup, or a
+      // wal-push to a slow store, sends nothing until WAL-E exits: a cut
+      // connection there is a failed archive. 0 turns the limit off.
+      idleTimeout: 0,
+    });
+    return { port: server.port ?? port, stop: () => server.stop() };
+  },
+
+  onSignal(signal, listener) {
+    process.on(signal, listener);
+  },
+  env: () => process.env,
+  args: () => Bun.argv.slice(2),
+  exit: (code) => process.exit(code),
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+};

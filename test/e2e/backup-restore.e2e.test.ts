@@ -1,0 +1,76 @@
+/**
+ * Base backup and restore on PostgreSQL 14 (WAL-E's backup-push needs
+ * exclusive backup mode, which 15 removed): backup-push through the sidecar,
+ * backup-fetch through the binary's wal-e passthrough, and recovery with
+ * restore_command through the sidecar's /wal-fetch?dest=%p.
+ */
+import { expect, test } from "bun:test";
+import { join } from "node:path";
+import {
+  TOOLS,
+  archiveThrough,
+  asDbUser,
+  freePort,
+  makeStore,
+  restoreThrough,
+  run,
+  startPostgres,
+  startSidecar,
+  useScope,
+  waitFor,
+} from "../support/harness";
+
+const scope = useScope();
+const CHECKSUM = "SELECT count(*) || ':' || md5(string_agg(id::text || v, ',' ORDER BY id)) FROM t";
+
+test("backup-push, backup-list, then a restore from backup and WAL has exactly the source's rows", async () => {
+  const store = makeStore(scope);
+  const port = freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const source = await startPostgres(scope, { version: 14, conf: ["archive_mode = on", archiveThrough(url)] });
+  // backup-push calls psql, which finds the server through the PG* variables.
+  await startSidecar(
+    scope,
+    { PGDATA: source.pgdata, WALE_FILE_PREFIX: store.prefix, PGHOST: "127.0.0.1", PGPORT: String(source.port), PGUSER: "postgres" },
+    port,
+  );
+  await source.sql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1000) g");
+
+  // pg_stop_backup waits for its WAL to be archived, through the same sidecar,
+  // while this request is still open.
+  const backup = await fetch(`${url}/backup-push`);
+  expect(await backup.text()).toBe("backup complete\n");
+  expect(backup.status).toBe(200);
+
+  const waleEnv = { PATH: process.env.PATH ?? "", WALE_BIN: TOOLS.wale, WALE_FILE_PREFIX: store.prefix };
+  const list = await run(asDbUser([TOOLS.sidecar, "wal-e", "backup-list"]), { env: waleEnv });
+  expect(list.stdout).toMatch(/^base_[0-9A-F]{24}_[0-9]{8}\s/m);
+
+  await source.sql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1001, 5000) g");
+  const last = await source.switchWal();
+  await waitFor("the last segment in the store", () => store.walFiles().includes(last));
+  const expected = await source.sql(CHECKSUM);
+  await source.stop();
+
+  const target = scope.tempDir("restored");
+  await run(asDbUser([TOOLS.sidecar, "wal-e", "backup-fetch", target, "LATEST"]), { env: waleEnv });
+  // WAL-E does not back up pg_hba.conf and pg_ident.conf.
+  // Copied as the database user, who must own everything in PGDATA.
+  const files = ["pg_hba.conf", "pg_ident.conf"].map((f) => join(source.pgdata, f));
+  await run(asDbUser(["cp", ...files, target]));
+  await run(asDbUser(["touch", join(target, "recovery.signal")]));
+
+  const restorePort = freePort();
+  const restoreUrl = `http://127.0.0.1:${restorePort}`;
+  const fetcher = await startSidecar(scope, { PGDATA: target, WALE_FILE_PREFIX: store.prefix }, restorePort);
+  const restored = await startPostgres(scope, { version: 14, pgdata: target, conf: ["archive_mode = off", restoreThrough(restoreUrl)] });
+  await waitFor("recovery to finish", async () => (await restored.sql("SELECT pg_is_in_recovery()")) === "f", 120_000);
+
+  expect(await restored.sql(CHECKSUM)).toBe(expected);
+  expect(expected.startsWith("5000:")).toBe(true);
+  const fetches = fetcher.requests();
+  expect(fetches.some((r) => r.route === "/wal-fetch" && r.status === 200)).toBe(true);
+  // Recovery asks past the end of the archive; that is a 404, not an error.
+  expect(fetches.some((r) => r.route === "/wal-fetch" && r.status === 404)).toBe(true);
+  expect(fetches.every((r) => r.status === 200 || r.status === 404)).toBe(true);
+}, 240_000);

