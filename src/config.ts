@@ -76,9 +76,12 @@ function readEnv(environment: Record<string, string | undefined>): Env {
     // An empty variable means "unset" (compose files often write `PGWAL=`),
     // except for the flag lists, where empty means "no flags".
     if (value === undefined || (value === "" && !key.endsWith("FLAGS"))) continue;
-    raw[key] = value;
+    // Integers are converted only when they are plain digits: "80.5" or
+    // "8e1" stay strings and fail the check below.
+    const integer = (EnvSchema.properties[key as keyof Env] as { type?: string }).type === "integer";
+    raw[key] = integer && /^[0-9]{1,9}$/.test(value) ? Number(value) : value;
   }
-  const candidate = Value.Convert(EnvSchema, Value.Default(EnvSchema, raw));
+  const candidate = Value.Default(EnvSchema, { ...raw });
   const error = Value.Errors(EnvSchema, candidate).First();
   if (error) {
     const variable = error.path.replace(/^\//, "");

@@ -39,7 +39,15 @@ which are passed to WAL-E unchanged.
     const redact = redactor(config.secrets);
     const log = createLogger(runtime.stdout, redact);
     const app = createApp({ config, runtime }, log, redact);
-    const server = runtime.serve((request) => app.handle(request), config.listen);
+    let server: ReturnType<typeof runtime.serve>;
+    try {
+      server = runtime.serve((request) => app.handle(request), config.listen);
+    } catch (error) {
+      const { hostname, port } = config.listen;
+      const hint = port < 1024 ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE; set WALE_LISTEN_PORT)" : "";
+      runtime.stderr(`wale-sidecar: cannot listen on ${hostname}:${port}: ${error instanceof Error ? error.message : error}${hint}\n`);
+      return 1;
+    }
     log.info("listening", {
       version: VERSION,
       host: config.listen.hostname,

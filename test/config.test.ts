@@ -1,0 +1,84 @@
+import { describe, expect, test } from "bun:test";
+import { parseConfig } from "../src/config";
+import { ConfigError } from "../src/errors";
+
+describe("parseConfig", () => {
+  test("the defaults are the original image's", () => {
+    const config = parseConfig({});
+    expect(config.listen).toEqual({ hostname: "0.0.0.0", port: 80 });
+    expect(config.pgdata).toBe("/var/lib/postgresql/data");
+    expect(config.pgwal).toBe("/var/lib/postgresql/data/pg_wal");
+    expect(config.wale).toMatchObject({ bin: "wal-e", flags: ["--terse"], pushFlags: [], fetchFlags: ["-p=0"], backupPushFlags: [] });
+    expect(config.wale.env.WALE_LOG_DESTINATION).toBe("stderr");
+    expect(config.wale.env.WALE_S3_PREFIX).toBeUndefined();
+  });
+
+  test("reads every variable", () => {
+    const config = parseConfig({
+      WALE_LISTEN_HOST: "127.0.0.1",
+      WALE_LISTEN_PORT: "8080",
+      PGDATA: "/data/",
+      PGWAL: "/wal",
+      WALE_BIN: "/opt/wal-e/bin/wal-e",
+      WALE_FLAGS: "  --terse   --aws-instance-profile ",
+      WALE_PUSH_FLAGS: "--pool-size 4",
+      WALE_FETCH_FLAGS: "",
+      WALE_BACKUP_PUSH_FLAGS: "--cluster-read-rate-limit 1000000",
+    });
+    expect(config.listen).toEqual({ hostname: "127.0.0.1", port: 8080 });
+    expect(config.pgdata).toBe("/data");
+    expect(config.pgwal).toBe("/wal");
+    expect(config.wale.flags).toEqual(["--terse", "--aws-instance-profile"]);
+    expect(config.wale.pushFlags).toEqual(["--pool-size", "4"]);
+    expect(config.wale.fetchFlags).toEqual([]);
+    expect(config.wale.backupPushFlags).toEqual(["--cluster-read-rate-limit", "1000000"]);
+  });
+
+  test("PGWAL follows PGDATA", () => {
+    expect(parseConfig({ PGDATA: "/srv/pg" }).pgwal).toBe("/srv/pg/pg_wal");
+  });
+
+  test("an empty variable counts as unset, except flag lists", () => {
+    const config = parseConfig({ WALE_LISTEN_PORT: "", PGWAL: "", WALE_FLAGS: "" });
+    expect(config.listen.port).toBe(80);
+    expect(config.pgwal).toBe("/var/lib/postgresql/data/pg_wal");
+    expect(config.wale.flags).toEqual([]);
+  });
+
+  test("WAL-E's own variables pass through; WALE_LOG_DESTINATION is kept when set", () => {
+    const env = { AWS_REGION: "eu-west-1", WALE_FILE_PREFIX: "file://localhost/x", PGHOST: "db", WALE_LOG_DESTINATION: "syslog" };
+    expect(parseConfig(env).wale.env).toMatchObject(env);
+  });
+
+  test("WALE_S3_PREFIX is derived from WALE_S3_BUCKET and WALE_S3_PATH when unset", () => {
+    expect(parseConfig({ WALE_S3_BUCKET: "b", WALE_S3_PATH: "/x/y" }).wale.env.WALE_S3_PREFIX).toBe("s3://b/x/y");
+    expect(parseConfig({ WALE_S3_BUCKET: "b" }).wale.env.WALE_S3_PREFIX).toBe("s3://b/");
+    expect(parseConfig({ WALE_S3_BUCKET: "b", WALE_S3_PREFIX: "s3://c/z" }).wale.env.WALE_S3_PREFIX).toBe("s3://c/z");
+  });
+
+  test("secret values are collected for redaction", () => {
+    const config = parseConfig({ AWS_SECRET_ACCESS_KEY: "abcd1234", WALE_SWIFT_PASSWORD: "hunter22", AWS_REGION: "eu-west-1" });
+    expect(config.secrets.sort()).toEqual(["abcd1234", "hunter22"]);
+  });
+
+  test.each([
+    ["WALE_LISTEN_PORT", "abc", /WALE_LISTEN_PORT: must be a TCP port from 1 to 65535 \(got "abc"\)/],
+    ["WALE_LISTEN_PORT", "0", /WALE_LISTEN_PORT: must be a TCP port/],
+    ["WALE_LISTEN_PORT", "65536", /WALE_LISTEN_PORT: must be a TCP port/],
+    ["WALE_LISTEN_PORT", "80.5", /WALE_LISTEN_PORT: must be a TCP port/],
+    ["PGDATA", "relative/dir", /PGDATA: must be an absolute path/],
+    ["PGWAL", "pg_wal", /PGWAL: must be an absolute path/],
+    ["WALE_LISTEN_HOST", "a host", /WALE_LISTEN_HOST: must be the address/],
+  ])("%s=%j is refused with one line naming it", (name, value, message) => {
+    let error: unknown;
+    try {
+      parseConfig({ [name]: value });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe(name);
+    expect((error as Error).message).toMatch(message);
+    expect((error as Error).message).not.toContain("\n");
+  });
+});

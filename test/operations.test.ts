@@ -1,0 +1,91 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseConfig } from "../src/config";
+import { backupPush, walFetch, walPush } from "../src/operations";
+import { fakeRuntime, type Scripted } from "./support/fake-runtime";
+
+const base = realpathSync(mkdtempSync(join(tmpdir(), "ops-")));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+const pgdata = join(base, "data");
+mkdirSync(join(pgdata, "pg_wal"), { recursive: true });
+const SEG = "000000010000000000000001";
+writeFileSync(join(pgdata, "pg_wal", SEG), "wal");
+const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e" });
+
+const deps = (result?: Scripted) => {
+  const fake = fakeRuntime(result);
+  return { deps: { config, runtime: fake.runtime }, spawned: fake.spawned };
+};
+
+describe("walPush", () => {
+  test("200 only when WAL-E exits 0, with the exact argv", async () => {
+    const { deps: d, spawned } = deps({ exitCode: 0 });
+    expect(await walPush(d, SEG)).toMatchObject({ status: 200, file: SEG });
+    expect(spawned).toEqual([["wal-e", "--terse", "wal-push", join(pgdata, "pg_wal", SEG)]]);
+  });
+  test("the %p form uses the last component", async () => {
+    const { deps: d, spawned } = deps();
+    expect((await walPush(d, `pg_wal/${SEG}`)).status).toBe(200);
+    expect(spawned[0]?.at(-1)).toBe(join(pgdata, "pg_wal", SEG));
+  });
+  test("a WAL-E failure is 500 with the end of its stderr", async () => {
+    const { deps: d } = deps({ exitCode: 1, stderr: "line 1\nERROR: the store said no\n" });
+    const outcome = await walPush(d, SEG);
+    expect(outcome.status).toBe(500);
+    expect(outcome.body).toContain("the store said no");
+    expect(outcome.body).toContain("exited with code 1");
+  });
+  test("a file not in PGWAL is 404, and nothing is spawned", async () => {
+    const { deps: d, spawned } = deps();
+    expect((await walPush(d, "000000010000000000000002")).status).toBe(404);
+    expect(spawned).toEqual([]);
+  });
+  test.each(["..%2F..%2Fetc%2Fshadow", "00000001000000000000000a", "%00", "pg_wal/..", "x"])("%j is 400 and spawns nothing", async (raw) => {
+    const { deps: d, spawned } = deps();
+    const outcome = await walPush(d, raw);
+    expect(outcome.status).toBe(400);
+    expect(outcome.body.trim()).not.toContain("\n");
+    expect(spawned).toEqual([]);
+  });
+});
+
+describe("walFetch", () => {
+  test("default dest is PGWAL/<file>", async () => {
+    const { deps: d, spawned } = deps();
+    expect((await walFetch(d, SEG, undefined)).status).toBe(200);
+    expect(spawned).toEqual([["wal-e", "--terse", "wal-fetch", "-p=0", SEG, join(pgdata, "pg_wal", SEG)]]);
+  });
+  test("dest=%p", async () => {
+    const { deps: d, spawned } = deps();
+    expect((await walFetch(d, SEG, "pg_wal/RECOVERYXLOG")).status).toBe(200);
+    expect(spawned[0]?.at(-1)).toBe(join(pgdata, "pg_wal", "RECOVERYXLOG"));
+  });
+  test("a segment the archive lacks is 404", async () => {
+    const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '/s/wal_005/${SEG}.lzo'`;
+    const { deps: d } = deps({ exitCode: 2, stderr });
+    expect(await walFetch(d, SEG, undefined)).toMatchObject({ status: 404, body: `${SEG} is not in the archive\n` });
+  });
+  test("any other failure is 500", async () => {
+    const { deps: d } = deps({ exitCode: 2, stderr: "CRITICAL something else" });
+    expect((await walFetch(d, SEG, undefined)).status).toBe(500);
+  });
+  test.each(["../../etc/passwd", "/etc/passwd", "nope/x"])("dest %j is 400 and spawns nothing", async (dest) => {
+    const { deps: d, spawned } = deps();
+    expect((await walFetch(d, SEG, dest)).status).toBe(400);
+    expect(spawned).toEqual([]);
+  });
+});
+
+describe("backupPush", () => {
+  test("runs backup-push on PGDATA", async () => {
+    const { deps: d, spawned } = deps();
+    expect((await backupPush(d)).status).toBe(200);
+    expect(spawned).toEqual([["wal-e", "--terse", "backup-push", pgdata]]);
+  });
+  test("a failure is 500", async () => {
+    const { deps: d } = deps({ exitCode: 1, stderr: "ERROR psql failed" });
+    expect(await backupPush(d)).toMatchObject({ status: 500 });
+  });
+});

@@ -1,0 +1,50 @@
+/**
+ * A Runtime whose spawn records argv and answers with a scripted result,
+ * for unit tests of error paths. It never replaces real WAL-E in the
+ * end-to-end tests.
+ */
+import type { Child, Runtime } from "../../src/runtime/types";
+
+export interface Scripted {
+  exitCode: number;
+  stderr?: string;
+  stdout?: string;
+}
+
+const streamOf = (text: string) =>
+  new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (text) controller.enqueue(new TextEncoder().encode(text));
+      controller.close();
+    },
+  });
+
+export function fakeRuntime(result: Scripted | ((argv: string[]) => Scripted) = { exitCode: 0 }) {
+  const spawned: string[][] = [];
+  const runtime: Runtime = {
+    name: "fake",
+    spawn(argv): Child {
+      spawned.push(argv);
+      const r = typeof result === "function" ? result(argv) : result;
+      return {
+        pid: 1,
+        exited: Promise.resolve(r.exitCode),
+        stdout: streamOf(r.stdout ?? ""),
+        stderr: streamOf(r.stderr ?? ""),
+        kill() {},
+      };
+    },
+    serve() {
+      throw new Error("not in unit tests");
+    },
+    onSignal() {},
+    env: () => ({}),
+    args: () => [],
+    exit() {
+      throw new Error("exit called");
+    },
+    stdout() {},
+    stderr() {},
+  };
+  return { runtime, spawned };
+}

@@ -1,0 +1,77 @@
+import { describe, expect, test } from "bun:test";
+import { parseConfig } from "../src/config";
+import { backupPushArgv, isNotInArchive, lastLines, type RunResult, runWale, walFetchArgv, walPushArgv } from "../src/wale";
+import { fakeRuntime } from "./support/fake-runtime";
+
+const wale = parseConfig({ WALE_BIN: "/opt/wal-e/bin/wal-e", WALE_PUSH_FLAGS: "--pool-size 2", WALE_BACKUP_PUSH_FLAGS: "--pool-size 4" }).wale;
+
+describe("argv builders", () => {
+  test("wal-push", () => {
+    expect(walPushArgv(wale, "/pg/pg_wal/000000010000000000000001")).toEqual([
+      "/opt/wal-e/bin/wal-e", "--terse", "wal-push", "--pool-size", "2", "/pg/pg_wal/000000010000000000000001",
+    ]);
+  });
+  test("wal-fetch", () => {
+    expect(walFetchArgv(wale, "000000010000000000000001", "/pg/pg_wal/RECOVERYXLOG")).toEqual([
+      "/opt/wal-e/bin/wal-e", "--terse", "wal-fetch", "-p=0", "000000010000000000000001", "/pg/pg_wal/RECOVERYXLOG",
+    ]);
+  });
+  test("backup-push", () => {
+    expect(backupPushArgv(wale, "/pg")).toEqual(["/opt/wal-e/bin/wal-e", "--terse", "backup-push", "--pool-size", "4", "/pg"]);
+  });
+});
+
+const result = (exitCode: number, stderr: string): RunResult => ({ exitCode, stderr, stdout: "", ms: 1 });
+const NAME = "000000010000000000000002";
+
+describe("isNotInArchive", () => {
+  test("file backend: exit 2 with FileNotFoundError on the archived object", () => {
+    const stderr = `wal_e.main   CRITICAL MSG: An unprocessed exception has avoided all error handling
+        FileNotFoundError: [Errno 2] No such file or directory: '/store/wal_005/${NAME}.lzo'`;
+    expect(isNotInArchive(result(2, stderr), NAME)).toBe(true);
+  });
+  test("file backend: a FileNotFoundError about something else is a failure", () => {
+    const stderr = "FileNotFoundError: [Errno 2] No such file or directory: '/pg/pg_wal/archive_status'";
+    expect(isNotInArchive(result(2, stderr), NAME)).toBe(false);
+  });
+  test("S3: exit 1 with nothing logged at ERROR (the 404 is logged at INFO, hidden by --terse)", () => {
+    expect(isNotInArchive(result(1, ""), NAME)).toBe(true);
+    expect(isNotInArchive(result(1, "lzop: <stdin>: not a lzop file\n"), NAME)).toBe(true);
+    expect(isNotInArchive(result(1, "MSG: could no longer locate object while performing wal restore"), NAME)).toBe(true);
+  });
+  test("S3: exit 1 with an ERROR line is a failure", () => {
+    expect(isNotInArchive(result(1, "wal_e.main   ERROR    MSG: no storage prefix defined"), NAME)).toBe(false);
+  });
+  test("other exit codes are failures", () => {
+    expect(isNotInArchive(result(127, ""), NAME)).toBe(false);
+    expect(isNotInArchive(result(137, ""), NAME)).toBe(false);
+  });
+});
+
+describe("runWale", () => {
+  test("passes the WAL-E environment and collects the outcome", async () => {
+    const { runtime, spawned } = fakeRuntime({ exitCode: 3, stderr: "boom\n", stdout: "out" });
+    const r = await runWale(runtime, wale, ["wal-e", "x"]);
+    expect(spawned).toEqual([["wal-e", "x"]]);
+    expect(r).toMatchObject({ exitCode: 3, stderr: "boom\n", stdout: "out" });
+  });
+  test("a spawn failure is exit 127 with the reason", async () => {
+    const { runtime } = fakeRuntime();
+    runtime.spawn = () => {
+      throw new Error("Executable not found");
+    };
+    const r = await runWale(runtime, wale, ["nope"]);
+    expect(r.exitCode).toBe(127);
+    expect(r.stderr).toContain("Executable not found");
+  });
+  test("keeps only the tail of a long stderr", async () => {
+    const { runtime } = fakeRuntime({ exitCode: 1, stderr: `${"x".repeat(100_000)}THE END` });
+    const r = await runWale(runtime, wale, ["wal-e"]);
+    expect(r.stderr.length).toBeLessThanOrEqual(16 * 1024);
+    expect(r.stderr.endsWith("THE END")).toBe(true);
+  });
+});
+
+test("lastLines keeps the last non-empty lines", () => {
+  expect(lastLines("a\n\nb\nc\n", 2)).toBe("b\nc");
+});
