@@ -1,0 +1,22 @@
+/**
+ * Bun closes a connection idle for 10 s by default. A base backup sends
+ * nothing until WAL-E exits, so the compiled sidecar must keep a silent
+ * request open for as long as WAL-E runs.
+ */
+import { expect, test } from "bun:test";
+import { chmodSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { startSidecar, useScope } from "../support/harness";
+
+const scope = useScope();
+
+test("a request that waits 12 s on WAL-E still gets its answer", async () => {
+  const dir = scope.tempDir("slow");
+  const slow = join(dir, "slow-wal-e");
+  writeFileSync(slow, "#!/bin/sh\nsleep 12\nexit 0\n");
+  chmodSync(slow, 0o755);
+  const sidecar = await startSidecar(scope, { PGDATA: dir, WALE_BIN: slow });
+  const response = await fetch(`${sidecar.url}/backup-push`);
+  expect(response.status).toBe(200);
+  expect(await response.text()).toBe("backup complete\n");
+}, 30_000);
