@@ -91,14 +91,16 @@ export function freePort(): number {
   return port;
 }
 
+type Truthy<T> = Exclude<T, false | null | undefined | "" | 0>;
+
 /** Polls `probe` until it returns a truthy value, or throws after `ms`. */
-export async function waitFor<T>(what: string, probe: () => Promise<T> | T, ms = 60_000): Promise<NonNullable<T>> {
+export async function waitFor<T>(what: string, probe: () => Promise<T> | T, ms = 60_000): Promise<Truthy<T>> {
   const deadline = Date.now() + ms;
   let last: unknown;
   while (Date.now() < deadline) {
     try {
       const value = await probe();
-      if (value) return value as NonNullable<T>;
+      if (value) return value as Truthy<T>;
     } catch (error) {
       last = error;
     }
