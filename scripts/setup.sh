@@ -3,6 +3,7 @@
 # machine, as root. Idempotent: a second run only checks.
 #
 #   - Debian: WAL-E's helpers (lzop, pv, psql), PostgreSQL 15, wget, tini,
+#     wrk (the benchmark's load generator),
 #     python3-venv. The runtime part is the same list the Dockerfile installs.
 #   - WAL-E 1.1.1 in a venv at $WALE_VENV (default /opt/wal-e).
 #   - Bun from npm, pinned.
@@ -19,7 +20,7 @@ PG14_PREFIX="${PG14_PREFIX:-/opt/pg14}"
 # Runtime packages: keep in step with the Dockerfile's runtime stage.
 RUNTIME_DEBS=(python3 python3-venv lzop pv postgresql-client tini ca-certificates)
 # Test and demo packages.
-TEST_DEBS=(postgresql-15 wget util-linux)
+TEST_DEBS=(postgresql-15 wget util-linux wrk)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

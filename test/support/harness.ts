@@ -93,8 +93,8 @@ export function freePort(): number {
 
 type Truthy<T> = Exclude<T, false | null | undefined | "" | 0>;
 
-/** Polls `probe` until it returns a truthy value, or throws after `ms`. */
-export async function waitFor<T>(what: string, probe: () => Promise<T> | T, ms = 60_000): Promise<Truthy<T>> {
+/** Polls `probe` every `everyMs` until it returns a truthy value, or throws after `ms`. */
+export async function waitFor<T>(what: string, probe: () => Promise<T> | T, ms = 60_000, everyMs = 200): Promise<Truthy<T>> {
   const deadline = Date.now() + ms;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -104,7 +104,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T> | T, ms =
     } catch (error) {
       last = error;
     }
-    await Bun.sleep(200);
+    await Bun.sleep(everyMs);
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last}` : ""}`);
 }
@@ -216,6 +216,8 @@ export const restoreThrough = (sidecarUrl: string) => `restore_command = 'wget -
 export interface Sidecar {
   url: string;
   port: number;
+  /** The sidecar's own process id (setpriv execs it). */
+  pid: number;
   /** Everything the sidecar printed so far. */
   output(): string;
   /** Its JSON log lines with msg "request". */
@@ -266,6 +268,7 @@ export async function startSidecar(scope: Scope, env: Record<string, string>, po
   return {
     url,
     port,
+    pid: proc.pid,
     output: () => output,
     requests: () =>
       output

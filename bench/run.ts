@@ -1,0 +1,103 @@
+/**
+ * The benchmark: `bun run bench` (full, about 5 minutes on 2 cores) or
+ * `bun run bench --smoke` (tiny sizes, for CI; also BENCH_SMOKE=1).
+ *
+ * Writes bench/results.md and bench/results.json (the smoke run:
+ * bench/smoke-results.*, git-ignored). Sections, one module each:
+ *   1. trigger.ts         /wal-push with a no-op engine against spawning it directly
+ *   2. archive.ts         PostgreSQL 15 archiving through the sidecar against WAL-E directly
+ *   3. restore-section.ts runs bench/restore.ts when it exists (its interface is documented there)
+ *   4. binary.ts          exec to first /ping, RSS, size
+ * Needs scripts/setup.sh and `bun run build` first. It asserts nothing about speed.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { run, Scope, TOOLS } from "../test/support/harness";
+import { archiving } from "./archive";
+import { theBinary } from "./binary";
+import type { Section } from "./figures";
+import { restore } from "./restore-section";
+import { triggerOverhead } from "./trigger";
+
+const smoke = Bun.argv.includes("--smoke") || process.env.BENCH_SMOKE === "1";
+
+const SIZES = smoke
+  ? {
+      trigger: { seconds: 1, repeats: 1 },
+      archive: { segments: 3, rows: 1000, repeats: 1 },
+      restore: { segments: 3, smoke },
+      binary: { starts: 2, requests: 200, clients: 8 },
+    }
+  : {
+      trigger: { seconds: 5, repeats: 3 },
+      archive: { segments: 64, rows: 60_000, repeats: 5 },
+      restore: { segments: 64, smoke },
+      binary: { starts: 15, requests: 10_000, clients: 8 },
+    };
+
+const firstLine = async (argv: string[]) => (await run(argv, { check: false })).stdout.split("\n")[0]?.trim() ?? "";
+
+async function machine() {
+  const cpu = (await Bun.file("/proc/cpuinfo").text()).match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown";
+  return {
+    date: new Date().toISOString(),
+    cpu,
+    cores: navigator.hardwareConcurrency,
+    kernel: await firstLine(["uname", "-r"]),
+    bun: Bun.version,
+    postgres: await firstLine([join(TOOLS.pgBin[15], "postgres"), "--version"]),
+    wale: await firstLine([TOOLS.wale, "version"]),
+    wrk: await firstLine(["wrk", "--version"]),
+  };
+}
+
+async function section(name: string, measure: (scope: Scope) => Promise<Section>): Promise<Section> {
+  console.error(`bench: ${name}...`);
+  const started = performance.now();
+  const scope = new Scope();
+  try {
+    return await measure(scope);
+  } finally {
+    await scope.close();
+    console.error(`bench: ${name} done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
+}
+
+const cell = (text: string) => text.replaceAll("|", "\\|");
+
+function markdown(env: Awaited<ReturnType<typeof machine>>, sections: Section[]): string {
+  const out = [
+    `# wale-sidecar benchmark${smoke ? " (smoke run: tiny sizes, figures mean nothing)" : ""}`,
+    "",
+    `${env.date} on ${env.cores} cores (${env.cpu}), Linux ${env.kernel}; Bun ${env.bun}, ${env.postgres}, ` +
+      `WAL-E ${env.wale}, ${env.wrk.split(" [")[0]}. Command: \`bun run bench${smoke ? " --smoke" : ""}\`.`,
+  ];
+  sections.forEach((s, i) => {
+    out.push("", `## ${i + 1}. ${s.title}`, "");
+    if (s.figures.length > 0) {
+      out.push("| Measure | Result | Target | |", "| --- | ---: | --- | --- |");
+      for (const f of s.figures) {
+        const verdict = f.met === undefined ? "" : f.met ? "met" : "**not met**";
+        out.push(`| ${cell(f.name)} | ${f.value}${f.unit ? ` ${f.unit}` : ""} | ${cell(f.target ?? "")} | ${verdict} |`);
+      }
+      out.push("");
+    }
+    for (const note of s.notes) out.push(`- ${note}`);
+  });
+  return `${out.join("\n")}\n`;
+}
+
+const started = performance.now();
+const env = await machine();
+const sections = [
+  await section("trigger overhead", (scope) => triggerOverhead(scope, SIZES.trigger)),
+  await section("archiving", () => archiving(SIZES.archive)),
+  await section("restore", (scope) => restore(scope, SIZES.restore)),
+  await section("the binary", (scope) => theBinary(scope, SIZES.binary)),
+];
+const base = join(import.meta.dir, smoke ? "smoke-results" : "results");
+writeFileSync(`${base}.json`, `${JSON.stringify({ smoke, machine: env, sizes: SIZES, sections }, null, 2)}\n`);
+writeFileSync(`${base}.md`, markdown(env, sections));
+const missed = sections.flatMap((s) => s.figures.filter((f) => f.met === false).map((f) => `${s.title}: ${f.name}`));
+console.error(`bench: wrote ${base}.md and ${base}.json in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+if (missed.length > 0) console.error(`bench: targets not met:\n  ${missed.join("\n  ")}`);
