@@ -26,16 +26,19 @@ const SIZES = smoke
       trigger: { seconds: 1, repeats: 1 },
       archive: { segments: 3, rows: 1000, repeats: 1 },
       restore: { segments: 3, smoke },
-      binary: { starts: 2, requests: 200, clients: 8 },
+      binary: { starts: 2, sidecars: 1, requests: 200, clients: 8 },
     }
   : {
       trigger: { seconds: 5, repeats: 3 },
       archive: { segments: 64, rows: 60_000, repeats: 5 },
       restore: { segments: 64, smoke },
-      binary: { starts: 15, requests: 10_000, clients: 8 },
+      binary: { starts: 15, sidecars: 3, requests: 10_000, clients: 8 },
     };
 
 const firstLine = async (argv: string[]) => (await run(argv, { check: false })).stdout.split("\n")[0]?.trim() ?? "";
+
+/** The 1, 5 and 15 minute load averages: anything else running on the machine skews every figure. */
+const loadAverage = async () => (await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ");
 
 async function machine() {
   const cpu = (await Bun.file("/proc/cpuinfo").text()).match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown";
@@ -48,6 +51,8 @@ async function machine() {
     postgres: await firstLine([join(TOOLS.pgBin[15], "postgres"), "--version"]),
     wale: await firstLine([TOOLS.wale, "version"]),
     wrk: await firstLine(["wrk", "--version"]),
+    loadBefore: await loadAverage(),
+    loadAfter: "",
   };
 }
 
@@ -70,7 +75,8 @@ function markdown(env: Awaited<ReturnType<typeof machine>>, sections: Section[])
     `# wale-sidecar benchmark${smoke ? " (smoke run: tiny sizes, figures mean nothing)" : ""}`,
     "",
     `${env.date} on ${env.cores} cores (${env.cpu}), Linux ${env.kernel}; Bun ${env.bun}, ${env.postgres}, ` +
-      `WAL-E ${env.wale}, ${env.wrk.split(" [")[0]}. Command: \`bun run bench${smoke ? " --smoke" : ""}\`.`,
+      `WAL-E ${env.wale}, ${env.wrk.split(" [")[0]}. Command: \`bun run bench${smoke ? " --smoke" : ""}\`. ` +
+      `Load average (1, 5, 15 min) before: ${env.loadBefore}; after: ${env.loadAfter}.`,
   ];
   sections.forEach((s, i) => {
     out.push("", `## ${i + 1}. ${s.title}`, "");
@@ -95,6 +101,7 @@ const sections = [
   await section("restore", (scope) => restore(scope, SIZES.restore)),
   await section("the binary", (scope) => theBinary(scope, SIZES.binary)),
 ];
+env.loadAfter = await loadAverage();
 const base = join(import.meta.dir, smoke ? "smoke-results" : "results");
 writeFileSync(`${base}.json`, `${JSON.stringify({ smoke, machine: env, sizes: SIZES, sections }, null, 2)}\n`);
 writeFileSync(`${base}.md`, markdown(env, sections));
