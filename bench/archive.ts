@@ -88,13 +88,19 @@ export async function archiving(sizes: ArchiveSizes): Promise<Section> {
   const sidecar = seconds("sidecar");
   const direct = seconds("direct");
   const segments = runs.direct[0]?.segments ?? 0;
+  const ratio = round(direct / sidecar);
+  const spread = (way: Way) => {
+    const s = runs[way].map((r) => r.ms / 1000);
+    return Math.max(...s) - Math.min(...s);
+  };
+  const noise = Math.min(spread("sidecar"), spread("direct"));
   return {
     title: "Archiving",
     figures: [
       { name: "segments archived per run", value: segments, unit: "" },
       { name: "wget -> sidecar -> WAL-E", value: round(sidecar), unit: "s" },
       { name: "WAL-E directly", value: round(direct), unit: "s" },
-      targeted("speed through the sidecar / direct (direct time / sidecar time)", round(direct / sidecar), "", ">=", 0.95),
+      targeted("speed through the sidecar / direct (direct time / sidecar time)", ratio, "", ">=", 0.95),
     ],
     notes: [
       `PostgreSQL 15, archive_mode = on, a fresh cluster and a fresh file:// store per run. Each segment is filled ` +
@@ -105,6 +111,15 @@ export async function archiving(sizes: ArchiveSizes): Promise<Section> {
         `Sidecar: archive_command = 'wget -q -O - http://127.0.0.1:<port>/wal-push/%f', the compiled binary as the postgres user.`,
       `Per run, seconds: sidecar ${runs.sidecar.map((r) => round(r.ms / 1000, 2)).join(", ")}; ` +
         `direct ${runs.direct.map((r) => round(r.ms / 1000, 2)).join(", ")}.`,
+      ...(ratio < 0.95
+        ? [
+            `Missed target: the medians differ by ${round(Math.abs(sidecar - direct), 2)} s, while runs of one and the ` +
+              `same way spread over at least ${round(noise, 2)} s${noise > Math.abs(sidecar - direct) ? ", more than that difference: on this machine the gap is within the noise" : ""}. ` +
+              `Per segment the sidecar way adds one wget start and one HTTP request to WAL-E's own start (a Python ` +
+              `interpreter start), and WAL-E's wal-push also uploads the other .ready segments in ` +
+              `parallel, in both ways alike.`,
+          ]
+        : []),
     ],
   };
 }

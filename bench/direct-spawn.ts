@@ -13,6 +13,7 @@ if (argv.length === 0) throw new Error("usage: direct-spawn.ts <concurrency> <se
 const latencies: number[] = [];
 let failures = 0;
 const started = performance.now();
+const cpu = process.cpuUsage();
 const deadline = started + Number(seconds) * 1000;
 
 async function client() {
@@ -26,6 +27,7 @@ async function client() {
 }
 
 await Promise.all(Array.from({ length: Number(concurrency) }, client));
+const used = process.cpuUsage(cpu);
 const us = (ms: number) => Math.round(ms * 1000);
 console.log(
   JSON.stringify({
@@ -35,5 +37,7 @@ console.log(
     non_2xx: failures,
     p50_us: us(percentile(latencies, 50)),
     p99_us: us(percentile(latencies, 99)),
+    // This process's own CPU (not the children's), per spawn.
+    cpu_us_per_request: Math.round((used.user + used.system) / latencies.length),
   }),
 );

@@ -30,7 +30,7 @@ const SIZES = smoke
     }
   : {
       trigger: { seconds: 5, repeats: 3 },
-      archive: { segments: 64, rows: 60_000, repeats: 5 },
+      archive: { segments: 64, rows: 60_000, repeats: 7 },
       restore: { segments: 64, smoke },
       binary: { starts: 15, sidecars: 3, requests: 10_000, clients: 8 },
     };
