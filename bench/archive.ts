@@ -42,7 +42,8 @@ async function archiveOnce(way: Way, sizes: ArchiveSizes): Promise<ArchiveRun> {
     const port = freePort();
     // PostgreSQL runs archive_command through its shell; `env` hands WAL-E
     // the same two variables the sidecar gives it.
-    const direct = `archive_command = 'env WALE_FILE_PREFIX=${store.prefix} WALE_LOG_DESTINATION=stderr ${TOOLS.wale} --terse wal-push %p'`;
+    const env = `WALE_FILE_PREFIX=${store.prefix} WALE_LOG_DESTINATION=stderr`;
+    const direct = `archive_command = 'env ${env} ${TOOLS.wale} --terse wal-push %p'`;
     const pg = await startPostgres(scope, {
       version: 15,
       conf: ["archive_mode = on", way === "sidecar" ? archiveThrough(`http://127.0.0.1:${port}`) : direct],
@@ -114,7 +115,8 @@ export async function archiving(sizes: ArchiveSizes): Promise<Section> {
       ...(ratio < 0.95
         ? [
             `Missed target: the medians differ by ${round(Math.abs(sidecar - direct), 2)} s, while runs of one and the ` +
-              `same way spread over at least ${round(noise, 2)} s${noise > Math.abs(sidecar - direct) ? ", more than that difference: on this machine the gap is within the noise" : ""}. ` +
+              `same way spread over at least ${round(noise, 2)} s` +
+              `${noise > Math.abs(sidecar - direct) ? ", more than that difference: on this machine the gap is within the noise" : ""}. ` +
               `Per segment the sidecar way adds one wget start and one HTTP request to WAL-E's own start (a Python ` +
               `interpreter start), and WAL-E's wal-push also uploads the other .ready segments in ` +
               `parallel, in both ways alike.`,

@@ -32,7 +32,14 @@ async function execToPing(engine: { pgdata: string; bin: string }): Promise<numb
   const url = `http://127.0.0.1:${port}/ping`;
   const started = performance.now();
   const proc = Bun.spawn([TOOLS.sidecar, "serve"], {
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tmpdir(), WALE_LISTEN_HOST: "127.0.0.1", WALE_LISTEN_PORT: String(port), PGDATA: engine.pgdata, WALE_BIN: engine.bin },
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: tmpdir(),
+      WALE_LISTEN_HOST: "127.0.0.1",
+      WALE_LISTEN_PORT: String(port),
+      PGDATA: engine.pgdata,
+      WALE_BIN: engine.bin,
+    },
     stdin: "ignore",
     stdout: "ignore",
     stderr: "ignore",

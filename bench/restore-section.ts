@@ -23,7 +23,12 @@ export async function restore(scope: Scope, sizes: { segments: number; smoke: bo
   if (!existsSync(SCRIPT)) return { title: TITLE, figures: [], notes: ["not run: restore issue not landed"] };
   const resultFile = join(scope.tempDir("bench-restore"), "result.json");
   const { stdout, stderr } = await run(["bun", SCRIPT], {
-    env: { ...process.env, BENCH_RESULT_FILE: resultFile, BENCH_SEGMENTS: String(sizes.segments), BENCH_SMOKE: sizes.smoke ? "1" : "0" },
+    env: {
+      ...process.env,
+      BENCH_RESULT_FILE: resultFile,
+      BENCH_SEGMENTS: String(sizes.segments),
+      BENCH_SMOKE: sizes.smoke ? "1" : "0",
+    },
   });
   process.stdout.write(stdout);
   process.stderr.write(stderr);

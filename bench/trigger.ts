@@ -29,6 +29,7 @@ interface LoadRun {
 }
 
 const CLIENTS = [1, 8];
+const REPORT = join(import.meta.dir, "wrk-report.lua");
 
 async function loadRun(argv: string[]): Promise<LoadRun> {
   const { stdout } = await run(argv, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tmpdir() } });
@@ -71,8 +72,9 @@ function whyMissed(figures: Figure[]): string[] {
     `Missed targets, and what the figures say: per request at 8 clients, the sidecar process uses ` +
       `${value(`CPU of the sidecar process per /wal-push${at8}`)} µs of CPU, the bare spawn loop ` +
       `${value(`CPU of the direct loop per spawn${at8}`)} µs, and a /ping (HTTP, routing, a log line, no spawn) ` +
-      `${value(`CPU of the sidecar process per /ping${at8}`)} µs; the no-op child's own start (the dynamic loader, ` +
-      `most of a spawn in perf) comes on top of both. The sidecar serves ${value(`HTTP alone: /ping per second${at8}`)} ` +
+      `${value(`CPU of the sidecar process per /ping${at8}`)} µs; the no-op child's own start comes on top of ` +
+      `both (in a perf profile taken while writing this bench, the dynamic loader's start-up led a spawn's cost). ` +
+      `The sidecar serves ${value(`HTTP alone: /ping per second${at8}`)} ` +
       `/ping a second: HTTP is not the limit, spawning is, and on 2 cores shared with wrk and the children every other ` +
       `process running (see the load average above) moves the tail and the throughput more than the sidecar's own work.`,
   ];
@@ -88,12 +90,14 @@ export async function triggerOverhead(scope: Scope, sizes: TriggerSizes): Promis
     const viaSidecar: LoadRun[] = [];
     const direct: LoadRun[] = [];
     const ping: LoadRun[] = [];
-    const wrk = (target: string) => ["wrk", "-t1", `-c${clients}`, `-d${sizes.seconds}s`, "--timeout", "10s", "-s", join(import.meta.dir, "wrk-report.lua"), target];
+    // One wrk thread: it keeps up with far more than this, and leaves the cores to what is measured.
+    const wrk = (target: string) =>
+      ["wrk", "-t1", `-c${clients}`, `-d${sizes.seconds}s`, "--timeout", "10s", "-s", REPORT, target];
+    const spawnLoop = ["bun", join(import.meta.dir, "direct-spawn.ts"), String(clients), String(sizes.seconds), engine.bin];
     // Alternated, so that drift on the machine touches both alike.
     for (let i = 0; i < sizes.repeats; i++) {
-      // One wrk thread: it keeps up with far more than this, and leaves the cores to what is measured.
       viaSidecar.push(await wrkRun(sidecar.pid, wrk(url)));
-      direct.push(await loadRun(asDbUser(["bun", join(import.meta.dir, "direct-spawn.ts"), String(clients), String(sizes.seconds), engine.bin])));
+      direct.push(await loadRun(asDbUser(spawnLoop)));
       ping.push(await wrkRun(sidecar.pid, wrk(`${sidecar.url}/ping`)));
     }
     const http = summarize(ping);
