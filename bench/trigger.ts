@@ -26,20 +26,22 @@ interface LoadRun {
   p99_us: number;
   /** CPU time of the serving process itself (the sidecar, or the direct loop), not its children. */
   cpu_us_per_request: number;
+  /** CPU time of wrk itself per request (wrk runs only). */
+  driver_us_per_request?: number;
 }
 
 const CLIENTS = [1, 8];
 const REPORT = join(import.meta.dir, "wrk-report.lua");
 
 async function loadRun(argv: string[]): Promise<LoadRun> {
-  const { stdout } = await run(argv, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tmpdir() } });
+  const { stdout, cpuMicros: driver } = await run(argv, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tmpdir() } });
   const line = stdout.split("\n").find((l) => l.startsWith("{"));
   if (!line) throw new Error(`no JSON summary from ${argv.join(" ")}:\n${stdout}`);
   const result = JSON.parse(line) as LoadRun;
   if (result.socket_errors || result.non_2xx || !result.requests) {
     throw new Error(`${argv[0]} saw failures: ${line}`);
   }
-  return result;
+  return { ...result, driver_us_per_request: Math.round(driver / result.requests) };
 }
 
 /** CPU time a process has used so far, in microseconds: utime + stime from /proc (children excluded). */
@@ -61,6 +63,7 @@ const summarize = (runs: LoadRun[]) => ({
   p99: median(runs.map((r) => r.p99_us / 1000)),
   rps: median(runs.map((r) => r.requests / (r.duration_us / 1e6))),
   cpu: median(runs.map((r) => r.cpu_us_per_request)),
+  driver: median(runs.map((r) => r.driver_us_per_request ?? 0)),
 });
 
 /** When a target is missed: what the sidecar's own CPU shows about where the time goes. */
@@ -71,7 +74,8 @@ function whyMissed(figures: Figure[]): string[] {
   return [
     `Missed targets, and what the figures say: per request at 8 clients, the sidecar process uses ` +
       `${value(`CPU of the sidecar process per /wal-push${at8}`)} µs of CPU, the bare spawn loop ` +
-      `${value(`CPU of the direct loop per spawn${at8}`)} µs, and a /ping (HTTP, routing, a log line, no spawn) ` +
+      `${value(`CPU of the direct loop per spawn${at8}`)} µs (wrk, the client the loop does not have, ` +
+      `${value(`CPU of wrk per /wal-push${at8}`)} µs more), and a /ping (HTTP, routing, a log line, no spawn) ` +
       `${value(`CPU of the sidecar process per /ping${at8}`)} µs; the no-op child's own start comes on top of ` +
       `both (in a perf profile taken while writing this bench, the dynamic loader's start-up led a spawn's cost). ` +
       `The sidecar serves ${value(`HTTP alone: /ping per second${at8}`)} ` +
@@ -117,6 +121,7 @@ export async function triggerOverhead(scope: Scope, sizes: TriggerSizes): Promis
       { name: `direct spawns per second, ${at}`, value: Math.round(d.rps), unit: "spawn/s" },
       { name: `throughput ratio sidecar / direct, ${at}`, value: round(s.rps / d.rps), unit: "" },
       { name: `CPU of the sidecar process per /wal-push, ${at}`, value: s.cpu, unit: "µs" },
+      { name: `CPU of wrk per /wal-push, ${at}`, value: s.driver, unit: "µs" },
       { name: `CPU of the direct loop per spawn, ${at}`, value: d.cpu, unit: "µs" },
       { name: `HTTP alone: /ping per second, ${at}`, value: Math.round(http.rps), unit: "req/s" },
       { name: `CPU of the sidecar process per /ping, ${at}`, value: http.cpu, unit: "µs" },
@@ -134,7 +139,7 @@ export async function triggerOverhead(scope: Scope, sizes: TriggerSizes): Promis
         "Both share the machine's 2 cores with their driver (wrk, or the loop itself), so the difference is what " +
         "the sidecar adds on top of a spawn: an HTTP round trip, routing, the name and path checks, and a log line.",
       "CPU figures: utime + stime of the serving process from /proc (the sidecar) or process.cpuUsage() (the loop), " +
-        "children excluded, divided by the requests of the run.",
+        "children excluded, and wrk's own from its rusage, divided by the requests of the run.",
       ...whyMissed(figures),
     ],
   };

@@ -71,6 +71,8 @@ export interface RunOutput {
   exitCode: number;
   stdout: string;
   stderr: string;
+  /** CPU time it used, user + system, in microseconds (with the children it waited for). */
+  cpuMicros: number;
 }
 
 /** Runs argv to completion; throws with its output when it fails, unless `check` is false. */
@@ -80,7 +82,7 @@ export async function run(argv: string[], options: { env?: Record<string, string
   if (options.check !== false && exitCode !== 0) {
     throw new Error(`${argv.join(" ")} exited ${exitCode}\n${stderr}${stdout}`);
   }
-  return { exitCode, stdout, stderr };
+  return { exitCode, stdout, stderr, cpuMicros: Number(proc.resourceUsage()?.cpuTime.total ?? 0) };
 }
 
 /** A TCP port that was free a moment ago, on 127.0.0.1. */
