@@ -5,11 +5,14 @@
  */
 import { type Static, Type as T } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import { Cron } from "croner";
 import { ConfigError } from "./errors";
 
 const AbsolutePath = (def?: string) =>
   T.String({ pattern: "^/", description: "an absolute path", ...(def ? { default: def } : {}) });
 const Flags = (def: string, description: string) => T.String({ default: def, description });
+const Seconds = (def: number) =>
+  T.Integer({ default: def, minimum: 0, maximum: 604_800, description: "a whole number of seconds (0 for no limit)" });
 
 /** The variables the sidecar itself reads. Every other one goes to WAL-E untouched. */
 export const EnvSchema = T.Object({
@@ -26,6 +29,13 @@ export const EnvSchema = T.Object({
   WALE_PUSH_FLAGS: Flags("", "flags for wal-push"),
   WALE_FETCH_FLAGS: Flags("-p=0", "flags for wal-fetch"),
   WALE_BACKUP_PUSH_FLAGS: Flags("", "flags for backup-push"),
+  WALE_PUSH_TIMEOUT: Seconds(600),
+  WALE_FETCH_TIMEOUT: Seconds(600),
+  WALE_BACKUP_TIMEOUT: Seconds(0),
+  WALE_SHUTDOWN_GRACE: T.Integer({ default: 25, minimum: 0, maximum: 3600, description: "a whole number of seconds" }),
+  WALE_BACKUP_SCHEDULE: T.Optional(T.String({ description: "a cron expression (5 or 6 fields)" })),
+  WALE_BACKUP_RETAIN: T.Optional(T.Integer({ minimum: 1, description: "a number of backups, 1 or more" })),
+  WALE_LOG_FORMAT: T.Union([T.Literal("json"), T.Literal("text")], { default: "json", description: "json or text" }),
 });
 type Env = Static<typeof EnvSchema>;
 
@@ -42,6 +52,12 @@ export interface Config {
     /** The environment every WAL-E child gets. */
     env: Record<string, string>;
   };
+  /** Time limits in ms; 0 means none. On expiry WAL-E is killed and the answer is 504. */
+  timeouts: { push: number; fetch: number; backup: number };
+  /** How long in-flight work may finish after SIGTERM, in ms. */
+  shutdownGraceMs: number;
+  backups: { schedule?: string; retain?: number };
+  logFormat: "json" | "text";
   /** Values that must never reach a log line or a response body. */
   secrets: string[];
 }
@@ -65,6 +81,10 @@ export function parseConfig(environment: Record<string, string | undefined>): Co
       backupPushFlags: splitFlags(env.WALE_BACKUP_PUSH_FLAGS),
       env: waleEnv(environment),
     },
+    timeouts: { push: env.WALE_PUSH_TIMEOUT * 1000, fetch: env.WALE_FETCH_TIMEOUT * 1000, backup: env.WALE_BACKUP_TIMEOUT * 1000 },
+    shutdownGraceMs: env.WALE_SHUTDOWN_GRACE * 1000,
+    backups: { schedule: env.WALE_BACKUP_SCHEDULE, retain: env.WALE_BACKUP_RETAIN },
+    logFormat: env.WALE_LOG_FORMAT,
     secrets: secretValues(environment),
   };
 }
@@ -88,7 +108,21 @@ function readEnv(environment: Record<string, string | undefined>): Env {
     const schema = EnvSchema.properties[variable as keyof Env] as { description?: string } | undefined;
     throw new ConfigError(variable, `must be ${schema?.description ?? "valid"} (got ${JSON.stringify(raw[variable])})`);
   }
-  return candidate as Env;
+  const env = candidate as Env;
+  if (env.WALE_BACKUP_SCHEDULE !== undefined) {
+    const problem = cronProblem(env.WALE_BACKUP_SCHEDULE);
+    if (problem) throw new ConfigError("WALE_BACKUP_SCHEDULE", `must be a cron expression: ${problem} (got ${JSON.stringify(env.WALE_BACKUP_SCHEDULE)})`);
+  }
+  return env;
+}
+
+function cronProblem(pattern: string): string | null {
+  try {
+    new Cron(pattern, { paused: true }).stop();
+    return null;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
 }
 
 /**

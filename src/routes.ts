@@ -1,15 +1,20 @@
 /**
  * The HTTP surface. Routes are thin: they pull the raw input out of the
- * request, call an operation, log one line and answer in plain text.
+ * request, call an operation, log one line and answer.
  */
 import { swagger } from "@elysiajs/swagger";
 import { Elysia, t } from "elysia";
+import { describeJob } from "./backups";
+import type { Readiness } from "./health";
 import type { Logger, Redact } from "./log";
-import { backupPush, type Deps, type Outcome, walFetch, walPush } from "./operations";
+import { backupList, backupPush, type Deps, type Outcome, walFetch, walPush } from "./operations";
+import type { Schedule } from "./schedule";
 import { VERSION } from "./version";
 
 const text = (status: number, body: string, headers: Record<string, string> = {}) =>
   new Response(body, { status, headers: { "content-type": "text/plain; charset=utf-8", ...headers } });
+const json = (status: number, value: unknown, headers: Record<string, string> = {}) =>
+  new Response(`${JSON.stringify(value, null, 2)}\n`, { status, headers: { "content-type": "application/json", ...headers } });
 
 const FileParam = t.Object({
   file: t.String({
@@ -26,9 +31,24 @@ const Responses = (codes: Record<number, string>) =>
 /** The part of the path after `prefix`, still percent-encoded: decoding is the name rules' job. */
 const rawTail = (request: Request, prefix: string) => new URL(request.url).pathname.slice(prefix.length);
 
-export function createApp(deps: Deps, log: Logger, redact: Redact) {
+/** Routes that answer even while the sidecar shuts down. */
+const ALWAYS = new Set(["/ping", "/healthz"]);
+
+export interface AppContext {
+  deps: Deps;
+  readiness: Readiness;
+  schedule: Schedule | null;
+  lifecycle: { draining: boolean };
+  log: Logger;
+  redact: Redact;
+}
+
+export function createApp({ deps, readiness, schedule, lifecycle, log, redact }: AppContext) {
+  const { metrics, backups } = deps;
+
   const answer = (request: Request, started: number, outcome: Outcome) => {
     const route = `/${outcome.operation}`;
+    metrics.request(route, outcome.status);
     const fields = {
       route,
       file: outcome.file,
@@ -36,28 +56,26 @@ export function createApp(deps: Deps, log: Logger, redact: Redact) {
       ms: Math.round(performance.now() - started),
       exit: outcome.wale?.exitCode,
       wale_ms: outcome.wale ? Math.round(outcome.wale.ms) : undefined,
+      joined: outcome.joined || undefined,
       stderr: outcome.wale?.stderr.trim() || undefined,
-      // The body says why a bad request was refused; the path is already in it when it matters.
-      reason: outcome.status < 500 && outcome.status >= 400 ? outcome.body.trim() : undefined,
+      reason: outcome.status >= 400 && outcome.status < 500 ? outcome.body.trim() : undefined,
       method: request.method,
     };
     (outcome.status >= 500 ? log.error : outcome.status >= 400 ? log.warn : log.info)("request", fields);
-    return text(outcome.status, redact(outcome.body));
+    const type = outcome.body.startsWith("[") || outcome.body.startsWith("{") ? "application/json" : "text/plain; charset=utf-8";
+    return new Response(redact(outcome.body), { status: outcome.status, headers: { "content-type": type } });
+  };
+  const timed = (operation: (request: Request) => Promise<Outcome>) => ({ request }: { request: Request }) => {
+    const started = performance.now();
+    return operation(request).then((outcome) => answer(request, started, outcome));
   };
 
-  const walPushRoute = ({ request }: { request: Request }) => {
-    const started = performance.now();
-    return walPush(deps, rawTail(request, "/wal-push/")).then((o) => answer(request, started, o));
-  };
-
-  const walFetchRoute = ({ request }: { request: Request }) => {
-    const started = performance.now();
+  const walPushRoute = timed((request) => walPush(deps, rawTail(request, "/wal-push/")));
+  const walFetchRoute = timed((request) => {
     const dests = new URL(request.url).searchParams.getAll("dest");
-    if (dests.length > 1) {
-      return answer(request, started, { operation: "wal-fetch", status: 400, body: "dest may be given once\n" });
-    }
-    return walFetch(deps, rawTail(request, "/wal-fetch/"), dests[0]).then((o) => answer(request, started, o));
-  };
+    if (dests.length > 1) return Promise.resolve({ operation: "wal-fetch", status: 400, body: "dest may be given once\n" });
+    return walFetch(deps, rawTail(request, "/wal-fetch/"), dests[0]);
+  });
 
   const methodNotAllowed = () => text(405, "method not allowed: use GET\n", { allow: "GET" });
   const hidden = { detail: { hide: true } };
@@ -73,19 +91,57 @@ export function createApp(deps: Deps, log: Logger, redact: Redact) {
               version: VERSION,
               description:
                 "Runs WAL-E's wal-push, wal-fetch and backup-push on GET, so that PostgreSQL's archive_command " +
-                "and restore_command are one wget line. Bodies are text/plain. Success is answered only once WAL-E has exited 0.",
+                "and restore_command are one wget line. Bodies are text/plain unless stated. Success is answered only once WAL-E has exited 0.",
             },
           },
         }),
       )
+      .onRequest(({ request }) => {
+        if (!lifecycle.draining || ALWAYS.has(new URL(request.url).pathname)) return;
+        metrics.request("draining", 503);
+        return text(503, "shutting down; retry against the new instance\n", { "retry-after": "5" });
+      })
       .onError(({ code, error, request }) => {
-        if (code === "NOT_FOUND") return text(404, `no such route: ${new URL(request.url).pathname}\n`);
+        if (code === "NOT_FOUND") {
+          metrics.request("unknown", 404);
+          return text(404, `no such route: ${new URL(request.url).pathname}\n`);
+        }
         log.error("unhandled", { error: String(error), path: new URL(request.url).pathname });
         return text(500, "internal error\n");
       })
       .get("/ping", () => text(200, "pong\n"), {
-        detail: { summary: "Liveness: answers pong", responses: Responses({ 200: "pong" }) },
+        detail: { summary: "Answers pong", responses: Responses({ 200: "pong" }) },
       })
+      .get("/healthz", () => text(200, "ok\n"), {
+        detail: { summary: "Liveness: the process is alive", responses: Responses({ 200: "ok" }) },
+      })
+      .get(
+        "/readyz",
+        async () => {
+          const next = schedule?.next();
+          const nextLine = next ? `next backup: ${next.toISOString()}\n` : "";
+          if (lifecycle.draining) return text(503, "not ready: shutting down\n");
+          const checks = await readiness.checks();
+          const failed = checks.filter((c) => !c.ok).map((c) => c.name);
+          const lines = checks.map((c) => `${c.ok ? "ok  " : "FAIL"} ${c.name.padEnd(8)} ${c.detail}`).join("\n");
+          const head = failed.length ? `not ready: ${failed.join(", ")}` : "ready";
+          return text(failed.length ? 503 : 200, redact(`${head}\n${lines}\n${nextLine}`));
+        },
+        {
+          detail: {
+            summary: "Readiness: WAL-E runs, PGWAL is readable, a store is configured",
+            responses: Responses({ 200: "ready", 503: "not ready; the first line names the failing checks" }),
+          },
+        },
+      )
+      .get(
+        "/metrics",
+        async () => {
+          metrics.nextScheduledBackup(schedule?.next() ?? null);
+          return new Response(await metrics.text(), { headers: { "content-type": metrics.contentType } });
+        },
+        { detail: { summary: "Prometheus metrics", responses: Responses({ 200: "Prometheus text format" }) } },
+      )
       .get("/wal-push/:file", walPushRoute, {
         params: FileParam,
         detail: {
@@ -97,6 +153,7 @@ export function createApp(deps: Deps, log: Logger, redact: Redact) {
             400: "not a WAL file name",
             404: "the file is not in PGWAL",
             500: "WAL-E failed; the body holds the end of its stderr",
+            504: "WAL-E ran past WALE_PUSH_TIMEOUT and was killed",
           }),
         },
       })
@@ -119,27 +176,66 @@ export function createApp(deps: Deps, log: Logger, redact: Redact) {
             400: "not a WAL file name, or dest leads outside PGDATA/PGWAL",
             404: "the archive does not hold the file (normal at the end of a recovery)",
             500: "WAL-E failed; the body holds the end of its stderr",
+            504: "WAL-E ran past WALE_FETCH_TIMEOUT and was killed",
           }),
         },
       })
       .get("/wal-fetch/*", walFetchRoute, hidden)
       .get(
         "/backup-push",
-        ({ request }) => {
+        ({ request, query }) => {
           const started = performance.now();
-          return backupPush(deps).then((o) => answer(request, started, o));
+          if (query.wait !== "false") return backupPush(deps).then((o) => answer(request, started, o));
+          const { job, joined } = backups.trigger("http");
+          const location = `/backups/jobs/${job.id}`;
+          metrics.request("/backup-push", 202);
+          log.info("request", { route: "/backup-push", status: 202, job: job.id, joined: joined || undefined, ms: Math.round(performance.now() - started) });
+          return json(202, { id: job.id, state: job.state, joined, location }, { location });
         },
         {
+          query: t.Object({
+            wait: t.Optional(t.String({ description: "false: answer 202 with the job at once instead of waiting", examples: ["false"] })),
+          }),
           detail: {
             summary: "Take a base backup of PGDATA with wal-e backup-push",
-            description: "Synchronous: answers when the backup is complete. PostgreSQL 15 and later need another tool (WAL-E needs exclusive backup mode).",
-            responses: Responses({ 200: "WAL-E exited 0: the backup is stored", 500: "WAL-E failed" }),
+            description:
+              "Synchronous unless wait=false. A call while a backup runs joins it. PostgreSQL 15 and later are refused: WAL-E 1.1 needs exclusive backup mode.",
+            responses: Responses({
+              200: "the backup is stored",
+              202: "wait=false: the job (JSON), with its Location",
+              500: "WAL-E failed",
+              501: "the server is PostgreSQL 15 or later",
+              504: "WAL-E ran past WALE_BACKUP_TIMEOUT and was killed",
+            }),
           },
         },
       )
+      .get(
+        "/backups/jobs/:id",
+        ({ params }) => {
+          const job = backups.get(params.id);
+          if (!job) return text(404, `no such backup job: ${params.id.slice(0, 64)}\n`);
+          return new Response(redact(`${JSON.stringify(describeJob(job), null, 2)}\n`), { headers: { "content-type": "application/json" } });
+        },
+        {
+          params: t.Object({ id: t.String({ description: "The job id from /backup-push?wait=false" }) }),
+          detail: { summary: "A backup job (JSON)", responses: Responses({ 200: "the job", 404: "unknown id" }) },
+        },
+      )
+      .get("/backup-list", timed(() => backupList(deps)), {
+        detail: {
+          summary: "wal-e backup-list --detail, as JSON",
+          responses: Responses({ 200: "an array of backups", 500: "WAL-E failed" }),
+        },
+      })
       .all("/ping", methodNotAllowed, hidden)
+      .all("/healthz", methodNotAllowed, hidden)
+      .all("/readyz", methodNotAllowed, hidden)
+      .all("/metrics", methodNotAllowed, hidden)
       .all("/wal-push/*", methodNotAllowed, hidden)
       .all("/wal-fetch/*", methodNotAllowed, hidden)
       .all("/backup-push", methodNotAllowed, hidden)
+      .all("/backups/jobs/*", methodNotAllowed, hidden)
+      .all("/backup-list", methodNotAllowed, hidden)
   );
 }

@@ -3,7 +3,9 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config";
+import { createLogger } from "../src/log";
 import { backupPush, walFetch, walPush } from "../src/operations";
+import { createSidecar } from "../src/sidecar";
 import { fakeRuntime, type Scripted } from "./support/fake-runtime";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "ops-")));
@@ -12,11 +14,13 @@ const pgdata = join(base, "data");
 mkdirSync(join(pgdata, "pg_wal"), { recursive: true });
 const SEG = "000000010000000000000001";
 writeFileSync(join(pgdata, "pg_wal", SEG), "wal");
+writeFileSync(join(pgdata, "PG_VERSION"), "14\n");
 const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e" });
 
 const deps = (result?: Scripted) => {
   const fake = fakeRuntime(result);
-  return { deps: { config, runtime: fake.runtime }, spawned: fake.spawned };
+  const sidecar = createSidecar(config, fake.runtime, createLogger(() => {}, (s) => s), (s) => s);
+  return { deps: sidecar.deps, spawned: fake.spawned };
 };
 
 describe("walPush", () => {
@@ -87,5 +91,69 @@ describe("backupPush", () => {
   test("a failure is 500", async () => {
     const { deps: d } = deps({ exitCode: 1, stderr: "ERROR psql failed" });
     expect(await backupPush(d)).toMatchObject({ status: 500 });
+  });
+  test("PostgreSQL 15 is refused up front, naming the reason and the version", async () => {
+    const data15 = join(base, "data15");
+    mkdirSync(data15);
+    writeFileSync(join(data15, "PG_VERSION"), "15\n");
+    const fake = fakeRuntime();
+    const sidecar = createSidecar(parseConfig({ PGDATA: data15 }), fake.runtime, createLogger(() => {}, (s) => s), (s) => s);
+    const outcome = await backupPush(sidecar.deps);
+    expect(outcome.status).toBe(501);
+    expect(outcome.body).toContain("PostgreSQL 15");
+    expect(outcome.body).toContain("exclusive backup mode");
+    expect(fake.spawned).toEqual([]);
+  });
+  test("a trigger while a backup runs joins it", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const fake = fakeRuntime();
+    const spawn = fake.runtime.spawn;
+    fake.runtime.spawn = (argv, options) => {
+      const child = spawn(argv, options);
+      return { ...child, exited: gate.then(() => child.exited) };
+    };
+    const sidecar = createSidecar(config, fake.runtime, createLogger(() => {}, (s) => s), (s) => s);
+    const first = backupPush(sidecar.deps);
+    const second = backupPush(sidecar.deps);
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(b.joined).toBe(true);
+    expect(b.body).toContain("joined");
+    expect(fake.spawned).toHaveLength(1);
+  });
+  test("retention runs after a successful backup, and never after a failed one", async () => {
+    const retaining = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_BACKUP_RETAIN: "2" });
+    const ok = fakeRuntime();
+    await backupPush(createSidecar(retaining, ok.runtime, createLogger(() => {}, (s) => s), (s) => s).deps);
+    expect(ok.spawned[1]).toEqual(["wal-e", "--terse", "delete", "--confirm", "retain", "2"]);
+    const bad = fakeRuntime({ exitCode: 1 });
+    await backupPush(createSidecar(retaining, bad.runtime, createLogger(() => {}, (s) => s), (s) => s).deps);
+    expect(bad.spawned).toHaveLength(1);
+  });
+});
+
+describe("walPush single flight", () => {
+  test("concurrent pushes of one file share one WAL-E run", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const fake = fakeRuntime();
+    const spawn = fake.runtime.spawn;
+    fake.runtime.spawn = (argv, options) => {
+      const child = spawn(argv, options);
+      return { ...child, exited: gate.then(() => child.exited) };
+    };
+    const sidecar = createSidecar(config, fake.runtime, createLogger(() => {}, (s) => s), (s) => s);
+    const pushes = [walPush(sidecar.deps, SEG), walPush(sidecar.deps, SEG), walPush(sidecar.deps, `pg_wal/${SEG}`)];
+    await Bun.sleep(10);
+    release();
+    const outcomes = await Promise.all(pushes);
+    expect(outcomes.map((o) => o.status)).toEqual([200, 200, 200]);
+    expect(outcomes.map((o) => o.joined)).toEqual([false, true, true]);
+    expect(fake.spawned).toHaveLength(1);
+    // Once it is done, the next push runs WAL-E again.
+    await walPush(sidecar.deps, SEG);
+    expect(fake.spawned).toHaveLength(2);
   });
 });

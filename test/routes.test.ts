@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config";
 import { createLogger, redactor } from "../src/log";
-import { createApp } from "../src/routes";
+import { createSidecar } from "../src/sidecar";
 import { fakeRuntime, type Scripted } from "./support/fake-runtime";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "routes-")));
@@ -12,6 +12,7 @@ afterAll(() => rmSync(base, { recursive: true, force: true }));
 mkdirSync(join(base, "pg_wal"));
 const SEG = "000000010000000000000001";
 writeFileSync(join(base, "pg_wal", SEG), "wal");
+writeFileSync(join(base, "PG_VERSION"), "14\n");
 const SECRET = "s3cr3t-v4lue";
 
 function app(result?: Scripted) {
@@ -19,7 +20,7 @@ function app(result?: Scripted) {
   const { runtime, spawned } = fakeRuntime(result);
   const lines: string[] = [];
   const redact = redactor(config.secrets);
-  const server = createApp({ config, runtime }, createLogger((l) => lines.push(l), redact), redact);
+  const { app: server } = createSidecar(config, runtime, createLogger((l) => lines.push(l), redact), redact);
   const get = async (path: string, method = "GET") => {
     const response = await server.handle(new Request(`http://sidecar${path}`, { method }));
     return { status: response.status, body: await response.text(), headers: response.headers };
@@ -77,12 +78,12 @@ describe("status codes", () => {
   });
   test("backup-push", async () => {
     const a = app();
-    expect(await a.get("/backup-push")).toMatchObject({ status: 200, body: "backup complete\n" });
+    expect(await a.get("/backup-push")).toMatchObject({ status: 200, body: expect.stringMatching(/^backup complete \(job [0-9a-f-]{36}\)\n$/) });
     expect(a.spawned[0]).toEqual(["wal-e", "--terse", "backup-push", base]);
   });
   test.each(["POST", "PUT", "DELETE"])("%s on a route: 405 with Allow: GET", async (method) => {
     const a = app();
-    for (const path of ["/ping", `/wal-push/${SEG}`, `/wal-fetch/${SEG}`, "/backup-push"]) {
+    for (const path of ["/ping", "/healthz", "/readyz", "/metrics", `/wal-push/${SEG}`, `/wal-fetch/${SEG}`, "/backup-push", "/backup-list", "/backups/jobs/x"]) {
       const r = await a.get(path, method);
       expect(r.status).toBe(405);
       expect(r.headers.get("allow")).toBe("GET");
@@ -98,8 +99,73 @@ test("/swagger documents every route with its schema", async () => {
   const a = app();
   expect((await a.get("/swagger")).status).toBe(200);
   const spec = JSON.parse((await a.get("/swagger/json")).body);
-  expect(Object.keys(spec.paths).sort()).toEqual(["/backup-push", "/ping", "/wal-fetch/{file}", "/wal-push/{file}"]);
+  expect(Object.keys(spec.paths).sort()).toEqual([
+    "/backup-list",
+    "/backup-push",
+    "/backups/jobs/{id}",
+    "/healthz",
+    "/metrics",
+    "/ping",
+    "/readyz",
+    "/wal-fetch/{file}",
+    "/wal-push/{file}",
+  ]);
   const fetchParams = spec.paths["/wal-fetch/{file}"].get.parameters.map((p: { name: string }) => p.name).sort();
   expect(fetchParams).toEqual(["dest", "file"]);
-  expect(Object.keys(spec.paths["/wal-fetch/{file}"].get.responses)).toEqual(["200", "400", "404", "500"]);
+  expect(Object.keys(spec.paths["/wal-fetch/{file}"].get.responses)).toEqual(["200", "400", "404", "500", "504"]);
+});
+
+describe("backup jobs", () => {
+  test("wait=false answers 202 with the job and its Location; the job route shows it", async () => {
+    const a = app({ exitCode: 0, stderr: "NOTICE: done\n" });
+    const started = await a.get("/backup-push?wait=false");
+    expect(started.status).toBe(202);
+    const body = JSON.parse(started.body);
+    expect(started.headers.get("location")).toBe(`/backups/jobs/${body.id}`);
+    expect(body).toMatchObject({ state: "running", joined: false });
+    let job: Record<string, unknown> = {};
+    for (let i = 0; i < 50 && job.state !== "succeeded"; i++) {
+      await Bun.sleep(10);
+      job = JSON.parse((await a.get(`/backups/jobs/${body.id}`)).body);
+    }
+    expect(job).toMatchObject({ id: body.id, state: "succeeded", exit_code: 0, stderr: "NOTICE: done", trigger: "http" });
+    expect(typeof job.started_at).toBe("string");
+    expect(typeof job.ended_at).toBe("string");
+    expect((await a.get("/backups/jobs/nope")).status).toBe(404);
+  });
+
+  test("/backup-list parses WAL-E's table", async () => {
+    const stdout =
+      "name\tlast_modified\texpanded_size_bytes\twal_segment_backup_start\twal_segment_offset_backup_start\twal_segment_backup_stop\twal_segment_offset_backup_stop\n" +
+      "base_000000010000000000000004_00000040\t2026-11-25T15:34:36.476761\t23456789\t000000010000000000000004\t00000040\t000000010000000000000004\t00000138\n";
+    const a = app({ exitCode: 0, stdout });
+    const r = await a.get("/backup-list");
+    expect(r.status).toBe(200);
+    expect(r.headers.get("content-type")).toBe("application/json");
+    expect(JSON.parse(r.body)).toEqual([
+      {
+        name: "base_000000010000000000000004_00000040",
+        last_modified: "2026-11-25T15:34:36.476761",
+        expanded_size_bytes: 23456789,
+        wal_segment_backup_start: "000000010000000000000004",
+        wal_segment_offset_backup_start: "00000040",
+        wal_segment_backup_stop: "000000010000000000000004",
+        wal_segment_offset_backup_stop: "00000138",
+      },
+    ]);
+    expect(a.spawned[0]).toEqual(["wal-e", "--terse", "backup-list", "--detail"]);
+  });
+});
+
+describe("health", () => {
+  test("/healthz is always ok", async () => {
+    expect(await app().get("/healthz")).toMatchObject({ status: 200, body: "ok\n" });
+  });
+  test("/readyz names the failing check", async () => {
+    const r = await app({ exitCode: 0, stdout: "1.1.1\n" }).get("/readyz");
+    // No storage prefix is configured in this app.
+    expect(r.status).toBe(503);
+    expect(r.body.split("\n")[0]).toBe("not ready: storage");
+    expect(r.body).toContain("ok   wal-e    1.1.1");
+  });
 });

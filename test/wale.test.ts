@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../src/config";
-import { backupPushArgv, isNotInArchive, lastLines, type RunResult, runWale, walFetchArgv, walPushArgv } from "../src/wale";
+import { backupPushArgv, isNotInArchive, lastLines, type RunResult, WaleRunner, walFetchArgv, walPushArgv } from "../src/wale";
 import { fakeRuntime } from "./support/fake-runtime";
 
 const wale = parseConfig({ WALE_BIN: "/opt/wal-e/bin/wal-e", WALE_PUSH_FLAGS: "--pool-size 2", WALE_BACKUP_PUSH_FLAGS: "--pool-size 4" }).wale;
@@ -21,7 +21,7 @@ describe("argv builders", () => {
   });
 });
 
-const result = (exitCode: number, stderr: string): RunResult => ({ exitCode, stderr, stdout: "", ms: 1 });
+const result = (exitCode: number, stderr: string): RunResult => ({ exitCode, stderr, stdout: "", ms: 1, timedOut: false });
 const NAME = "000000010000000000000002";
 
 describe("isNotInArchive", () => {
@@ -48,10 +48,10 @@ describe("isNotInArchive", () => {
   });
 });
 
-describe("runWale", () => {
+describe("WaleRunner", () => {
   test("passes the WAL-E environment and collects the outcome", async () => {
     const { runtime, spawned } = fakeRuntime({ exitCode: 3, stderr: "boom\n", stdout: "out" });
-    const r = await runWale(runtime, wale, ["wal-e", "x"]);
+    const r = await new WaleRunner(runtime, wale).run(["wal-e", "x"]);
     expect(spawned).toEqual([["wal-e", "x"]]);
     expect(r).toMatchObject({ exitCode: 3, stderr: "boom\n", stdout: "out" });
   });
@@ -60,13 +60,13 @@ describe("runWale", () => {
     runtime.spawn = () => {
       throw new Error("Executable not found");
     };
-    const r = await runWale(runtime, wale, ["nope"]);
+    const r = await new WaleRunner(runtime, wale).run(["nope"]);
     expect(r.exitCode).toBe(127);
     expect(r.stderr).toContain("Executable not found");
   });
   test("keeps only the tail of a long stderr", async () => {
     const { runtime } = fakeRuntime({ exitCode: 1, stderr: `${"x".repeat(100_000)}THE END` });
-    const r = await runWale(runtime, wale, ["wal-e"]);
+    const r = await new WaleRunner(runtime, wale).run(["wal-e"]);
     expect(r.stderr.length).toBeLessThanOrEqual(16 * 1024);
     expect(r.stderr.endsWith("THE END")).toBe(true);
   });

@@ -15,8 +15,9 @@ test("a request that waits 12 s on WAL-E still gets its answer", async () => {
   const slow = join(dir, "slow-wal-e");
   writeFileSync(slow, "#!/bin/sh\nsleep 12\nexit 0\n");
   chmodSync(slow, 0o755);
+  writeFileSync(join(dir, "PG_VERSION"), "14\n");
   const sidecar = await startSidecar(scope, { PGDATA: dir, WALE_BIN: slow });
   const response = await fetch(`${sidecar.url}/backup-push`);
   expect(response.status).toBe(200);
-  expect(await response.text()).toBe("backup complete\n");
+  expect(await response.text()).toStartWith("backup complete");
 }, 30_000);
