@@ -34,6 +34,27 @@ describe("parseConfig", () => {
     expect(config.wale.backupPushFlags).toEqual(["--cluster-read-rate-limit", "1000000"]);
   });
 
+  test("time limits, shutdown grace, schedule, retention and log format", () => {
+    const defaults = parseConfig({});
+    expect(defaults.timeouts).toEqual({ push: 600_000, fetch: 600_000, backup: 0 });
+    expect(defaults.shutdownGraceMs).toBe(25_000);
+    expect(defaults.backups).toEqual({ schedule: undefined, retain: undefined });
+    expect(defaults.logFormat).toBe("json");
+    const set = parseConfig({
+      WALE_PUSH_TIMEOUT: "30",
+      WALE_FETCH_TIMEOUT: "0",
+      WALE_BACKUP_TIMEOUT: "7200",
+      WALE_SHUTDOWN_GRACE: "5",
+      WALE_BACKUP_SCHEDULE: "0 3 * * *",
+      WALE_BACKUP_RETAIN: "7",
+      WALE_LOG_FORMAT: "text",
+    });
+    expect(set.timeouts).toEqual({ push: 30_000, fetch: 0, backup: 7_200_000 });
+    expect(set.shutdownGraceMs).toBe(5_000);
+    expect(set.backups).toEqual({ schedule: "0 3 * * *", retain: 7 });
+    expect(set.logFormat).toBe("text");
+  });
+
   test("PGWAL follows PGDATA", () => {
     expect(parseConfig({ PGDATA: "/srv/pg" }).pgwal).toBe("/srv/pg/pg_wal");
   });
@@ -69,6 +90,13 @@ describe("parseConfig", () => {
     ["PGDATA", "relative/dir", /PGDATA: must be an absolute path/],
     ["PGWAL", "pg_wal", /PGWAL: must be an absolute path/],
     ["WALE_LISTEN_HOST", "a host", /WALE_LISTEN_HOST: must be the address/],
+    ["WALE_PUSH_TIMEOUT", "10m", /WALE_PUSH_TIMEOUT: must be a whole number of seconds/],
+    ["WALE_FETCH_TIMEOUT", "-1", /WALE_FETCH_TIMEOUT: must be a whole number of seconds/],
+    ["WALE_SHUTDOWN_GRACE", "soon", /WALE_SHUTDOWN_GRACE: must be a whole number of seconds/],
+    ["WALE_BACKUP_RETAIN", "0", /WALE_BACKUP_RETAIN: must be a number of backups, 1 or more/],
+    ["WALE_BACKUP_SCHEDULE", "every day", /WALE_BACKUP_SCHEDULE: must be a cron expression/],
+    ["WALE_BACKUP_SCHEDULE", "61 * * * *", /WALE_BACKUP_SCHEDULE: must be a cron expression/],
+    ["WALE_LOG_FORMAT", "xml", /WALE_LOG_FORMAT: must be json or text/],
   ])("%s=%j is refused with one line naming it", (name, value, message) => {
     let error: unknown;
     try {

@@ -220,6 +220,10 @@ export interface Sidecar {
   output(): string;
   /** Its JSON log lines with msg "request". */
   requests(): Array<Record<string, unknown>>;
+  /** Its process: setpriv execs, so this is the sidecar itself. */
+  pid: number;
+  /** Resolves with its exit code once it has exited. */
+  exited: Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -266,6 +270,8 @@ export async function startSidecar(scope: Scope, env: Record<string, string>, po
   return {
     url,
     port,
+    pid: proc.pid,
+    exited: proc.exited,
     output: () => output,
     requests: () =>
       output
