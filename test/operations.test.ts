@@ -82,6 +82,19 @@ describe("walFetch", () => {
   });
 });
 
+/** A fake runtime whose children do not exit until release() is called. */
+function gatedRuntime() {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  const fake = fakeRuntime();
+  const spawn = fake.runtime.spawn;
+  fake.runtime.spawn = (argv, options) => {
+    const child = spawn(argv, options);
+    return { ...child, exited: gate.then(() => child.exited) };
+  };
+  return { fake, release };
+}
+
 describe("backupPush", () => {
   test("runs backup-push on PGDATA", async () => {
     const { deps: d, spawned } = deps();
@@ -105,14 +118,7 @@ describe("backupPush", () => {
     expect(fake.spawned).toEqual([]);
   });
   test("a trigger while a backup runs joins it", async () => {
-    let release: () => void = () => {};
-    const gate = new Promise<void>((r) => (release = r));
-    const fake = fakeRuntime();
-    const spawn = fake.runtime.spawn;
-    fake.runtime.spawn = (argv, options) => {
-      const child = spawn(argv, options);
-      return { ...child, exited: gate.then(() => child.exited) };
-    };
+    const { fake, release } = gatedRuntime();
     const sidecar = createSidecar(config, fake.runtime, createLogger(() => {}, (s) => s), (s) => s);
     const first = backupPush(sidecar.deps);
     const second = backupPush(sidecar.deps);
@@ -136,14 +142,7 @@ describe("backupPush", () => {
 
 describe("walPush single flight", () => {
   test("concurrent pushes of one file share one WAL-E run", async () => {
-    let release: () => void = () => {};
-    const gate = new Promise<void>((r) => (release = r));
-    const fake = fakeRuntime();
-    const spawn = fake.runtime.spawn;
-    fake.runtime.spawn = (argv, options) => {
-      const child = spawn(argv, options);
-      return { ...child, exited: gate.then(() => child.exited) };
-    };
+    const { fake, release } = gatedRuntime();
     const sidecar = createSidecar(config, fake.runtime, createLogger(() => {}, (s) => s), (s) => s);
     const pushes = [walPush(sidecar.deps, SEG), walPush(sidecar.deps, SEG), walPush(sidecar.deps, `pg_wal/${SEG}`)];
     await Bun.sleep(10);

@@ -4,7 +4,7 @@
  * and 15, and the compiled sidecar.
  */
 import { expect, test } from "bun:test";
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   TOOLS,
@@ -14,6 +14,7 @@ import {
   makeStore,
   type Postgres,
   run,
+  script,
   segmentRange,
   type Store,
   startPostgres,
@@ -94,9 +95,7 @@ test("SIGTERM during a wal-push: the push completes, and the next archive attemp
   const dir = scope.tempDir("slow");
   const marker = join(dir, "pushing");
   // Real WAL-E, started 2 s late, so that the push is in flight when SIGTERM comes.
-  const slow = join(dir, "slow-wal-e");
-  writeFileSync(slow, `#!/bin/sh\ntouch ${marker}\nsleep 2\nexec ${TOOLS.wale} "$@"\n`);
-  chmodSync(slow, 0o755);
+  const slow = script(dir, "slow-wal-e", `touch ${marker}\nsleep 2\nexec ${TOOLS.wale} "$@"`);
 
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -127,45 +126,45 @@ test("SIGTERM during a wal-push: the push completes, and the next archive attemp
   expect(segments).toEqual(segmentRange(segments[0] as string, last));
 }, 180_000);
 
-test("a WAL-E that runs past its time limit gets 504, and nothing it started is left", async () => {
+/**
+ * A stand-in for a hung upload, in a PGDATA of its own holding one segment:
+ * it and its child never finish on their own, and it writes both pids down.
+ */
+function hungEngine() {
   const dir = scope.tempDir("hung");
   mkdirSync(join(dir, "pg_wal"));
-  const SEG = "000000010000000000000001";
   writeFileSync(join(dir, "pg_wal", SEG), "");
-  const pids = join(dir, "pids");
-  // A stand-in for a hung upload: it and its child never finish on their own.
-  const hung = join(dir, "hung-wal-e");
-  writeFileSync(hung, `#!/bin/sh\necho $$ > ${pids}\nsleep 300 &\necho $! >> ${pids}\nwait\n`);
-  chmodSync(hung, 0o755);
-  const sidecar = await startSidecar(scope, { PGDATA: dir, WALE_BIN: hung, WALE_PUSH_TIMEOUT: "1" });
+  const pidFile = join(dir, "pids");
+  const bin = script(dir, "hung-wal-e", `echo $$ > ${pidFile}\nsleep 300 &\necho $! >> ${pidFile}\nwait`);
+  const pids = () => readFileSync(pidFile, "utf8").trim().split("\n").map(Number);
+  return { dir, bin, pids };
+}
+const SEG = "000000010000000000000001";
+
+test("a WAL-E that runs past its time limit gets 504, and nothing it started is left", async () => {
+  const hung = hungEngine();
+  const sidecar = await startSidecar(scope, { PGDATA: hung.dir, WALE_BIN: hung.bin, WALE_PUSH_TIMEOUT: "1" });
 
   const response = await fetch(`${sidecar.url}/wal-push/${SEG}`);
   expect(response.status).toBe(504);
   expect(await response.text()).toBe(`wal-push ${SEG} timed out after 1 s; WAL-E was killed\n`);
-  const started = readFileSync(pids, "utf8").trim().split("\n").map(Number);
+  const started = hung.pids();
   expect(started).toHaveLength(2);
   for (const pid of started) expect(alive(pid)).toBe(false);
 }, 60_000);
 
 test("after the grace period, WAL-E still running is killed with its group, and the sidecar exits 0", async () => {
-  const dir = scope.tempDir("hung");
-  mkdirSync(join(dir, "pg_wal"));
-  const SEG = "000000010000000000000001";
-  writeFileSync(join(dir, "pg_wal", SEG), "");
-  const pids = join(dir, "pids");
-  const hung = join(dir, "hung-wal-e");
-  writeFileSync(hung, `#!/bin/sh\necho $$ > ${pids}\nsleep 300 &\necho $! >> ${pids}\nwait\n`);
-  chmodSync(hung, 0o755);
-  const sidecar = await startSidecar(scope, { PGDATA: dir, WALE_BIN: hung, WALE_SHUTDOWN_GRACE: "1" });
+  const hung = hungEngine();
+  const sidecar = await startSidecar(scope, { PGDATA: hung.dir, WALE_BIN: hung.bin, WALE_SHUTDOWN_GRACE: "1" });
 
   const push = fetch(`${sidecar.url}/wal-push/${SEG}`);
-  await waitFor("WAL-E to start", () => readFileSync(pids, "utf8").trim().split("\n").length === 2, 10_000);
+  await waitFor("WAL-E to start", () => hung.pids().length === 2, 10_000);
   process.kill(sidecar.pid, "SIGTERM");
   const response = await push;
   expect(response.status).toBe(500);
   expect(await response.text()).toContain("WAL-E exited with code 143");
   expect(await sidecar.exited).toBe(0);
-  for (const pid of readFileSync(pids, "utf8").trim().split("\n").map(Number)) expect(alive(pid)).toBe(false);
+  for (const pid of hung.pids()) expect(alive(pid)).toBe(false);
   expect(sidecar.output()).toContain("grace period over: killing WAL-E");
 }, 60_000);
 
@@ -174,7 +173,6 @@ test("/metrics counts exactly the traffic sent", async () => {
   const dir = scope.tempDir("pgdata");
   // Made by the database user: WAL-E writes RECOVERYXLOG there as that user.
   await run(asDbUser(["mkdir", "-p", join(dir, "pg_wal/archive_status")]));
-  const SEG = "000000010000000000000001";
   writeFileSync(join(dir, "pg_wal", SEG), "not really WAL, but WAL-E only moves bytes");
   const sidecar = await startSidecar(scope, { PGDATA: dir, WALE_FILE_PREFIX: store.prefix });
   const get = async (path: string) => (await fetch(`${sidecar.url}${path}`)).status;

@@ -8,7 +8,7 @@
  * so when the tests run as root both are started as `postgres`.
  */
 import { afterEach } from "bun:test";
-import { appendFileSync, chmodSync, chownSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { appendFileSync, chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -81,6 +81,14 @@ export async function run(argv: string[], options: { env?: Record<string, string
     throw new Error(`${argv.join(" ")} exited ${exitCode}\n${stderr}${stdout}`);
   }
   return { exitCode, stdout, stderr };
+}
+
+/** Writes an executable shell script (a stand-in or a wrapper for WAL-E) and returns its path. */
+export function script(dir: string, name: string, body: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, `#!/bin/sh\n${body}\n`);
+  chmodSync(path, 0o755);
+  return path;
 }
 
 /** A TCP port that was free a moment ago, on 127.0.0.1. */
