@@ -149,7 +149,8 @@ describe("walPush single flight", () => {
     release();
     const outcomes = await Promise.all(pushes);
     expect(outcomes.map((o) => o.status)).toEqual([200, 200, 200]);
-    expect(outcomes.map((o) => o.joined)).toEqual([false, true, true]);
+    // Whichever got through its checks first ran WAL-E; the others joined it.
+    expect(outcomes.map((o) => o.joined).sort()).toEqual([false, true, true]);
     expect(fake.spawned).toHaveLength(1);
     // Once it is done, the next push runs WAL-E again.
     await walPush(sidecar.deps, SEG);
