@@ -91,7 +91,7 @@ export class BackupJobs {
         `WAL-E 1.1 cannot back up PostgreSQL ${version}: backup-push needs exclusive backup mode, which PostgreSQL 15 removed`,
       );
     }
-    const wale = await this.runner.run(backupPushArgv(config.wale, config.pgdata), config.timeouts.backup);
+    const wale = await this.runner.run(backupPushArgv(config.wale, config.pgdata), { timeoutMs: config.timeouts.backup, mustRun: true });
     job.wale = wale;
     const outcome = wale.exitCode === 0 ? "success" : wale.timedOut ? "timeout" : "failure";
     this.metrics.ran("backup-push", outcome, wale.ms / 1000);
@@ -108,7 +108,7 @@ export class BackupJobs {
   private async prune(job: BackupJob) {
     const retain = this.config.backups.retain;
     if (retain === undefined) return;
-    const wale = await this.runner.run(deleteRetainArgv(this.config.wale, retain), this.config.timeouts.backup);
+    const wale = await this.runner.run(deleteRetainArgv(this.config.wale, retain), { timeoutMs: this.config.timeouts.backup, mustRun: true });
     job.retention = { retain, exitCode: wale.exitCode, stderr: lastLines(wale.stderr) };
     // The backup itself is good; a failed prune is logged, and tried again after the next one.
     if (wale.exitCode !== 0) this.log.error("retention failed", { job: job.id, retain, exit: wale.exitCode, stderr: wale.stderr.trim() });

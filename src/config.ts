@@ -35,6 +35,11 @@ export const EnvSchema = T.Object({
   WALE_SHUTDOWN_GRACE: T.Integer({ default: 25, minimum: 0, maximum: 3600, description: "a whole number of seconds" }),
   WALE_BACKUP_SCHEDULE: T.Optional(T.String({ description: "a cron expression (5 or 6 fields)" })),
   WALE_BACKUP_RETAIN: T.Optional(T.Integer({ minimum: 1, description: "a number of backups, 1 or more" })),
+  WALE_SIDECAR_TOKEN: T.Optional(
+    T.String({ minLength: 16, pattern: "^[\\x21-\\x7e]+$", description: "at least 16 printable characters, no spaces" }),
+  ),
+  WALE_MAX_CONCURRENCY: T.Integer({ default: 8, minimum: 1, maximum: 1024, description: "a number of WAL-E processes, 1 or more" }),
+  WALE_MAX_QUEUE: T.Integer({ default: 64, minimum: 0, maximum: 100_000, description: "a number of waiting requests, 0 or more" }),
   WALE_LOG_FORMAT: T.Union([T.Literal("json"), T.Literal("text")], { default: "json", description: "json or text" }),
 });
 type Env = Static<typeof EnvSchema>;
@@ -58,12 +63,15 @@ export interface Config {
   shutdownGraceMs: number;
   backups: { schedule?: string; retain?: number };
   logFormat: "json" | "text";
+  /** With a token, every route but /ping and /healthz needs `Authorization: Bearer <token>`. */
+  token?: string;
+  limits: { concurrency: number; queue: number };
   /** Values that must never reach a log line or a response body. */
   secrets: string[];
 }
 
-/** Names whose values are secret. */
-export const SECRET_NAME = /SECRET|KEY|TOKEN|PASSWORD|PASSPHRASE|CREDENTIAL/i;
+/** Names whose values are secret: credentials of every WAL-E backend, and the token. */
+export const SECRET_NAME = /SECRET|KEY|TOKEN|PASSWORD|PASSPHRASE|CREDENTIAL|^GS_|^WABS_/i;
 
 /** Parses the environment, or throws a ConfigError naming the first bad variable. */
 export function parseConfig(environment: Record<string, string | undefined>): Config {
@@ -85,6 +93,8 @@ export function parseConfig(environment: Record<string, string | undefined>): Co
     shutdownGraceMs: env.WALE_SHUTDOWN_GRACE * 1000,
     backups: { schedule: env.WALE_BACKUP_SCHEDULE, retain: env.WALE_BACKUP_RETAIN },
     logFormat: env.WALE_LOG_FORMAT,
+    token: env.WALE_SIDECAR_TOKEN,
+    limits: { concurrency: env.WALE_MAX_CONCURRENCY, queue: env.WALE_MAX_QUEUE },
     secrets: secretValues(environment),
   };
 }

@@ -34,7 +34,7 @@ export class Readiness {
 
   private async wale(): Promise<Check> {
     if (performance.now() < this.versionOkUntil) return { name: "wal-e", ok: true, detail: this.version };
-    const result = await this.runner.run([this.config.wale.bin, "version"], 10_000);
+    const result = await this.runner.run([this.config.wale.bin, "version"], { timeoutMs: 10_000, mustRun: true });
     if (result.exitCode !== 0) {
       const why = result.timedOut ? "timed out" : `exited ${result.exitCode}: ${result.stderr.trim().split("\n").pop() ?? ""}`;
       return { name: "wal-e", ok: false, detail: `${this.config.wale.bin} version ${why}` };

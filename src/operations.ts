@@ -47,7 +47,7 @@ export function walPush(deps: Deps, rawPath: string): Promise<Outcome> {
     const path = await segmentToPush(deps.config, name);
     const { result, joined } = deps.pushes.run(name, () =>
       track(deps, "wal-push", name, async () => {
-        const wale = await deps.runner.run(walPushArgv(deps.config.wale, path), deps.config.timeouts.push);
+        const wale = await deps.runner.run(walPushArgv(deps.config.wale, path), { timeoutMs: deps.config.timeouts.push });
         if (wale.exitCode === 0) return { status: 200, body: `archived ${name}\n`, wale };
         return failed(deps, "wal-push", name, wale);
       }),
@@ -62,7 +62,7 @@ export function walFetch(deps: Deps, rawPath: string, dest: string | undefined):
     const name = validName(walNameFromPath(rawPath));
     const target = await fetchDestination(deps.config, name, dest);
     return track(deps, "wal-fetch", name, async () => {
-      const wale = await deps.runner.run(walFetchArgv(deps.config.wale, name, target), deps.config.timeouts.fetch);
+      const wale = await deps.runner.run(walFetchArgv(deps.config.wale, name, target), { timeoutMs: deps.config.timeouts.fetch });
       if (wale.exitCode === 0) return { status: 200, body: `fetched ${name}\n`, wale };
       if (!wale.timedOut && isNotInArchive(wale, name)) return { status: 404, body: `${name} is not in the archive\n`, wale };
       return failed(deps, "wal-fetch", name, wale);
@@ -88,7 +88,7 @@ export function backupPush(deps: Deps): Promise<Outcome> {
 export function backupList(deps: Deps): Promise<Outcome> {
   return settle("backup-list", async () =>
     track(deps, "backup-list", undefined, async () => {
-      const wale = await deps.runner.run(backupListArgv(deps.config.wale), deps.config.timeouts.fetch);
+      const wale = await deps.runner.run(backupListArgv(deps.config.wale), { timeoutMs: deps.config.timeouts.fetch });
       if (wale.exitCode !== 0) return failed(deps, "backup-list", undefined, wale);
       return { status: 200, body: `${JSON.stringify(parseBackupList(wale.stdout), null, 2)}\n`, wale };
     }),

@@ -4,6 +4,7 @@
  */
 import { swagger } from "@elysiajs/swagger";
 import { Elysia, t } from "elysia";
+import { bearerAuth } from "./auth";
 import { describeJob } from "./backups";
 import type { Readiness } from "./health";
 import type { Logger, Redact } from "./log";
@@ -31,8 +32,8 @@ const Responses = (codes: Record<number, string>) =>
 /** The part of the path after `prefix`, still percent-encoded: decoding is the name rules' job. */
 const rawTail = (request: Request, prefix: string) => new URL(request.url).pathname.slice(prefix.length);
 
-/** Routes that answer even while the sidecar shuts down. */
-const ALWAYS = new Set(["/ping", "/healthz"]);
+/** Routes that answer without a token, and while the sidecar shuts down. */
+const OPEN = new Set(["/ping", "/healthz"]);
 
 export interface AppContext {
   deps: Deps;
@@ -45,6 +46,7 @@ export interface AppContext {
 
 export function createApp({ deps, readiness, schedule, lifecycle, log, redact }: AppContext) {
   const { metrics, backups } = deps;
+  const authorized = bearerAuth(deps.config.token);
 
   const answer = (request: Request, started: number, outcome: Outcome) => {
     const route = `/${outcome.operation}`;
@@ -63,7 +65,9 @@ export function createApp({ deps, readiness, schedule, lifecycle, log, redact }:
     };
     (outcome.status >= 500 ? log.error : outcome.status >= 400 ? log.warn : log.info)("request", fields);
     const type = outcome.body.startsWith("[") || outcome.body.startsWith("{") ? "application/json" : "text/plain; charset=utf-8";
-    return new Response(redact(outcome.body), { status: outcome.status, headers: { "content-type": type } });
+    const headers: Record<string, string> = { "content-type": type };
+    if (outcome.status === 503) headers["retry-after"] = "1";
+    return new Response(redact(outcome.body), { status: outcome.status, headers });
   };
   const timed = (operation: (request: Request) => Promise<Outcome>) => ({ request }: { request: Request }) => {
     const started = performance.now();
@@ -97,7 +101,14 @@ export function createApp({ deps, readiness, schedule, lifecycle, log, redact }:
         }),
       )
       .onRequest(({ request }) => {
-        if (!lifecycle.draining || ALWAYS.has(new URL(request.url).pathname)) return;
+        const path = new URL(request.url).pathname;
+        if (OPEN.has(path)) return;
+        if (authorized && !authorized(request)) {
+          metrics.request("unauthorized", 401);
+          log.warn("request", { path: path.slice(0, 200), status: 401, reason: "missing or wrong bearer token", method: request.method });
+          return text(401, "unauthorized: send Authorization: Bearer <WALE_SIDECAR_TOKEN>\n", { "www-authenticate": "Bearer" });
+        }
+        if (!lifecycle.draining) return;
         metrics.request("draining", 503);
         return text(503, "shutting down; retry against the new instance\n", { "retry-after": "5" });
       })

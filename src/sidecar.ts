@@ -7,6 +7,7 @@ import { BackupJobs } from "./backups";
 import type { Config } from "./config";
 import { Readiness } from "./health";
 import type { Logger, Redact } from "./log";
+import { Limiter } from "./limiter";
 import { Metrics } from "./metrics";
 import type { Deps, Outcome } from "./operations";
 import { createApp } from "./routes";
@@ -25,7 +26,7 @@ export interface Sidecar {
 
 export function createSidecar(config: Config, runtime: Runtime, log: Logger, redact: Redact): Sidecar {
   const metrics = new Metrics();
-  const runner = new WaleRunner(runtime, config.wale);
+  const runner = new WaleRunner(runtime, config.wale, new Limiter(config.limits.concurrency, config.limits.queue));
   const backups = new BackupJobs(config, runner, metrics, log);
   const deps: Deps = { config, runner, metrics, backups, pushes: new SingleFlight<Outcome>() };
   const schedule = config.backups.schedule ? startSchedule(config.backups.schedule, () => void backups.trigger("schedule")) : null;

@@ -5,6 +5,7 @@
  * waits for WAL-E to exit and keeps a bounded tail of what it printed.
  */
 import type { Config } from "./config";
+import { Limiter } from "./limiter";
 import type { Child, Runtime } from "./runtime/types";
 
 export type Operation = "wal-push" | "wal-fetch" | "backup-push" | "backup-list";
@@ -63,6 +64,7 @@ export class WaleRunner {
   constructor(
     private readonly runtime: Runtime,
     private readonly wale: Wale,
+    private readonly limiter = new Limiter(Number.POSITIVE_INFINITY, 0),
   ) {}
 
   /** WAL-E processes running now. */
@@ -73,9 +75,20 @@ export class WaleRunner {
   /**
    * Runs argv to completion. A failure to start counts as exit code 127, as
    * in a shell. With a timeout (ms, 0 for none), an overdue run is killed with
-   * its process group and reported as timedOut once it is gone.
+   * its process group and reported as timedOut once it is gone. Past the
+   * concurrency cap it waits for a slot, or throws a 503 when the queue is
+   * full (unless `mustRun`).
    */
-  async run(argv: string[], timeoutMs = 0): Promise<RunResult> {
+  async run(argv: string[], { timeoutMs = 0, mustRun = false } = {}): Promise<RunResult> {
+    const release = await this.limiter.acquire(mustRun);
+    try {
+      return await this.spawnAndWait(argv, timeoutMs);
+    } finally {
+      release();
+    }
+  }
+
+  private async spawnAndWait(argv: string[], timeoutMs: number): Promise<RunResult> {
     const started = performance.now();
     let child: Child;
     try {

@@ -78,8 +78,15 @@ describe("parseConfig", () => {
   });
 
   test("secret values are collected for redaction", () => {
-    const config = parseConfig({ AWS_SECRET_ACCESS_KEY: "abcd1234", WALE_SWIFT_PASSWORD: "hunter22", AWS_REGION: "eu-west-1" });
-    expect(config.secrets.sort()).toEqual(["abcd1234", "hunter22"]);
+    const config = parseConfig({
+      AWS_SECRET_ACCESS_KEY: "abcd1234",
+      WALE_SWIFT_PASSWORD: "hunter22",
+      WABS_ACCESS_KEY: "wabs-key",
+      GS_APPLICATION_CREDS: "gs-creds",
+      WALE_SIDECAR_TOKEN: "0123456789abcdef",
+      AWS_REGION: "eu-west-1",
+    });
+    expect(config.secrets.sort()).toEqual(["0123456789abcdef", "abcd1234", "gs-creds", "hunter22", "wabs-key"]);
   });
 
   test.each([
@@ -97,6 +104,10 @@ describe("parseConfig", () => {
     ["WALE_BACKUP_SCHEDULE", "every day", /WALE_BACKUP_SCHEDULE: must be a cron expression/],
     ["WALE_BACKUP_SCHEDULE", "61 * * * *", /WALE_BACKUP_SCHEDULE: must be a cron expression/],
     ["WALE_LOG_FORMAT", "xml", /WALE_LOG_FORMAT: must be json or text/],
+    ["WALE_SIDECAR_TOKEN", "short", /WALE_SIDECAR_TOKEN: must be at least 16 printable characters/],
+    ["WALE_SIDECAR_TOKEN", "has a space in it, sadly", /WALE_SIDECAR_TOKEN: must be at least 16/],
+    ["WALE_MAX_CONCURRENCY", "0", /WALE_MAX_CONCURRENCY: must be a number of WAL-E processes/],
+    ["WALE_MAX_QUEUE", "-5", /WALE_MAX_QUEUE: must be a number of waiting requests/],
   ])("%s=%j is refused with one line naming it", (name, value, message) => {
     let error: unknown;
     try {

@@ -15,17 +15,17 @@ writeFileSync(join(base, "pg_wal", SEG), "wal");
 writeFileSync(join(base, "PG_VERSION"), "14\n");
 const SECRET = "s3cr3t-v4lue";
 
-function app(result?: Scripted) {
-  const config = parseConfig({ PGDATA: base, AWS_SECRET_ACCESS_KEY: SECRET });
+function app(result?: Scripted, env: Record<string, string> = {}) {
+  const config = parseConfig({ PGDATA: base, AWS_SECRET_ACCESS_KEY: SECRET, ...env });
   const { runtime, spawned } = fakeRuntime(result);
   const lines: string[] = [];
   const redact = redactor(config.secrets);
   const { app: server } = createSidecar(config, runtime, createLogger((l) => lines.push(l), redact), redact);
-  const get = async (path: string, method = "GET") => {
-    const response = await server.handle(new Request(`http://sidecar${path}`, { method }));
+  const get = async (path: string, method = "GET", headers: Record<string, string> = {}) => {
+    const response = await server.handle(new Request(`http://sidecar${path}`, { method, headers }));
     return { status: response.status, body: await response.text(), headers: response.headers };
   };
-  return { get, spawned, logs: () => lines.map((l) => JSON.parse(l)) };
+  return { get, spawned, runtime, logs: () => lines.map((l) => JSON.parse(l)) };
 }
 
 test("/ping", async () => {
@@ -168,4 +168,47 @@ describe("health", () => {
     expect(r.body.split("\n")[0]).toBe("not ready: storage");
     expect(r.body).toContain("ok   wal-e    1.1.1");
   });
+});
+
+describe("WALE_SIDECAR_TOKEN", () => {
+  const TOKEN = "0123456789abcdef-token";
+  test("every route but /ping and /healthz needs the bearer token", async () => {
+    const a = app({ exitCode: 0 }, { WALE_SIDECAR_TOKEN: TOKEN });
+    expect((await a.get("/ping")).status).toBe(200);
+    expect((await a.get("/healthz")).status).toBe(200);
+    for (const path of [`/wal-push/${SEG}`, `/wal-fetch/${SEG}`, "/backup-push", "/backup-list", "/readyz", "/metrics", "/swagger", "/backups/jobs/x"]) {
+      const none = await a.get(path);
+      expect(none.status).toBe(401);
+      expect(none.headers.get("www-authenticate")).toBe("Bearer");
+      expect((await a.get(path, "GET", { authorization: `Bearer ${TOKEN}x` })).status).toBe(401);
+      expect((await a.get(path, "GET", { authorization: `bearer ${TOKEN}` })).status).toBe(401);
+      expect((await a.get(path, "GET", { authorization: TOKEN })).status).toBe(401);
+    }
+    expect(a.spawned).toEqual([]);
+    expect((await a.get(`/wal-push/${SEG}`, "GET", { authorization: `Bearer ${TOKEN}` })).status).toBe(200);
+    expect(a.spawned).toHaveLength(1);
+    expect(JSON.stringify(a.logs())).not.toContain(TOKEN);
+  });
+});
+
+test("past the concurrency cap and the queue: 503 with Retry-After", async () => {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  const a = app({ exitCode: 0 }, { WALE_MAX_CONCURRENCY: "1", WALE_MAX_QUEUE: "1" });
+  // Three different files: single flight does not merge them.
+  const names = ["000000010000000000000001", "000000010000000000000002", "000000010000000000000003"];
+  for (const n of names) writeFileSync(join(base, "pg_wal", n), "wal");
+  const spawn = a.runtime.spawn;
+  a.runtime.spawn = (argv, options) => {
+    const child = spawn(argv, options);
+    return { ...child, exited: gate.then(() => child.exited) };
+  };
+  const pending = names.map((n) => a.get(`/wal-push/${n}`));
+  // One runs, one waits, and whichever came last is answered at once.
+  const turnedAway = await Promise.race(pending);
+  expect(turnedAway.status).toBe(503);
+  expect(turnedAway.headers.get("retry-after")).toBe("1");
+  expect(turnedAway.body).toMatch(/^busy: /);
+  release();
+  expect((await Promise.all(pending)).map((r) => r.status).sort()).toEqual([200, 200, 503]);
 });
