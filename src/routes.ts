@@ -10,6 +10,7 @@ import type { Readiness } from "./health";
 import type { Logger, Redact } from "./log";
 import { backupList, backupPush, type Deps, type Outcome, walFetch, walPush } from "./operations";
 import type { Schedule } from "./schedule";
+import { walNameFromPath } from "./wal-names";
 import { VERSION } from "./version";
 
 const text = (status: number, body: string, headers: Record<string, string> = {}) =>
@@ -113,6 +114,17 @@ export function createApp({ deps, readiness, schedule, lifecycle, log, redact }:
         return text(503, "shutting down; retry against the new instance\n", { "retry-after": "5" });
       })
       .onError(({ code, error, request }) => {
+        if (code === "VALIDATION") {
+          // Elysia checks params before our handlers run; a path that does not
+          // decode arrives as null. Answer with our own rule's reason.
+          const path = new URL(request.url).pathname;
+          const prefix = ["/wal-push/", "/wal-fetch/"].find((p) => path.startsWith(p));
+          const check = prefix ? walNameFromPath(path.slice(prefix.length)) : null;
+          const reason = check && !check.ok ? check.reason : "invalid request parameters";
+          metrics.request(prefix ? prefix.slice(0, -1) : "unknown", 400);
+          log.warn("request", { path: path.slice(0, 200), status: 400, reason, method: request.method });
+          return text(400, `${reason}\n`);
+        }
         if (code === "NOT_FOUND") {
           metrics.request("unknown", 404);
           return text(404, `no such route: ${new URL(request.url).pathname}\n`);
@@ -246,7 +258,7 @@ export function createApp({ deps, readiness, schedule, lifecycle, log, redact }:
       .all("/wal-push/*", methodNotAllowed, hidden)
       .all("/wal-fetch/*", methodNotAllowed, hidden)
       .all("/backup-push", methodNotAllowed, hidden)
-      .all("/backups/jobs/*", methodNotAllowed, hidden)
+      .all("/backups/jobs/:id", methodNotAllowed, hidden)
       .all("/backup-list", methodNotAllowed, hidden)
   );
 }
