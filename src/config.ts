@@ -46,6 +46,36 @@ export interface Config {
   secrets: string[];
 }
 
+/**
+ * The variables WAL-E 1.1.1 and the programs it runs read, which the sidecar
+ * passes through unchanged: exact names, or prefixes ending in "*". The
+ * sidecar reads WALE_S3_BUCKET and WALE_S3_PATH only to derive WALE_S3_PREFIX.
+ * `wale-sidecar config` shows these; the examples test accepts them.
+ */
+export const WALE_VARIABLES = [
+  "WALE_S3_PREFIX",
+  "WALE_S3_ENDPOINT",
+  "WALE_S3_BUCKET",
+  "WALE_S3_PATH",
+  "WALE_FILE_PREFIX",
+  "WALE_GS_PREFIX",
+  "WALE_WABS_PREFIX",
+  "WALE_SWIFT_PREFIX",
+  "WALE_GPG_KEY_ID",
+  "WALE_LOG_DESTINATION",
+  "WALE_SYSLOG_FACILITY",
+  "AWS_*", // boto: keys, AWS_REGION, AWS_INSTANCE_PROFILE
+  "GS_*",
+  "GOOGLE_APPLICATION_CREDENTIALS",
+  "WABS_*",
+  "SWIFT_*",
+  "PG*", // psql, which backup-push runs: PGHOST, PGPORT, PGUSER, PGPASSWORD...
+] as const;
+
+/** Is `name` one of WAL-E's variables? */
+export const isWaleVariable = (name: string) =>
+  WALE_VARIABLES.some((v) => (v.endsWith("*") ? name.startsWith(v.slice(0, -1)) : name === v));
+
 /** Names whose values are secret. */
 export const SECRET_NAME = /SECRET|KEY|TOKEN|PASSWORD|PASSPHRASE|CREDENTIAL/i;
 
