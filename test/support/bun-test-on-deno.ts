@@ -107,6 +107,15 @@ test.each =
     });
   };
 
+describe.each =
+  (rows: readonly unknown[]) =>
+  (name: string, body: (...args: never[]) => void): void => {
+    rows.forEach((row, index) => {
+      const args = Array.isArray(row) ? row : [row];
+      describe(title(name, args, index), () => (body as (...a: unknown[]) => void)(...args));
+    });
+  };
+
 export const beforeAll = (fn: Fn) => void current.beforeAll.push(fn);
 export const afterAll = (fn: Fn) => void current.afterAll.push(fn);
 export const beforeEach = (fn: Fn) => void current.beforeEach.push(fn);
