@@ -2,7 +2,8 @@
 import { expect, test } from "bun:test";
 import { run, TOOLS } from "./support/harness";
 
-const config = (args: string[], env: Record<string, string>) => run([TOOLS.sidecar, "config", ...args], { env, check: false });
+const config = (args: string[], env: Record<string, string>) =>
+  run([TOOLS.sidecar, "config", ...args], { env, check: false });
 
 test("prints the effective configuration as JSON, with WAL-E's variables and secrets masked", async () => {
   const r = await config([], {
@@ -23,7 +24,13 @@ test("prints the effective configuration as JSON, with WAL-E's variables and sec
     listen: { hostname: "0.0.0.0", port: 8080 },
     pgdata: "/data",
     pgwal: "/data/pg_wal",
-    wale: { bin: "wal-e", flags: ["--terse"], pushFlags: ["--pool-size", "4"], fetchFlags: ["-p=0"], backupPushFlags: [] },
+    wale: {
+      bin: "wal-e",
+      flags: ["--terse"],
+      pushFlags: ["--pool-size", "4"],
+      fetchFlags: ["-p=0"],
+      backupPushFlags: [],
+    },
   });
   expect(shown.wale.env).toEqual({
     AWS_REGION: "eu-west-1",

@@ -39,7 +39,11 @@ const knownVariable = (name: string) => name in EnvSchema.properties || isWaleVa
 const commandExists = (name: string) => COMMANDS.some((c) => c.name === name);
 const routes = (() => {
   const redact = redactor([]);
-  const app = createApp({ config: parseConfig({}), runtime: fakeRuntime().runtime }, createLogger(() => {}, redact), redact);
+  const app = createApp(
+    { config: parseConfig({}), runtime: fakeRuntime().runtime },
+    createLogger(() => {}, redact),
+    redact,
+  );
   return app.routes
     .filter((r) => r.method === "GET")
     .map((r) => new RegExp(`^${r.path.replace(/:[^/]+/g, "[^/]+").replace(/\*/g, ".*")}$`));
@@ -52,11 +56,18 @@ type Node = unknown;
 type Obj = Record<string, Node>;
 const isObj = (n: Node): n is Obj => typeof n === "object" && n !== null && !Array.isArray(n);
 const strings = (n: Node): string[] =>
-  typeof n === "string" ? [n] : Array.isArray(n) ? n.flatMap(strings) : isObj(n) ? Object.values(n).flatMap(strings) : [];
+  typeof n === "string"
+    ? [n]
+    : Array.isArray(n)
+      ? n.flatMap(strings)
+      : isObj(n)
+        ? Object.values(n).flatMap(strings)
+        : [];
 const objects = (n: Node): Obj[] =>
   Array.isArray(n) ? n.flatMap(objects) : isObj(n) ? [n, ...Object.values(n).flatMap(objects)] : [];
 /** A compose command or entrypoint: a list, or a string split on white space. */
-const argv = (n: Node): string[] => (Array.isArray(n) ? n.map(String) : typeof n === "string" ? n.split(/\s+/).filter(Boolean) : []);
+const argv = (n: Node): string[] =>
+  Array.isArray(n) ? n.map(String) : typeof n === "string" ? n.split(/\s+/).filter(Boolean) : [];
 
 /** A sidecar as an example runs it. */
 interface Sidecar {
@@ -80,12 +91,20 @@ function composeSidecars(doc: Obj): Sidecar[] {
           ? Object.keys(environment)
           : [];
       const problems = service.env_file ? ["env_file hides the variables from this check: use environment"] : [];
-      return { where: `service ${name}`, env, argv: [...argv(service.entrypoint), ...argv(service.command)], probes: [], problems };
+      return {
+        where: `service ${name}`,
+        env,
+        argv: [...argv(service.entrypoint), ...argv(service.command)],
+        probes: [],
+        problems,
+      };
     });
 }
 
 function kubernetesSidecars(doc: Obj): Sidecar[] {
-  const containers = objects(doc).flatMap((o) => [o.containers, o.initContainers].filter(Array.isArray).flat() as Node[]);
+  const containers = objects(doc).flatMap(
+    (o) => [o.containers, o.initContainers].filter(Array.isArray).flat() as Node[],
+  );
   return containers
     .filter((c): c is Obj => isObj(c) && SIDECAR_IMAGE.test(String(c.image)))
     .map((c) => ({
@@ -173,7 +192,15 @@ test("the checks catch what they are for", () => {
   const example: Example = {
     file: "made-up",
     docs: [{ command: ["archive_command=wget -q -O - http://wale/wal-pushh/%f"] }],
-    sidecars: [{ where: "made-up", env: ["WALE_LISTEN_PORT", "AWS_REGION", "WALE_LISTEN_PORTT"], argv: ["servee"], probes: ["/pingg"], problems: [] }],
+    sidecars: [
+      {
+        where: "made-up",
+        env: ["WALE_LISTEN_PORT", "AWS_REGION", "WALE_LISTEN_PORTT"],
+        argv: ["servee"],
+        probes: ["/pingg"],
+        problems: [],
+      },
+    ],
   };
   expect(missing(example).sort()).toEqual(["/pingg", "/wal-pushh/%f", "WALE_LISTEN_PORTT", "servee"]);
   expect(subcommand(["tini", "--", "wale-sidecar", "wal-e", "backup-list"])).toBe("wal-e");
@@ -182,5 +209,6 @@ test("the checks catch what they are for", () => {
 
 test("PENDING_FROM_OTHER_ISSUES holds only names that an example uses and the binary still lacks", () => {
   const used = new Set(examples.flatMap(missing));
-  for (const name of PENDING_FROM_OTHER_ISSUES) expect({ name, stillMissing: used.has(name) }).toEqual({ name, stillMissing: true });
+  for (const name of PENDING_FROM_OTHER_ISSUES)
+    expect({ name, stillMissing: used.has(name) }).toEqual({ name, stillMissing: true });
 });

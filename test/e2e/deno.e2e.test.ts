@@ -4,7 +4,16 @@
  */
 import { expect, test } from "bun:test";
 import { join, resolve } from "node:path";
-import { archiveThrough, freePort, makeStore, startPostgres, startSidecar, TOOLS, useScope, waitFor } from "../support/harness";
+import {
+  archiveThrough,
+  freePort,
+  makeStore,
+  startPostgres,
+  startSidecar,
+  TOOLS,
+  useScope,
+  waitFor,
+} from "../support/harness";
 
 const scope = useScope();
 const ROOT = resolve(import.meta.dir, "../..");
@@ -15,7 +24,12 @@ test("a segment archived through the sidecar running on Deno is in the store", a
   const url = `http://127.0.0.1:${port}`;
   const pg = await startPostgres(scope, { version: 15, conf: ["archive_mode = on", archiveThrough(url)] });
   const deno = [TOOLS.deno, "run", "-A", "--config", join(ROOT, "deno.json"), join(ROOT, "src/main.deno.ts"), "serve"];
-  const env = { PGDATA: pg.pgdata, WALE_FILE_PREFIX: store.prefix, DENO_DIR: scope.tempDir("deno"), DENO_NO_UPDATE_CHECK: "1" };
+  const env = {
+    PGDATA: pg.pgdata,
+    WALE_FILE_PREFIX: store.prefix,
+    DENO_DIR: scope.tempDir("deno"),
+    DENO_NO_UPDATE_CHECK: "1",
+  };
   const sidecar = await startSidecar(scope, env, port, deno);
   expect(sidecar.output()).toContain('"version"');
 
