@@ -3,11 +3,11 @@
  * starting a second backup-push. After a successful backup, and only then,
  * WALE_BACKUP_RETAIN prunes old ones.
  */
-import type { Config } from "./config";
-import type { Logger } from "./log";
-import type { Metrics } from "./metrics";
-import { majorVersion } from "./pg-version";
-import { backupPushArgv, deleteRetainArgv, lastLines, type RunResult, type WaleRunner } from "./wale";
+import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+import { majorVersion } from "./pg-version.ts";
+import { backupPushArgv, deleteRetainArgv, lastLines, type RunResult, type WaleRunner } from "./wale.ts";
 
 export type Trigger = "http" | "schedule";
 
@@ -91,7 +91,10 @@ export class BackupJobs {
         `WAL-E 1.1 cannot back up PostgreSQL ${version}: backup-push needs exclusive backup mode, which PostgreSQL 15 removed`,
       );
     }
-    const wale = await this.runner.run(backupPushArgv(config.wale, config.pgdata), { timeoutMs: config.timeouts.backup, mustRun: true });
+    const wale = await this.runner.run(backupPushArgv(config.wale, config.pgdata), {
+      timeoutMs: config.timeouts.backup,
+      mustRun: true,
+    });
     job.wale = wale;
     const outcome = wale.exitCode === 0 ? "success" : wale.timedOut ? "timeout" : "failure";
     this.metrics.ran("backup-push", outcome, wale.ms / 1000);
@@ -108,10 +111,14 @@ export class BackupJobs {
   private async prune(job: BackupJob) {
     const retain = this.config.backups.retain;
     if (retain === undefined) return;
-    const wale = await this.runner.run(deleteRetainArgv(this.config.wale, retain), { timeoutMs: this.config.timeouts.backup, mustRun: true });
+    const wale = await this.runner.run(deleteRetainArgv(this.config.wale, retain), {
+      timeoutMs: this.config.timeouts.backup,
+      mustRun: true,
+    });
     job.retention = { retain, exitCode: wale.exitCode, stderr: lastLines(wale.stderr) };
     // The backup itself is good; a failed prune is logged, and tried again after the next one.
-    if (wale.exitCode !== 0) this.log.error("retention failed", { job: job.id, retain, exit: wale.exitCode, stderr: wale.stderr.trim() });
+    if (wale.exitCode !== 0)
+      this.log.error("retention failed", { job: job.id, retain, exit: wale.exitCode, stderr: wale.stderr.trim() });
   }
 
   private fail(job: BackupJob, status: number, error: string) {
@@ -133,6 +140,8 @@ export function describeJob(job: BackupJob) {
     timed_out: job.wale?.timedOut ?? false,
     error: job.error ?? null,
     stderr: job.wale ? lastLines(job.wale.stderr) : "",
-    retention: job.retention ? { retain: job.retention.retain, exit_code: job.retention.exitCode, stderr: job.retention.stderr } : null,
+    retention: job.retention
+      ? { retain: job.retention.retain, exit_code: job.retention.exitCode, stderr: job.retention.stderr }
+      : null,
   };
 }

@@ -6,7 +6,7 @@
 import { type Static, Type as T } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { Cron } from "croner";
-import { ConfigError } from "./errors";
+import { ConfigError } from "./errors.ts";
 
 const AbsolutePath = (def?: string) =>
   T.String({ pattern: "^/", description: "an absolute path", ...(def ? { default: def } : {}) });
@@ -36,10 +36,24 @@ export const EnvSchema = T.Object({
   WALE_BACKUP_SCHEDULE: T.Optional(T.String({ description: "a cron expression (5 or 6 fields)" })),
   WALE_BACKUP_RETAIN: T.Optional(T.Integer({ minimum: 1, description: "a number of backups, 1 or more" })),
   WALE_SIDECAR_TOKEN: T.Optional(
-    T.String({ minLength: 16, pattern: "^[\\x21-\\x7e]+$", description: "at least 16 printable characters, no spaces" }),
+    T.String({
+      minLength: 16,
+      pattern: "^[\\x21-\\x7e]+$",
+      description: "at least 16 printable characters, no spaces",
+    }),
   ),
-  WALE_MAX_CONCURRENCY: T.Integer({ default: 8, minimum: 1, maximum: 1024, description: "a number of WAL-E processes, 1 or more" }),
-  WALE_MAX_QUEUE: T.Integer({ default: 64, minimum: 0, maximum: 100_000, description: "a number of waiting requests, 0 or more" }),
+  WALE_MAX_CONCURRENCY: T.Integer({
+    default: 8,
+    minimum: 1,
+    maximum: 1024,
+    description: "a number of WAL-E processes, 1 or more",
+  }),
+  WALE_MAX_QUEUE: T.Integer({
+    default: 64,
+    minimum: 0,
+    maximum: 100_000,
+    description: "a number of waiting requests, 0 or more",
+  }),
   WALE_LOG_FORMAT: T.Union([T.Literal("json"), T.Literal("text")], { default: "json", description: "json or text" }),
 });
 type Env = Static<typeof EnvSchema>;
@@ -70,6 +84,36 @@ export interface Config {
   secrets: string[];
 }
 
+/**
+ * The variables WAL-E 1.1.1 and the programs it runs read, which the sidecar
+ * passes through unchanged: exact names, or prefixes ending in "*". The
+ * sidecar reads WALE_S3_BUCKET and WALE_S3_PATH only to derive WALE_S3_PREFIX.
+ * `wale-sidecar config` shows these; the examples test accepts them.
+ */
+export const WALE_VARIABLES = [
+  "WALE_S3_PREFIX",
+  "WALE_S3_ENDPOINT",
+  "WALE_S3_BUCKET",
+  "WALE_S3_PATH",
+  "WALE_FILE_PREFIX",
+  "WALE_GS_PREFIX",
+  "WALE_WABS_PREFIX",
+  "WALE_SWIFT_PREFIX",
+  "WALE_GPG_KEY_ID",
+  "WALE_LOG_DESTINATION",
+  "WALE_SYSLOG_FACILITY",
+  "AWS_*", // boto: keys, AWS_REGION, AWS_INSTANCE_PROFILE
+  "GS_*",
+  "GOOGLE_APPLICATION_CREDENTIALS",
+  "WABS_*",
+  "SWIFT_*",
+  "PG*", // psql, which backup-push runs: PGHOST, PGPORT, PGUSER, PGPASSWORD...
+] as const;
+
+/** Is `name` one of WAL-E's variables? */
+export const isWaleVariable = (name: string) =>
+  WALE_VARIABLES.some((v) => (v.endsWith("*") ? name.startsWith(v.slice(0, -1)) : name === v));
+
 /** Names whose values are secret: credentials of every WAL-E backend, and the token. */
 export const SECRET_NAME = /SECRET|KEY|TOKEN|PASSWORD|PASSPHRASE|CREDENTIAL|^GS_|^WABS_/i;
 
@@ -89,7 +133,11 @@ export function parseConfig(environment: Record<string, string | undefined>): Co
       backupPushFlags: splitFlags(env.WALE_BACKUP_PUSH_FLAGS),
       env: waleEnv(environment),
     },
-    timeouts: { push: env.WALE_PUSH_TIMEOUT * 1000, fetch: env.WALE_FETCH_TIMEOUT * 1000, backup: env.WALE_BACKUP_TIMEOUT * 1000 },
+    timeouts: {
+      push: env.WALE_PUSH_TIMEOUT * 1000,
+      fetch: env.WALE_FETCH_TIMEOUT * 1000,
+      backup: env.WALE_BACKUP_TIMEOUT * 1000,
+    },
     shutdownGraceMs: env.WALE_SHUTDOWN_GRACE * 1000,
     backups: { schedule: env.WALE_BACKUP_SCHEDULE, retain: env.WALE_BACKUP_RETAIN },
     logFormat: env.WALE_LOG_FORMAT,
@@ -121,7 +169,11 @@ function readEnv(environment: Record<string, string | undefined>): Env {
   const env = candidate as Env;
   if (env.WALE_BACKUP_SCHEDULE !== undefined) {
     const problem = cronProblem(env.WALE_BACKUP_SCHEDULE);
-    if (problem) throw new ConfigError("WALE_BACKUP_SCHEDULE", `must be a cron expression: ${problem} (got ${JSON.stringify(env.WALE_BACKUP_SCHEDULE)})`);
+    if (problem)
+      throw new ConfigError(
+        "WALE_BACKUP_SCHEDULE",
+        `must be a cron expression: ${problem} (got ${JSON.stringify(env.WALE_BACKUP_SCHEDULE)})`,
+      );
   }
   return env;
 }

@@ -3,7 +3,7 @@
  * the cap waits in a queue of bounded length (WALE_MAX_QUEUE); past that it
  * is turned away at once, so a flood costs a 503, not memory.
  */
-import { HttpError } from "./errors";
+import { HttpError } from "./errors.ts";
 
 export class Limiter {
   private running = 0;

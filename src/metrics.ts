@@ -4,7 +4,7 @@
  * going stale: archiving has stopped.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { Operation } from "./wale";
+import type { Operation } from "./wale.ts";
 
 export type RunOutcome = "success" | "not_found" | "failure" | "timeout" | "refused";
 export type JobState = "running" | "succeeded" | "failed";

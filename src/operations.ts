@@ -3,13 +3,13 @@
  * turn its exit into an HTTP outcome. Nothing is spawned and no file is
  * touched until the input has passed its checks.
  */
-import type { BackupJobs } from "./backups";
-import type { Config } from "./config";
-import { badRequest, HttpError } from "./errors";
-import type { Metrics } from "./metrics";
-import { fetchDestination, segmentToPush } from "./paths";
-import type { SingleFlight } from "./single-flight";
-import { type NameCheck, walNameFromPath } from "./wal-names";
+import type { BackupJobs } from "./backups.ts";
+import type { Config } from "./config.ts";
+import { badRequest, HttpError } from "./errors.ts";
+import type { Metrics } from "./metrics.ts";
+import { fetchDestination, segmentToPush } from "./paths.ts";
+import type { SingleFlight } from "./single-flight.ts";
+import { type NameCheck, walNameFromPath } from "./wal-names.ts";
 import {
   backupListArgv,
   isNotInArchive,
@@ -19,7 +19,7 @@ import {
   type WaleRunner,
   walFetchArgv,
   walPushArgv,
-} from "./wale";
+} from "./wale.ts";
 
 export interface Deps {
   config: Config;
@@ -47,7 +47,9 @@ export function walPush(deps: Deps, rawPath: string): Promise<Outcome> {
     const path = await segmentToPush(deps.config, name);
     const { result, joined } = deps.pushes.run(name, () =>
       track(deps, "wal-push", name, async () => {
-        const wale = await deps.runner.run(walPushArgv(deps.config.wale, path), { timeoutMs: deps.config.timeouts.push });
+        const wale = await deps.runner.run(walPushArgv(deps.config.wale, path), {
+          timeoutMs: deps.config.timeouts.push,
+        });
         if (wale.exitCode === 0) return { status: 200, body: `archived ${name}\n`, wale };
         return failed(deps, "wal-push", name, wale);
       }),
@@ -62,9 +64,12 @@ export function walFetch(deps: Deps, rawPath: string, dest: string | undefined):
     const name = validName(walNameFromPath(rawPath));
     const target = await fetchDestination(deps.config, name, dest);
     return track(deps, "wal-fetch", name, async () => {
-      const wale = await deps.runner.run(walFetchArgv(deps.config.wale, name, target), { timeoutMs: deps.config.timeouts.fetch });
+      const wale = await deps.runner.run(walFetchArgv(deps.config.wale, name, target), {
+        timeoutMs: deps.config.timeouts.fetch,
+      });
       if (wale.exitCode === 0) return { status: 200, body: `fetched ${name}\n`, wale };
-      if (!wale.timedOut && isNotInArchive(wale, name)) return { status: 404, body: `${name} is not in the archive\n`, wale };
+      if (!wale.timedOut && isNotInArchive(wale, name))
+        return { status: 404, body: `${name} is not in the archive\n`, wale };
       return failed(deps, "wal-fetch", name, wale);
     });
   });
@@ -123,12 +128,24 @@ function validName(check: NameCheck): string {
 type Result = Omit<Outcome, "operation" | "file">;
 
 /** Runs one WAL-E operation with its in-flight gauge and run metrics. */
-async function track(deps: Deps, operation: Operation, file: string | undefined, work: () => Promise<Result>): Promise<Outcome> {
+async function track(
+  deps: Deps,
+  operation: Operation,
+  file: string | undefined,
+  work: () => Promise<Result>,
+): Promise<Outcome> {
   const done = deps.metrics.started(operation);
   try {
     const result = await work();
     if (result.wale) {
-      const outcome = result.status === 200 ? "success" : result.status === 404 ? "not_found" : result.wale.timedOut ? "timeout" : "failure";
+      const outcome =
+        result.status === 200
+          ? "success"
+          : result.status === 404
+            ? "not_found"
+            : result.wale.timedOut
+              ? "timeout"
+              : "failure";
       deps.metrics.ran(operation, outcome, result.wale.ms / 1000, file);
     }
     return { operation, file, ...result };
@@ -144,7 +161,11 @@ function failed(deps: Deps, operation: Operation, name: string | undefined, wale
     return { status: 504, body: `${what} timed out after ${limit / 1000} s; WAL-E was killed\n`, wale };
   }
   const tail = lastLines(wale.stderr);
-  return { status: 500, body: `${what} failed: WAL-E exited with code ${wale.exitCode}\n${tail}${tail ? "\n" : ""}`, wale };
+  return {
+    status: 500,
+    body: `${what} failed: WAL-E exited with code ${wale.exitCode}\n${tail}${tail ? "\n" : ""}`,
+    wale,
+  };
 }
 
 async function settle(operation: Operation, work: () => Promise<Omit<Outcome, "operation">>): Promise<Outcome> {

@@ -3,18 +3,18 @@
  * app, built from the configuration. The serve command runs it; tests build
  * it around a fake runtime.
  */
-import { BackupJobs } from "./backups";
-import type { Config } from "./config";
-import { Readiness } from "./health";
-import type { Logger, Redact } from "./log";
-import { Limiter } from "./limiter";
-import { Metrics } from "./metrics";
-import type { Deps, Outcome } from "./operations";
-import { createApp } from "./routes";
-import type { Runtime } from "./runtime/types";
-import { type Schedule, startSchedule } from "./schedule";
-import { SingleFlight } from "./single-flight";
-import { WaleRunner } from "./wale";
+import { BackupJobs } from "./backups.ts";
+import type { Config } from "./config.ts";
+import { Readiness } from "./health.ts";
+import { Limiter } from "./limiter.ts";
+import type { Logger, Redact } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import type { Deps, Outcome } from "./operations.ts";
+import { createApp } from "./routes.ts";
+import type { Runtime } from "./runtime/types.ts";
+import { type Schedule, startSchedule } from "./schedule.ts";
+import { SingleFlight } from "./single-flight.ts";
+import { WaleRunner } from "./wale.ts";
 
 export interface Sidecar {
   deps: Deps;
@@ -29,7 +29,9 @@ export function createSidecar(config: Config, runtime: Runtime, log: Logger, red
   const runner = new WaleRunner(runtime, config.wale, new Limiter(config.limits.concurrency, config.limits.queue));
   const backups = new BackupJobs(config, runner, metrics, log);
   const deps: Deps = { config, runner, metrics, backups, pushes: new SingleFlight<Outcome>() };
-  const schedule = config.backups.schedule ? startSchedule(config.backups.schedule, () => void backups.trigger("schedule")) : null;
+  const schedule = config.backups.schedule
+    ? startSchedule(config.backups.schedule, () => void backups.trigger("schedule"))
+    : null;
   const lifecycle = { draining: false };
   const app = createApp({ deps, readiness: new Readiness(config, runner), schedule, lifecycle, log, redact });
   return { deps, app, schedule, lifecycle };

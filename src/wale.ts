@@ -4,9 +4,9 @@
  * Builders return argv arrays; nothing here goes through a shell. The runner
  * waits for WAL-E to exit and keeps a bounded tail of what it printed.
  */
-import type { Config } from "./config";
-import { Limiter } from "./limiter";
-import type { Child, Runtime } from "./runtime/types";
+import type { Config } from "./config.ts";
+import { Limiter } from "./limiter.ts";
+import type { Child, Runtime } from "./runtime/types.ts";
 
 export type Operation = "wal-push" | "wal-fetch" | "backup-push" | "backup-list";
 
@@ -95,11 +95,21 @@ export class WaleRunner {
       child = this.runtime.spawn(argv, { env: this.wale.env, stdio: "pipe", newGroup: true });
     } catch (cause) {
       const message = cause instanceof Error ? cause.message : String(cause);
-      return { exitCode: 127, stdout: "", stderr: `could not start ${argv[0]}: ${message}`, ms: performance.now() - started, timedOut: false };
+      return {
+        exitCode: 127,
+        stdout: "",
+        stderr: `could not start ${argv[0]}: ${message}`,
+        ms: performance.now() - started,
+        timedOut: false,
+      };
     }
     this.running.add(child);
     let timedOut = false;
-    const timer = timeoutMs > 0 ? setTimeout(() => ((timedOut = true), this.terminate(child)), timeoutMs) : undefined;
+    const expire = () => {
+      timedOut = true;
+      void this.terminate(child);
+    };
+    const timer = timeoutMs > 0 ? setTimeout(expire, timeoutMs) : undefined;
     try {
       const stdout = new Tail(child.stdout, STDOUT_KEEP);
       const stderr = new Tail(child.stderr, STDERR_KEEP);
@@ -136,7 +146,10 @@ class Tail {
   private readonly reader: ReadableStreamDefaultReader<Uint8Array> | null;
   private readonly done: Promise<void>;
 
-  constructor(stream: ReadableStream<Uint8Array> | null, private readonly keep: number) {
+  constructor(
+    stream: ReadableStream<Uint8Array> | null,
+    private readonly keep: number,
+  ) {
     this.reader = stream?.getReader() ?? null;
     this.done = this.pump().catch(() => {});
   }

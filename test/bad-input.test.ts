@@ -8,8 +8,17 @@
  * fake runtime that records argv.
  */
 import { afterAll, beforeAll, describe, expect, mock, test } from "bun:test";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import * as realFs from "node:fs/promises";
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import fc from "fast-check";
@@ -33,11 +42,11 @@ mock.module("node:fs/promises", () => ({
   unlink: watched(realFs.unlink),
 }));
 
-const { parseConfig } = await import("../src/config");
-const { createLogger } = await import("../src/log");
-const { createSidecar } = await import("../src/sidecar");
-const { checkWalName } = await import("../src/wal-names");
-const { fakeRuntime } = await import("./support/fake-runtime");
+const { parseConfig } = await import("../src/config.ts");
+const { createLogger } = await import("../src/log.ts");
+const { createSidecar } = await import("../src/sidecar.ts");
+const { checkWalName } = await import("../src/wal-names.ts");
+const { fakeRuntime } = await import("./support/fake-runtime.ts");
 
 const SEG = "000000010000000000000001";
 const base = realpathSync(mkdtempSync(join(tmpdir(), "bad-input-")));
@@ -61,7 +70,15 @@ afterAll(() => rmSync(base, { recursive: true, force: true }));
 function sidecar() {
   const { runtime, spawned } = fakeRuntime({ exitCode: 0, stdout: "1.1.1\n" });
   const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_FILE_PREFIX: "file://localhost/nowhere" });
-  const { app } = createSidecar(config, runtime, createLogger(() => {}, (s) => s), (s) => s);
+  const { app } = createSidecar(
+    config,
+    runtime,
+    createLogger(
+      () => {},
+      (s) => s,
+    ),
+    (s) => s,
+  );
   return {
     spawned,
     async get(url: string) {
@@ -71,11 +88,14 @@ function sidecar() {
   };
 }
 
-const inside = (path: string) => path === pgdata || path.startsWith(`${pgdata}/`) || path === pgwal || path.startsWith(`${pgwal}/`);
+const inside = (path: string) =>
+  path === pgdata || path.startsWith(`${pgdata}/`) || path === pgwal || path.startsWith(`${pgwal}/`);
 
 /** What each spawn may be: the file arguments inside the roots, WAL names valid. */
 function checkSpawn(argv: string[]) {
-  const sub = argv.find((a) => ["wal-push", "wal-fetch", "backup-push", "backup-list", "version", "delete"].includes(a));
+  const sub = argv.find((a) =>
+    ["wal-push", "wal-fetch", "backup-push", "backup-list", "version", "delete"].includes(a),
+  );
   if (sub === "wal-push") {
     const path = argv.at(-1) as string;
     expect(inside(path)).toBe(true);
@@ -100,18 +120,51 @@ function checkAnswer(status: number, body: string) {
 
 const fragment = fc.oneof(
   fc.constantFrom(
-    "..", ".", "", "%2e%2e", "%2E%2E%2F", "%252e%252e%252f", "..%2f..%2f", "%00", "%5C", "\\", "..\\..",
-    "pg_wal", "escape", SEG, "00000002.history", "000000010000000000000007", "RECOVERYXLOG", "%FF%FE", "%E0%A4", "%",
-    "/etc/passwd", "%2Fetc%2Fshadow", "?", "#", ";", "~",
+    "..",
+    ".",
+    "",
+    "%2e%2e",
+    "%2E%2E%2F",
+    "%252e%252e%252f",
+    "..%2f..%2f",
+    "%00",
+    "%5C",
+    "\\",
+    "..\\..",
+    "pg_wal",
+    "escape",
+    SEG,
+    "00000002.history",
+    "000000010000000000000007",
+    "RECOVERYXLOG",
+    "%FF%FE",
+    "%E0%A4",
+    "%",
+    "/etc/passwd",
+    "%2Fetc%2Fshadow",
+    "?",
+    "#",
+    ";",
+    "~",
   ),
   fc.string({ unit: "binary", maxLength: 30 }),
   fc.stringMatching(/^[0-9A-Fa-f.]{1,40}$/),
 );
 const pathArb = fc.array(fragment, { maxLength: 6 }).map((parts) => parts.join("/"));
-const route = fc.constantFrom("/wal-push/", "/wal-fetch/", "/backup-push", "/backup-list", "/readyz", "/metrics", "/ping", "/healthz", "/backups/jobs/");
-const queryArb = fc.array(fc.tuple(fc.constantFrom("dest", "wait", "x"), pathArb, fc.boolean()), { maxLength: 3 }).map((pairs) =>
-  pairs.map(([k, v, encode]) => `${k}=${encode ? encodeURIComponent(v) : v}`).join("&"),
+const route = fc.constantFrom(
+  "/wal-push/",
+  "/wal-fetch/",
+  "/backup-push",
+  "/backup-list",
+  "/readyz",
+  "/metrics",
+  "/ping",
+  "/healthz",
+  "/backups/jobs/",
 );
+const queryArb = fc
+  .array(fc.tuple(fc.constantFrom("dest", "wait", "x"), pathArb, fc.boolean()), { maxLength: 3 })
+  .map((pairs) => pairs.map(([k, v, encode]) => `${k}=${encode ? encodeURIComponent(v) : v}`).join("&"));
 
 describe("any request", () => {
   test("spawns only for valid names, touches nothing outside PGDATA/PGWAL, answers a clear 4xx", async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { parseConfig } from "../src/config";
-import { ConfigError } from "../src/errors";
+import { parseConfig } from "../src/config.ts";
+import { ConfigError } from "../src/errors.ts";
 
 describe("parseConfig", () => {
   test("the defaults are the original image's", () => {
@@ -8,7 +8,13 @@ describe("parseConfig", () => {
     expect(config.listen).toEqual({ hostname: "0.0.0.0", port: 80 });
     expect(config.pgdata).toBe("/var/lib/postgresql/data");
     expect(config.pgwal).toBe("/var/lib/postgresql/data/pg_wal");
-    expect(config.wale).toMatchObject({ bin: "wal-e", flags: ["--terse"], pushFlags: [], fetchFlags: ["-p=0"], backupPushFlags: [] });
+    expect(config.wale).toMatchObject({
+      bin: "wal-e",
+      flags: ["--terse"],
+      pushFlags: [],
+      fetchFlags: ["-p=0"],
+      backupPushFlags: [],
+    });
     expect(config.wale.env.WALE_LOG_DESTINATION).toBe("stderr");
     expect(config.wale.env.WALE_S3_PREFIX).toBeUndefined();
   });
@@ -67,7 +73,12 @@ describe("parseConfig", () => {
   });
 
   test("WAL-E's own variables pass through; WALE_LOG_DESTINATION is kept when set", () => {
-    const env = { AWS_REGION: "eu-west-1", WALE_FILE_PREFIX: "file://localhost/x", PGHOST: "db", WALE_LOG_DESTINATION: "syslog" };
+    const env = {
+      AWS_REGION: "eu-west-1",
+      WALE_FILE_PREFIX: "file://localhost/x",
+      PGHOST: "db",
+      WALE_LOG_DESTINATION: "syslog",
+    };
     expect(parseConfig(env).wale.env).toMatchObject(env);
   });
 

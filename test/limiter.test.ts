@@ -1,13 +1,16 @@
 import { expect, test } from "bun:test";
-import { HttpError } from "../src/errors";
-import { Limiter } from "../src/limiter";
+import { HttpError } from "../src/errors.ts";
+import { Limiter } from "../src/limiter.ts";
 
 test("runs at most max at once, queues up to maxQueue, and turns the rest away with 503", async () => {
   const limiter = new Limiter(2, 1);
   const a = await limiter.acquire();
   const b = await limiter.acquire();
   let cGot = false;
-  const c = limiter.acquire().then((release) => ((cGot = true), release));
+  const c = limiter.acquire().then((release) => {
+    cGot = true;
+    return release;
+  });
   expect(limiter.queued).toBe(1);
   const d = await limiter.acquire().catch((e) => e);
   expect(d).toBeInstanceOf(HttpError);

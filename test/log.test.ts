@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { createLogger, redactor } from "../src/log";
+import { createLogger, redactor } from "../src/log.ts";
 
 test("JSON lines, with secrets redacted wherever they appear", () => {
   const lines: string[] = [];
@@ -15,5 +15,7 @@ test("text lines for humans", () => {
   const lines: string[] = [];
   const log = createLogger((l) => lines.push(l), redactor(["s3cret"]), "text");
   log.warn("request", { route: "/wal-push", status: 404, reason: "not in PGWAL s3cret", skipped: undefined });
-  expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\S+ WARN  request route=\/wal-push status=404 reason="not in PGWAL \[REDACTED\]"\n$/);
+  expect(lines[0]).toMatch(
+    /^\d{4}-\d\d-\d\dT\S+ WARN {2}request route=\/wal-push status=404 reason="not in PGWAL \[REDACTED\]"\n$/,
+  );
 });

@@ -2,11 +2,11 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseConfig } from "../src/config";
-import { createLogger } from "../src/log";
-import { backupPush, walFetch, walPush } from "../src/operations";
-import { createSidecar } from "../src/sidecar";
-import { fakeRuntime, type Scripted } from "./support/fake-runtime";
+import { parseConfig } from "../src/config.ts";
+import { createLogger } from "../src/log.ts";
+import { backupPush, walFetch, walPush } from "../src/operations.ts";
+import { createSidecar } from "../src/sidecar.ts";
+import { fakeRuntime, type Scripted } from "./support/fake-runtime.ts";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "ops-")));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -19,7 +19,15 @@ const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e" });
 
 const deps = (result?: Scripted) => {
   const fake = fakeRuntime(result);
-  const sidecar = createSidecar(config, fake.runtime, createLogger(() => {}, (s) => s), (s) => s);
+  const sidecar = createSidecar(
+    config,
+    fake.runtime,
+    createLogger(
+      () => {},
+      (s) => s,
+    ),
+    (s) => s,
+  );
   return { deps: sidecar.deps, spawned: fake.spawned };
 };
 
@@ -46,13 +54,16 @@ describe("walPush", () => {
     expect((await walPush(d, "000000010000000000000002")).status).toBe(404);
     expect(spawned).toEqual([]);
   });
-  test.each(["..%2F..%2Fetc%2Fshadow", "00000001000000000000000a", "%00", "pg_wal/..", "x"])("%j is 400 and spawns nothing", async (raw) => {
-    const { deps: d, spawned } = deps();
-    const outcome = await walPush(d, raw);
-    expect(outcome.status).toBe(400);
-    expect(outcome.body.trim()).not.toContain("\n");
-    expect(spawned).toEqual([]);
-  });
+  test.each(["..%2F..%2Fetc%2Fshadow", "00000001000000000000000a", "%00", "pg_wal/..", "x"])(
+    "%j is 400 and spawns nothing",
+    async (raw) => {
+      const { deps: d, spawned } = deps();
+      const outcome = await walPush(d, raw);
+      expect(outcome.status).toBe(400);
+      expect(outcome.body.trim()).not.toContain("\n");
+      expect(spawned).toEqual([]);
+    },
+  );
 });
 
 describe("walFetch", () => {
@@ -110,7 +121,15 @@ describe("backupPush", () => {
     mkdirSync(data15);
     writeFileSync(join(data15, "PG_VERSION"), "15\n");
     const fake = fakeRuntime();
-    const sidecar = createSidecar(parseConfig({ PGDATA: data15 }), fake.runtime, createLogger(() => {}, (s) => s), (s) => s);
+    const sidecar = createSidecar(
+      parseConfig({ PGDATA: data15 }),
+      fake.runtime,
+      createLogger(
+        () => {},
+        (s) => s,
+      ),
+      (s) => s,
+    );
     const outcome = await backupPush(sidecar.deps);
     expect(outcome.status).toBe(501);
     expect(outcome.body).toContain("PostgreSQL 15");
@@ -119,7 +138,15 @@ describe("backupPush", () => {
   });
   test("a trigger while a backup runs joins it", async () => {
     const { fake, release } = gatedRuntime();
-    const sidecar = createSidecar(config, fake.runtime, createLogger(() => {}, (s) => s), (s) => s);
+    const sidecar = createSidecar(
+      config,
+      fake.runtime,
+      createLogger(
+        () => {},
+        (s) => s,
+      ),
+      (s) => s,
+    );
     const first = backupPush(sidecar.deps);
     const second = backupPush(sidecar.deps);
     release();
@@ -132,10 +159,30 @@ describe("backupPush", () => {
   test("retention runs after a successful backup, and never after a failed one", async () => {
     const retaining = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_BACKUP_RETAIN: "2" });
     const ok = fakeRuntime();
-    await backupPush(createSidecar(retaining, ok.runtime, createLogger(() => {}, (s) => s), (s) => s).deps);
+    await backupPush(
+      createSidecar(
+        retaining,
+        ok.runtime,
+        createLogger(
+          () => {},
+          (s) => s,
+        ),
+        (s) => s,
+      ).deps,
+    );
     expect(ok.spawned[1]).toEqual(["wal-e", "--terse", "delete", "--confirm", "retain", "2"]);
     const bad = fakeRuntime({ exitCode: 1 });
-    await backupPush(createSidecar(retaining, bad.runtime, createLogger(() => {}, (s) => s), (s) => s).deps);
+    await backupPush(
+      createSidecar(
+        retaining,
+        bad.runtime,
+        createLogger(
+          () => {},
+          (s) => s,
+        ),
+        (s) => s,
+      ).deps,
+    );
     expect(bad.spawned).toHaveLength(1);
   });
 });
@@ -143,9 +190,17 @@ describe("backupPush", () => {
 describe("walPush single flight", () => {
   test("concurrent pushes of one file share one WAL-E run", async () => {
     const { fake, release } = gatedRuntime();
-    const sidecar = createSidecar(config, fake.runtime, createLogger(() => {}, (s) => s), (s) => s);
+    const sidecar = createSidecar(
+      config,
+      fake.runtime,
+      createLogger(
+        () => {},
+        (s) => s,
+      ),
+      (s) => s,
+    );
     const pushes = [walPush(sidecar.deps, SEG), walPush(sidecar.deps, SEG), walPush(sidecar.deps, `pg_wal/${SEG}`)];
-    await Bun.sleep(10);
+    await new Promise((resolve) => setTimeout(resolve, 10));
     release();
     const outcomes = await Promise.all(pushes);
     expect(outcomes.map((o) => o.status)).toEqual([200, 200, 200]);

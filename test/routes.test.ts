@@ -2,10 +2,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseConfig } from "../src/config";
-import { createLogger, redactor } from "../src/log";
-import { createSidecar } from "../src/sidecar";
-import { fakeRuntime, type Scripted } from "./support/fake-runtime";
+import { parseConfig } from "../src/config.ts";
+import { createLogger, redactor } from "../src/log.ts";
+import { createSidecar } from "../src/sidecar.ts";
+import { fakeRuntime, type Scripted } from "./support/fake-runtime.ts";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "routes-")));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -20,7 +20,12 @@ function app(result?: Scripted, env: Record<string, string> = {}) {
   const { runtime, spawned } = fakeRuntime(result);
   const lines: string[] = [];
   const redact = redactor(config.secrets);
-  const { app: server } = createSidecar(config, runtime, createLogger((l) => lines.push(l), redact), redact);
+  const { app: server } = createSidecar(
+    config,
+    runtime,
+    createLogger((l) => lines.push(l), redact),
+    redact,
+  );
   const get = async (path: string, method = "GET", headers: Record<string, string> = {}) => {
     const response = await server.handle(new Request(`http://sidecar${path}`, { method, headers }));
     return { status: response.status, body: await response.text(), headers: response.headers };
@@ -36,7 +41,14 @@ test("one structured log line per request, with route, file, status, ms and exit
   const a = app({ exitCode: 0, stderr: "a warning\n" });
   await a.get(`/wal-push/${SEG}`);
   const [line] = a.logs().filter((l) => l.msg === "request");
-  expect(line).toMatchObject({ level: "info", route: "/wal-push", file: SEG, status: 200, exit: 0, stderr: "a warning" });
+  expect(line).toMatchObject({
+    level: "info",
+    route: "/wal-push",
+    file: SEG,
+    status: 200,
+    exit: 0,
+    stderr: "a warning",
+  });
   expect(typeof line.ms).toBe("number");
 });
 
@@ -78,12 +90,25 @@ describe("status codes", () => {
   });
   test("backup-push", async () => {
     const a = app();
-    expect(await a.get("/backup-push")).toMatchObject({ status: 200, body: expect.stringMatching(/^backup complete \(job [0-9a-f-]{36}\)\n$/) });
+    expect(await a.get("/backup-push")).toMatchObject({
+      status: 200,
+      body: expect.stringMatching(/^backup complete \(job [0-9a-f-]{36}\)\n$/),
+    });
     expect(a.spawned[0]).toEqual(["wal-e", "--terse", "backup-push", base]);
   });
   test.each(["POST", "PUT", "DELETE"])("%s on a route: 405 with Allow: GET", async (method) => {
     const a = app();
-    for (const path of ["/ping", "/healthz", "/readyz", "/metrics", `/wal-push/${SEG}`, `/wal-fetch/${SEG}`, "/backup-push", "/backup-list", "/backups/jobs/x"]) {
+    for (const path of [
+      "/ping",
+      "/healthz",
+      "/readyz",
+      "/metrics",
+      `/wal-push/${SEG}`,
+      `/wal-fetch/${SEG}`,
+      "/backup-push",
+      "/backup-list",
+      "/backups/jobs/x",
+    ]) {
       const r = await a.get(path, method);
       expect(r.status).toBe(405);
       expect(r.headers.get("allow")).toBe("GET");
@@ -125,10 +150,16 @@ describe("backup jobs", () => {
     expect(body).toMatchObject({ state: "running", joined: false });
     let job: Record<string, unknown> = {};
     for (let i = 0; i < 50 && job.state !== "succeeded"; i++) {
-      await Bun.sleep(10);
+      await new Promise((resolve) => setTimeout(resolve, 10));
       job = JSON.parse((await a.get(`/backups/jobs/${body.id}`)).body);
     }
-    expect(job).toMatchObject({ id: body.id, state: "succeeded", exit_code: 0, stderr: "NOTICE: done", trigger: "http" });
+    expect(job).toMatchObject({
+      id: body.id,
+      state: "succeeded",
+      exit_code: 0,
+      stderr: "NOTICE: done",
+      trigger: "http",
+    });
     expect(typeof job.started_at).toBe("string");
     expect(typeof job.ended_at).toBe("string");
     expect((await a.get("/backups/jobs/nope")).status).toBe(404);
@@ -176,7 +207,16 @@ describe("WALE_SIDECAR_TOKEN", () => {
     const a = app({ exitCode: 0 }, { WALE_SIDECAR_TOKEN: TOKEN });
     expect((await a.get("/ping")).status).toBe(200);
     expect((await a.get("/healthz")).status).toBe(200);
-    for (const path of [`/wal-push/${SEG}`, `/wal-fetch/${SEG}`, "/backup-push", "/backup-list", "/readyz", "/metrics", "/swagger", "/backups/jobs/x"]) {
+    for (const path of [
+      `/wal-push/${SEG}`,
+      `/wal-fetch/${SEG}`,
+      "/backup-push",
+      "/backup-list",
+      "/readyz",
+      "/metrics",
+      "/swagger",
+      "/backups/jobs/x",
+    ]) {
       const none = await a.get(path);
       expect(none.status).toBe(401);
       expect(none.headers.get("www-authenticate")).toBe("Bearer");

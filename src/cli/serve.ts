@@ -1,9 +1,9 @@
-import type { Config } from "../config";
-import { createLogger, type Logger, redactor } from "../log";
-import type { Runtime, Server } from "../runtime/types";
-import { createSidecar, type Sidecar } from "../sidecar";
-import { VERSION } from "../version";
-import { type Command, loadConfig, wantsHelp } from "./command";
+import type { Config } from "../config.ts";
+import { createLogger, type Logger, redactor } from "../log.ts";
+import type { Server } from "../runtime/types.ts";
+import { createSidecar, type Sidecar } from "../sidecar.ts";
+import { VERSION } from "../version.ts";
+import { type Command, loadConfig, wantsHelp } from "./command.ts";
 
 export const serve: Command = {
   name: "serve",
@@ -66,7 +66,9 @@ exits 0.
       sidecar.schedule?.stop();
       const { hostname, port } = config.listen;
       const hint = port < 1024 ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE; set WALE_LISTEN_PORT)" : "";
-      runtime.stderr(`wale-sidecar: cannot listen on ${hostname}:${port}: ${error instanceof Error ? error.message : error}${hint}\n`);
+      runtime.stderr(
+        `wale-sidecar: cannot listen on ${hostname}:${port}: ${error instanceof Error ? error.message : error}${hint}\n`,
+      );
       return 1;
     }
     log.info("listening", {
@@ -110,7 +112,12 @@ async function shutdown({ signal, config, sidecar, server, log, inFlight }: Stop
   sidecar.lifecycle.draining = true;
   sidecar.schedule?.stop();
   const { runner, backups } = sidecar.deps;
-  log.info("stopping", { signal, in_flight: inFlight(), wale_running: runner.inFlight, grace_s: config.shutdownGraceMs / 1000 });
+  log.info("stopping", {
+    signal,
+    in_flight: inFlight(),
+    wale_running: runner.inFlight,
+    grace_s: config.shutdownGraceMs / 1000,
+  });
 
   const deadline = Date.now() + config.shutdownGraceMs;
   const busy = () => inFlight() > 0 || runner.inFlight > 0;

@@ -1,6 +1,6 @@
 /** The Runtime on Bun. */
 import { constants } from "node:os";
-import type { Child, Runtime, Signal } from "./types";
+import type { Child, Runtime, Signal } from "./types.ts";
 
 const signalNumber = (signal: string | number | null): number =>
   typeof signal === "number" ? signal : (signal && (constants.signals as Record<string, number>)[signal]) || 0;

@@ -38,7 +38,10 @@ export interface Runtime {
   readonly name: string;
   /** argv[0] is looked up on PATH. Never a shell. */
   spawn(argv: string[], options: SpawnOptions): Child;
-  serve(handler: (request: Request) => Response | Promise<Response>, listen: { hostname: string; port: number }): Server;
+  serve(
+    handler: (request: Request) => Response | Promise<Response>,
+    listen: { hostname: string; port: number },
+  ): Server;
   onSignal(signal: "SIGINT" | "SIGTERM", listener: () => void): void;
   env(): Record<string, string | undefined>;
   /** The command-line arguments after the program itself. */

@@ -2,7 +2,7 @@
 import { expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { script, startSidecar, useScope } from "../support/harness";
+import { script, startSidecar, useScope } from "../support/harness.ts";
 
 const scope = useScope();
 
@@ -22,7 +22,10 @@ test("huge paths and query strings get a 4xx, nothing runs, and the server stays
     `/wal-push/${SEG}%00`,
   ]) {
     const response = await fetch(`${sidecar.url}${path}`);
-    expect({ path: path.slice(0, 40), status: response.status >= 400 && response.status < 500 }).toEqual({ path: path.slice(0, 40), status: true });
+    expect({ path: path.slice(0, 40), status: response.status >= 400 && response.status < 500 }).toEqual({
+      path: path.slice(0, 40),
+      status: true,
+    });
   }
   expect((await fetch(`${sidecar.url}/ping`)).status).toBe(200);
   expect(await Bun.file(marker).exists()).toBe(false);

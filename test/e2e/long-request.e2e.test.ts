@@ -6,7 +6,7 @@
 import { expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { script, startSidecar, useScope } from "../support/harness";
+import { script, startSidecar, useScope } from "../support/harness.ts";
 
 const scope = useScope();
 

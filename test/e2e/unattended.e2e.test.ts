@@ -7,21 +7,21 @@ import { expect, test } from "bun:test";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  TOOLS,
   archiveThrough,
   asDbUser,
   freePort,
   makeStore,
   type Postgres,
   run,
+  type Store,
   script,
   segmentRange,
-  type Store,
   startPostgres,
   startSidecar,
+  TOOLS,
   useScope,
   waitFor,
-} from "../support/harness";
+} from "../support/harness.ts";
 
 const scope = useScope();
 
@@ -42,7 +42,14 @@ async function backupPair(env: Record<string, string> = {}) {
   const pg = await startPostgres(scope, { version: 14, conf: ["archive_mode = on", archiveThrough(url)] });
   const sidecar = await startSidecar(
     scope,
-    { PGDATA: pg.pgdata, WALE_FILE_PREFIX: store.prefix, PGHOST: "127.0.0.1", PGPORT: String(pg.port), PGUSER: "postgres", ...env },
+    {
+      PGDATA: pg.pgdata,
+      WALE_FILE_PREFIX: store.prefix,
+      PGHOST: "127.0.0.1",
+      PGPORT: String(pg.port),
+      PGUSER: "postgres",
+      ...env,
+    },
     port,
   );
   return { store, pg, sidecar };
@@ -84,9 +91,14 @@ test("a per-second schedule fires, and shows in /readyz and /metrics", async () 
   const ready = await (await fetch(`${sidecar.url}/readyz`)).text();
   expect(ready).toMatch(/^ready\n/);
   expect(ready).toMatch(/next backup: \d{4}-\d\d-\d\dT/);
-  expect(await (await fetch(`${sidecar.url}/metrics`)).text()).toMatch(/^wale_sidecar_next_backup_timestamp_seconds \d+/m);
+  expect(await (await fetch(`${sidecar.url}/metrics`)).text()).toMatch(
+    /^wale_sidecar_next_backup_timestamp_seconds \d+/m,
+  );
   await waitFor("a scheduled backup in the store", () => backupsIn(store).length > 0, 120_000);
-  const scheduled = sidecar.output().split("\n").filter((l) => l.includes('"msg":"backup started"') && l.includes('"trigger":"schedule"'));
+  const scheduled = sidecar
+    .output()
+    .split("\n")
+    .filter((l) => l.includes('"msg":"backup started"') && l.includes('"trigger":"schedule"'));
   expect(scheduled.length).toBeGreaterThan(0);
 }, 180_000);
 
@@ -186,7 +198,8 @@ test("/metrics counts exactly the traffic sent", async () => {
   expect(readFileSync(join(dir, "pg_wal/RECOVERYXLOG"), "utf8")).toBe("not really WAL, but WAL-E only moves bytes");
 
   const metrics = await (await fetch(`${sidecar.url}/metrics`)).text();
-  const value = (series: string) => Number(metrics.match(new RegExp(`^${series.replace(/[{}]/g, "\\$&")} (\\S+)$`, "m"))?.[1]);
+  const value = (series: string) =>
+    Number(metrics.match(new RegExp(`^${series.replace(/[{}]/g, "\\$&")} (\\S+)$`, "m"))?.[1]);
   expect(value('wale_sidecar_requests_total{route="/wal-push",status="200"}')).toBe(2);
   expect(value('wale_sidecar_requests_total{route="/wal-push",status="404"}')).toBe(1);
   expect(value('wale_sidecar_requests_total{route="/wal-push",status="400"}')).toBe(1);
@@ -197,10 +210,15 @@ test("/metrics counts exactly the traffic sent", async () => {
   expect(value('wale_sidecar_wale_runs_total{operation="wal-fetch",outcome="not_found"}')).toBe(1);
   expect(value('wale_sidecar_wale_duration_seconds_count{operation="wal-push"}')).toBe(2);
   expect(value(`wale_sidecar_last_archived_segment_info{file="${SEG}"}`)).toBe(1);
-  expect(value('wale_sidecar_last_success_timestamp_seconds{operation="wal-push"}')).toBeGreaterThan(Date.now() / 1000 - 60);
+  expect(value('wale_sidecar_last_success_timestamp_seconds{operation="wal-push"}')).toBeGreaterThan(
+    Date.now() / 1000 - 60,
+  );
   expect(value('wale_sidecar_in_flight{operation="wal-push"}')).toBe(0);
   // The metrics request itself is not counted before it is answered, and nothing else was sent.
-  const counted = [...metrics.matchAll(/^wale_sidecar_requests_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  const counted = [...metrics.matchAll(/^wale_sidecar_requests_total\{[^}]*\} (\d+)$/gm)].reduce(
+    (n, m) => n + Number(m[1]),
+    0,
+  );
   expect(counted).toBe(6);
 }, 60_000);
 

@@ -3,7 +3,7 @@
  * for unit tests of error paths. It never replaces real WAL-E in the
  * end-to-end tests.
  */
-import type { Child, Runtime } from "../../src/runtime/types";
+import type { Child, Runtime } from "../../src/runtime/types.ts";
 
 export interface Scripted {
   exitCode: number;

