@@ -5,6 +5,7 @@
  * waits for WAL-E to exit and keeps a bounded tail of what it printed.
  */
 import type { Config } from "./config.ts";
+import { HttpError } from "./errors.ts";
 import { Limiter } from "./limiter.ts";
 import type { Child, Runtime } from "./runtime/types.ts";
 
@@ -60,6 +61,7 @@ const STREAM_LINGER_MS = 1_000;
  */
 export class WaleRunner {
   private readonly running = new Set<Child>();
+  private closed = false;
 
   constructor(
     private readonly runtime: Runtime,
@@ -82,6 +84,7 @@ export class WaleRunner {
   async run(argv: string[], { timeoutMs = 0, mustRun = false } = {}): Promise<RunResult> {
     const release = await this.limiter.acquire(mustRun);
     try {
+      if (this.closed) throw new HttpError(503, "shutting down; retry against the new instance");
       return await this.spawnAndWait(argv, timeoutMs);
     } finally {
       release();
@@ -124,8 +127,12 @@ export class WaleRunner {
     }
   }
 
-  /** Kills every run in flight, with their process groups, and waits for them. */
-  async terminateAll(): Promise<void> {
+  /**
+   * Starts no more runs (work still queued gets a 503), kills every run in
+   * flight with its process group, and waits for them.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
     await Promise.all([...this.running].map((child) => this.terminate(child)));
   }
 

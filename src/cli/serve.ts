@@ -126,7 +126,7 @@ async function shutdown({ signal, config, sidecar, server, log, inFlight }: Stop
 
   if (busy()) {
     log.warn("grace period over: killing WAL-E", { in_flight: inFlight(), wale_running: runner.inFlight });
-    await runner.terminateAll();
+    await runner.close();
     // Let the requests whose WAL-E was killed send their answers.
     for (let i = 0; i < 40 && inFlight() > 0; i++) await sleep(50);
   }
