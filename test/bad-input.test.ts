@@ -43,10 +43,8 @@ mock.module("node:fs/promises", () => ({
 }));
 
 const { parseConfig } = await import("../src/config.ts");
-const { createLogger } = await import("../src/log.ts");
-const { createSidecar } = await import("../src/sidecar.ts");
 const { checkWalName } = await import("../src/wal-names.ts");
-const { fakeRuntime } = await import("./support/fake-runtime.ts");
+const { fakeRuntime, sidecarFor } = await import("./support/fake-runtime.ts");
 
 const SEG = "000000010000000000000001";
 const base = realpathSync(mkdtempSync(join(tmpdir(), "bad-input-")));
@@ -70,15 +68,7 @@ afterAll(() => rmSync(base, { recursive: true, force: true }));
 function sidecar() {
   const { runtime, spawned } = fakeRuntime({ exitCode: 0, stdout: "1.1.1\n" });
   const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_FILE_PREFIX: "file://localhost/nowhere" });
-  const { app } = createSidecar(
-    config,
-    runtime,
-    createLogger(
-      () => {},
-      (s) => s,
-    ),
-    (s) => s,
-  );
+  const { app } = sidecarFor(config, runtime);
   return {
     spawned,
     async get(url: string) {

@@ -19,9 +19,7 @@ import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 import { COMMANDS } from "../src/cli.ts";
 import { EnvSchema, isWaleVariable, parseConfig } from "../src/config.ts";
-import { createLogger, redactor } from "../src/log.ts";
-import { createSidecar } from "../src/sidecar.ts";
-import { fakeRuntime } from "./support/fake-runtime.ts";
+import { fakeRuntime, sidecarFor } from "./support/fake-runtime.ts";
 
 /**
  * Names the examples use that other issues add (routes, variables,
@@ -38,13 +36,7 @@ const SIDECAR_IMAGE = /^(?:[^/]+\/)*timescale-wale(?:[:@].*)?$/;
 const knownVariable = (name: string) => name in EnvSchema.properties || isWaleVariable(name);
 const commandExists = (name: string) => COMMANDS.some((c) => c.name === name);
 const routes = (() => {
-  const redact = redactor([]);
-  const { app } = createSidecar(
-    parseConfig({}),
-    fakeRuntime().runtime,
-    createLogger(() => {}, redact),
-    redact,
-  );
+  const { app } = sidecarFor(parseConfig({}), fakeRuntime().runtime);
   return app.routes
     .filter((r) => r.method === "GET")
     .map((r) => new RegExp(`^${r.path.replace(/:[^/]+/g, "[^/]+").replace(/\*/g, ".*")}$`));

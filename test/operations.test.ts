@@ -3,10 +3,8 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
-import { createLogger } from "../src/log.ts";
 import { backupPush, walFetch, walPush } from "../src/operations.ts";
-import { createSidecar } from "../src/sidecar.ts";
-import { fakeRuntime, type Scripted } from "./support/fake-runtime.ts";
+import { fakeRuntime, type Scripted, sidecarFor } from "./support/fake-runtime.ts";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "ops-")));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -19,15 +17,7 @@ const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e" });
 
 const deps = (result?: Scripted) => {
   const fake = fakeRuntime(result);
-  const sidecar = createSidecar(
-    config,
-    fake.runtime,
-    createLogger(
-      () => {},
-      (s) => s,
-    ),
-    (s) => s,
-  );
+  const sidecar = sidecarFor(config, fake.runtime);
   return { deps: sidecar.deps, spawned: fake.spawned };
 };
 
@@ -121,15 +111,7 @@ describe("backupPush", () => {
     mkdirSync(data15);
     writeFileSync(join(data15, "PG_VERSION"), "15\n");
     const fake = fakeRuntime();
-    const sidecar = createSidecar(
-      parseConfig({ PGDATA: data15 }),
-      fake.runtime,
-      createLogger(
-        () => {},
-        (s) => s,
-      ),
-      (s) => s,
-    );
+    const sidecar = sidecarFor(parseConfig({ PGDATA: data15 }), fake.runtime);
     const outcome = await backupPush(sidecar.deps);
     expect(outcome.status).toBe(501);
     expect(outcome.body).toContain("PostgreSQL 15");
@@ -138,15 +120,7 @@ describe("backupPush", () => {
   });
   test("a trigger while a backup runs joins it", async () => {
     const { fake, release } = gatedRuntime();
-    const sidecar = createSidecar(
-      config,
-      fake.runtime,
-      createLogger(
-        () => {},
-        (s) => s,
-      ),
-      (s) => s,
-    );
+    const sidecar = sidecarFor(config, fake.runtime);
     const first = backupPush(sidecar.deps);
     const second = backupPush(sidecar.deps);
     release();
@@ -159,30 +133,10 @@ describe("backupPush", () => {
   test("retention runs after a successful backup, and never after a failed one", async () => {
     const retaining = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_BACKUP_RETAIN: "2" });
     const ok = fakeRuntime();
-    await backupPush(
-      createSidecar(
-        retaining,
-        ok.runtime,
-        createLogger(
-          () => {},
-          (s) => s,
-        ),
-        (s) => s,
-      ).deps,
-    );
+    await backupPush(sidecarFor(retaining, ok.runtime).deps);
     expect(ok.spawned[1]).toEqual(["wal-e", "--terse", "delete", "--confirm", "retain", "2"]);
     const bad = fakeRuntime({ exitCode: 1 });
-    await backupPush(
-      createSidecar(
-        retaining,
-        bad.runtime,
-        createLogger(
-          () => {},
-          (s) => s,
-        ),
-        (s) => s,
-      ).deps,
-    );
+    await backupPush(sidecarFor(retaining, bad.runtime).deps);
     expect(bad.spawned).toHaveLength(1);
   });
 });
@@ -190,15 +144,7 @@ describe("backupPush", () => {
 describe("walPush single flight", () => {
   test("concurrent pushes of one file share one WAL-E run", async () => {
     const { fake, release } = gatedRuntime();
-    const sidecar = createSidecar(
-      config,
-      fake.runtime,
-      createLogger(
-        () => {},
-        (s) => s,
-      ),
-      (s) => s,
-    );
+    const sidecar = sidecarFor(config, fake.runtime);
     const pushes = [walPush(sidecar.deps, SEG), walPush(sidecar.deps, SEG), walPush(sidecar.deps, `pg_wal/${SEG}`)];
     await new Promise((resolve) => setTimeout(resolve, 10));
     release();

@@ -3,9 +3,7 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
-import { createLogger, redactor } from "../src/log.ts";
-import { createSidecar } from "../src/sidecar.ts";
-import { fakeRuntime, type Scripted } from "./support/fake-runtime.ts";
+import { fakeRuntime, type Scripted, sidecarFor } from "./support/fake-runtime.ts";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "routes-")));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -19,13 +17,7 @@ function app(result?: Scripted, env: Record<string, string> = {}) {
   const config = parseConfig({ PGDATA: base, AWS_SECRET_ACCESS_KEY: SECRET, ...env });
   const { runtime, spawned } = fakeRuntime(result);
   const lines: string[] = [];
-  const redact = redactor(config.secrets);
-  const { app: server } = createSidecar(
-    config,
-    runtime,
-    createLogger((l) => lines.push(l), redact),
-    redact,
-  );
+  const { app: server } = sidecarFor(config, runtime, (l) => lines.push(l));
   const get = async (path: string, method = "GET", headers: Record<string, string> = {}) => {
     const response = await server.handle(new Request(`http://sidecar${path}`, { method, headers }));
     return { status: response.status, body: await response.text(), headers: response.headers };
