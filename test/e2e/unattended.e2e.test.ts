@@ -20,6 +20,7 @@ import {
   startPostgres,
   startSidecar,
   useScope,
+  running,
   waitFor,
 } from "../support/harness";
 
@@ -150,7 +151,7 @@ test("a WAL-E that runs past its time limit gets 504, and nothing it started is 
   expect(await response.text()).toBe(`wal-push ${SEG} timed out after 1 s; WAL-E was killed\n`);
   const started = hung.pids();
   expect(started).toHaveLength(2);
-  for (const pid of started) expect(alive(pid)).toBe(false);
+  for (const pid of started) expect(running(pid)).toBe(false);
 }, 60_000);
 
 test("after the grace period, WAL-E still running is killed with its group, and the sidecar exits 0", async () => {
@@ -164,7 +165,7 @@ test("after the grace period, WAL-E still running is killed with its group, and 
   expect(response.status).toBe(500);
   expect(await response.text()).toContain("WAL-E exited with code 143");
   expect(await sidecar.exited).toBe(0);
-  for (const pid of hung.pids()) expect(alive(pid)).toBe(false);
+  for (const pid of hung.pids()) expect(running(pid)).toBe(false);
   expect(sidecar.output()).toContain("grace period over: killing WAL-E");
 }, 60_000);
 
@@ -203,16 +204,3 @@ test("/metrics counts exactly the traffic sent", async () => {
   const counted = [...metrics.matchAll(/^wale_sidecar_requests_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
   expect(counted).toBe(6);
 }, 60_000);
-
-/**
- * Running, as opposed to gone or a zombie: a killed orphan waits as a zombie
- * until PID 1 reaps it (tini, in the image).
- */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !/^\d+ \(.*\) [ZX]/.test(stat);
-  } catch {
-    return false;
-  }
-}

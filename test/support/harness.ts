@@ -8,7 +8,7 @@
  * so when the tests run as root both are started as `postgres`.
  */
 import { afterEach } from "bun:test";
-import { appendFileSync, chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -99,6 +99,19 @@ export function freePort(): number {
   const port = server.port as number;
   server.stop(true);
   return port;
+}
+
+/**
+ * Running, as opposed to gone or a zombie: a killed orphan waits as a zombie
+ * until PID 1 reaps it (tini, in the image).
+ */
+export function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^\d+ \(.*\) [ZX]/.test(stat);
+  } catch {
+    return false;
+  }
 }
 
 type Truthy<T> = Exclude<T, false | null | undefined | "" | 0>;
