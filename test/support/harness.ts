@@ -8,7 +8,16 @@
  * so when the tests run as root both are started as `postgres`.
  */
 import { afterEach } from "bun:test";
-import { appendFileSync, chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -26,6 +35,8 @@ export const TOOLS = {
     15: "/usr/lib/postgresql/15/bin",
   },
   psql: "/usr/lib/postgresql/15/bin/psql",
+  // PostgreSQL 15's pgbench drives a 14 server too, over TCP.
+  pgbench: "/usr/lib/postgresql/15/bin/pgbench",
 } as const;
 
 const DB_USER = "postgres";
@@ -65,7 +76,9 @@ export class Scope {
 /** A Scope closed after each test of the calling file. */
 export function useScope(): Scope {
   const scope = new Scope();
-  afterEach(() => scope.close());
+  // Clean-up can outlast bun's 5 s hook default: a sidecar drains its work
+  // for up to WALE_SHUTDOWN_GRACE before it exits.
+  afterEach(() => scope.close(), 120_000);
   return scope;
 }
 
@@ -112,6 +125,19 @@ export function freePort(): number {
   const port = server.port as number;
   server.stop(true);
   return port;
+}
+
+/**
+ * Running, as opposed to gone or a zombie: a killed orphan waits as a zombie
+ * until PID 1 reaps it (tini, in the image).
+ */
+export function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^\d+ \(.*\) [ZX]/.test(stat);
+  } catch {
+    return false;
+  }
 }
 
 type Truthy<T> = Exclude<T, false | null | undefined | "" | 0>;
@@ -250,6 +276,32 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
   };
 }
 
+/** `rows:md5` of a table's rows in a stable order: equal only if the contents are equal. */
+export const checksum = (pg: Postgres, table: string) =>
+  pg.sql(`SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM ${table} t`);
+
+export interface WriteLoad {
+  /** Stops the clients; committed work stays. */
+  stop(): Promise<void>;
+}
+
+/** A pgbench write load (initialised at `scale` first) running until stopped. */
+export async function startWriteLoad(scope: Scope, pg: Postgres, { scale = 1, clients = 2 } = {}): Promise<WriteLoad> {
+  const connect = ["-h", "127.0.0.1", "-p", String(pg.port), "-U", "postgres"];
+  await run([TOOLS.pgbench, ...connect, "-i", "-q", "-s", String(scale), "postgres"]);
+  const proc = Bun.spawn([TOOLS.pgbench, ...connect, "-n", "-c", String(clients), "-T", "3600", "postgres"], {
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  const stop = async () => {
+    proc.kill("SIGKILL");
+    await proc.exited;
+  };
+  scope.defer(stop);
+  return { stop };
+}
+
 /** archive_command through the sidecar with the real wget, as the README shows it. */
 export const archiveThrough = (sidecarUrl: string) => `archive_command = 'wget -q -O - ${sidecarUrl}/wal-push/%f'`;
 export const restoreThrough = (sidecarUrl: string) =>
@@ -305,7 +357,8 @@ export async function startSidecar(
   const stop = async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
     proc.kill("SIGTERM");
-    const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    // Past the default grace (25 s) and the kill that follows it.
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 40_000);
     await proc.exited;
     clearTimeout(timer);
     await collected;
@@ -359,4 +412,39 @@ export function segmentRange(first: string, last: string): string[] {
     if (out.length > 100_000) throw new Error(`${last} does not follow ${first}`);
   }
   return out;
+}
+
+// -------------------------------------------------------------- restore
+
+export interface Restore {
+  /** PostgreSQL on the restored data directory, out of recovery. */
+  pg: Postgres;
+  /** The sidecar that served its restore_command. */
+  fetcher: Sidecar;
+}
+
+/**
+ * Restores the latest base backup in `store` and recovers to the end of the
+ * archive, as the README tells users to: `wal-e backup-fetch` through the
+ * binary, pg_hba.conf and pg_ident.conf from the source (WAL-E does not back
+ * them up), recovery.signal, and restore_command through a sidecar of its
+ * own. Resolves once pg_is_in_recovery() is false.
+ */
+export async function restoreLatest(scope: Scope, store: Store, source: Postgres): Promise<Restore> {
+  const target = scope.tempDir("restored");
+  const waleEnv = { PATH: process.env.PATH ?? "", WALE_BIN: TOOLS.wale, WALE_FILE_PREFIX: store.prefix };
+  await run(asDbUser([TOOLS.sidecar, "wal-e", "backup-fetch", target, "LATEST"]), { env: waleEnv });
+  // Copied as the database user, who must own everything in PGDATA.
+  const files = ["pg_hba.conf", "pg_ident.conf"].map((f) => join(source.pgdata, f));
+  await run(asDbUser(["cp", ...files, target]));
+  await run(asDbUser(["touch", join(target, "recovery.signal")]));
+
+  const fetcher = await startSidecar(scope, { PGDATA: target, WALE_FILE_PREFIX: store.prefix });
+  const pg = await startPostgres(scope, {
+    version: source.version,
+    pgdata: target,
+    conf: ["archive_mode = off", restoreThrough(fetcher.url)],
+  });
+  await waitFor("recovery to finish", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 120_000);
+  return { pg, fetcher };
 }
