@@ -26,6 +26,8 @@ export const EnvSchema = T.Object({
   WALE_PUSH_FLAGS: Flags("", "flags for wal-push"),
   WALE_FETCH_FLAGS: Flags("-p=0", "flags for wal-fetch"),
   WALE_BACKUP_PUSH_FLAGS: Flags("", "flags for backup-push"),
+  WALE_SPOOL_DIR: AbsolutePath("/tmp/wale-sidecar-spool"),
+  WALE_PREFETCH: T.Integer({ default: 8, minimum: 0, maximum: 32, description: "a number of segments from 0 to 32" }),
 });
 type Env = Static<typeof EnvSchema>;
 
@@ -42,6 +44,8 @@ export interface Config {
     /** The environment every WAL-E child gets. */
     env: Record<string, string>;
   };
+  /** Where fetched WAL lands before it moves to its destination, and where the next segments are prefetched. */
+  spool: { dir: string; prefetch: number };
   /** Values that must never reach a log line or a response body. */
   secrets: string[];
 }
@@ -53,10 +57,18 @@ export const SECRET_NAME = /SECRET|KEY|TOKEN|PASSWORD|PASSPHRASE|CREDENTIAL/i;
 export function parseConfig(environment: Record<string, string | undefined>): Config {
   const env = readEnv(environment);
   const pgdata = trimSlash(env.PGDATA);
+  const pgwal = trimSlash(env.PGWAL ?? `${pgdata}/pg_wal`);
+  const spoolDir = trimSlash(env.WALE_SPOOL_DIR);
+  // The sidecar empties its spool at start: a spool inside the database would lose data.
+  for (const [name, root] of [["PGDATA", pgdata], ["PGWAL", pgwal]] as const) {
+    if (spoolDir === root || spoolDir.startsWith(`${root}/`) || root.startsWith(`${spoolDir}/`)) {
+      throw new ConfigError("WALE_SPOOL_DIR", `must be outside ${name} and not contain it (got "${spoolDir}")`);
+    }
+  }
   return {
     listen: { hostname: env.WALE_LISTEN_HOST, port: env.WALE_LISTEN_PORT },
     pgdata,
-    pgwal: trimSlash(env.PGWAL ?? `${pgdata}/pg_wal`),
+    pgwal,
     wale: {
       bin: env.WALE_BIN,
       flags: splitFlags(env.WALE_FLAGS),
@@ -65,6 +77,7 @@ export function parseConfig(environment: Record<string, string | undefined>): Co
       backupPushFlags: splitFlags(env.WALE_BACKUP_PUSH_FLAGS),
       env: waleEnv(environment),
     },
+    spool: { dir: spoolDir, prefetch: env.WALE_PREFETCH },
     secrets: secretValues(environment),
   };
 }

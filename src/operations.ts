@@ -3,10 +3,12 @@
  * turn its exit into an HTTP outcome. Nothing is spawned and no file is
  * touched until the input has passed its checks.
  */
+import { readFile, rm } from "node:fs/promises";
 import type { Config } from "./config";
 import { badRequest, HttpError } from "./errors";
 import { fetchDestination, segmentToPush } from "./paths";
 import type { Runtime } from "./runtime/types";
+import type { Spool } from "./spool";
 import { type NameCheck, walNameFromPath } from "./wal-names";
 import {
   backupPushArgv,
@@ -15,13 +17,13 @@ import {
   type Operation,
   type RunResult,
   runWale,
-  walFetchArgv,
   walPushArgv,
 } from "./wale";
 
 export interface Deps {
   config: Config;
   runtime: Runtime;
+  spool: Spool;
 }
 
 export interface Outcome {
@@ -29,6 +31,8 @@ export interface Outcome {
   status: number;
   body: string;
   file?: string;
+  /** A binary body (application/octet-stream) instead of `body`. */
+  bytes?: Uint8Array;
   /** Set when WAL-E ran. */
   wale?: RunResult;
 }
@@ -36,7 +40,7 @@ export interface Outcome {
 /** GET /wal-push/:file — archive PGWAL/<file>. */
 export function walPush(deps: Deps, rawPath: string): Promise<Outcome> {
   return settle("wal-push", async () => {
-    const name = validName(walNameFromPath(rawPath));
+    const { name } = validName(walNameFromPath(rawPath));
     const path = await segmentToPush(deps.config, name);
     const wale = await runWale(deps.runtime, deps.config.wale, walPushArgv(deps.config.wale, path));
     if (wale.exitCode === 0) return { status: 200, body: `archived ${name}\n`, file: name, wale };
@@ -47,13 +51,33 @@ export function walPush(deps: Deps, rawPath: string): Promise<Outcome> {
 /** GET /wal-fetch/:file?dest= — restore <file> from the archive to PGWAL/<file>, or to PGDATA/<dest>. */
 export function walFetch(deps: Deps, rawPath: string, dest: string | undefined): Promise<Outcome> {
   return settle("wal-fetch", async () => {
-    const name = validName(walNameFromPath(rawPath));
-    const target = await fetchDestination(deps.config, name, dest);
-    const wale = await runWale(deps.runtime, deps.config.wale, walFetchArgv(deps.config.wale, name, target));
-    if (wale.exitCode === 0) return { status: 200, body: `fetched ${name}\n`, file: name, wale };
-    if (isNotInArchive(wale, name)) return { status: 404, body: `${name} is not in the archive\n`, file: name, wale };
-    return failed("wal-fetch", name, wale);
+    const check = validName(walNameFromPath(rawPath));
+    const target = await fetchDestination(deps.config, check.name, dest);
+    const fetched = await deps.spool.fetch(check.name, check.kind);
+    if (!fetched.ok) return notFetched("wal-fetch", check.name, fetched.wale);
+    await deps.spool.moveTo(fetched.path, target);
+    return { status: 200, body: `fetched ${check.name}\n`, file: check.name, wale: fetched.wale };
   });
+}
+
+/** GET /wal/:file — the bytes of <file> from the archive, for hosts that do not share PGDATA. */
+export function walStream(deps: Deps, rawPath: string): Promise<Outcome> {
+  return settle("wal", async () => {
+    const check = validName(walNameFromPath(rawPath));
+    const fetched = await deps.spool.fetch(check.name, check.kind);
+    if (!fetched.ok) return notFetched("wal", check.name, fetched.wale);
+    try {
+      const bytes = new Uint8Array(await readFile(fetched.path));
+      return { status: 200, body: "", bytes, file: check.name, wale: fetched.wale };
+    } finally {
+      await rm(fetched.path, { force: true });
+    }
+  });
+}
+
+function notFetched(operation: Operation, name: string, wale: RunResult): Omit<Outcome, "operation"> {
+  if (isNotInArchive(wale, name)) return { status: 404, body: `${name} is not in the archive\n`, file: name, wale };
+  return failed(operation, name, wale);
 }
 
 /** GET /backup-push — a base backup of PGDATA, answered when WAL-E is done. */
@@ -65,9 +89,9 @@ export function backupPush(deps: Deps): Promise<Outcome> {
   });
 }
 
-function validName(check: NameCheck): string {
+function validName(check: NameCheck): Extract<NameCheck, { ok: true }> {
   if (!check.ok) throw badRequest(check.reason);
-  return check.name;
+  return check;
 }
 
 function failed(operation: Operation, name: string | undefined, wale: RunResult): Omit<Outcome, "operation"> {

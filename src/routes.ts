@@ -5,7 +5,7 @@
 import { swagger } from "@elysiajs/swagger";
 import { Elysia, t } from "elysia";
 import type { Logger, Redact } from "./log";
-import { backupPush, type Deps, type Outcome, walFetch, walPush } from "./operations";
+import { backupPush, type Deps, type Outcome, walFetch, walPush, walStream } from "./operations";
 import { VERSION } from "./version";
 
 const text = (status: number, body: string, headers: Record<string, string> = {}) =>
@@ -42,6 +42,10 @@ export function createApp(deps: Deps, log: Logger, redact: Redact) {
       method: request.method,
     };
     (outcome.status >= 500 ? log.error : outcome.status >= 400 ? log.warn : log.info)("request", fields);
+    if (outcome.bytes) {
+      const headers = { "content-type": "application/octet-stream", "content-length": String(outcome.bytes.length) };
+      return new Response(outcome.bytes as Uint8Array<ArrayBuffer>, { status: outcome.status, headers });
+    }
     return text(outcome.status, redact(outcome.body));
   };
 
@@ -57,6 +61,11 @@ export function createApp(deps: Deps, log: Logger, redact: Redact) {
       return answer(request, started, { operation: "wal-fetch", status: 400, body: "dest may be given once\n" });
     }
     return walFetch(deps, rawTail(request, "/wal-fetch/"), dests[0]).then((o) => answer(request, started, o));
+  };
+
+  const walStreamRoute = ({ request }: { request: Request }) => {
+    const started = performance.now();
+    return walStream(deps, rawTail(request, "/wal/")).then((o) => answer(request, started, o));
   };
 
   const methodNotAllowed = () => text(405, "method not allowed: use GET\n", { allow: "GET" });
@@ -123,6 +132,20 @@ export function createApp(deps: Deps, log: Logger, redact: Redact) {
         },
       })
       .get("/wal-fetch/*", walFetchRoute, hidden)
+      .get("/wal/:file", walStreamRoute, {
+        params: FileParam,
+        detail: {
+          summary: "The bytes of <file> from the archive (for hosts that do not share PGDATA)",
+          description: "restore_command = 'wget -q -O %p http://<sidecar>/wal/%f'. Same name rules and status codes as /wal-fetch.",
+          responses: Responses({
+            200: "application/octet-stream: the whole file, with Content-Length",
+            400: "not a WAL file name",
+            404: "the archive does not hold the file (normal at the end of a recovery)",
+            500: "WAL-E failed; the body holds the end of its stderr",
+          }),
+        },
+      })
+      .get("/wal/*", walStreamRoute, hidden)
       .get(
         "/backup-push",
         ({ request }) => {
@@ -140,6 +163,7 @@ export function createApp(deps: Deps, log: Logger, redact: Redact) {
       .all("/ping", methodNotAllowed, hidden)
       .all("/wal-push/*", methodNotAllowed, hidden)
       .all("/wal-fetch/*", methodNotAllowed, hidden)
+      .all("/wal/*", methodNotAllowed, hidden)
       .all("/backup-push", methodNotAllowed, hidden)
   );
 }

@@ -7,7 +7,7 @@
 import type { Config } from "./config";
 import type { Runtime } from "./runtime/types";
 
-export type Operation = "wal-push" | "wal-fetch" | "backup-push";
+export type Operation = "wal-push" | "wal-fetch" | "wal" | "backup-push";
 
 type Wale = Config["wale"];
 
@@ -106,3 +106,11 @@ export function lastLines(text: string, lines = 20): string {
     .slice(-lines)
     .join("\n");
 }
+
+/** `wal-e [flags] wal-prefetch <base> <segment>`: downloads into <base>/.wal-e/prefetch/, complete files only. */
+export const walPrefetchArgv = (wale: Wale, base: string, segment: string) =>
+  command(wale, "wal-prefetch", [], base, segment);
+
+/** `wal-e [flags] backup-fetch <PGDATA> <backup>` */
+export const backupFetchArgv = (wale: Wale, pgdata: string, backup: string) =>
+  command(wale, "backup-fetch", [], pgdata, backup);

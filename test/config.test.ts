@@ -11,6 +11,12 @@ describe("parseConfig", () => {
     expect(config.wale).toMatchObject({ bin: "wal-e", flags: ["--terse"], pushFlags: [], fetchFlags: ["-p=0"], backupPushFlags: [] });
     expect(config.wale.env.WALE_LOG_DESTINATION).toBe("stderr");
     expect(config.wale.env.WALE_S3_PREFIX).toBeUndefined();
+    expect(config.spool).toEqual({ dir: "/tmp/wale-sidecar-spool", prefetch: 8 });
+  });
+
+  test("WALE_SPOOL_DIR and WALE_PREFETCH", () => {
+    expect(parseConfig({ WALE_SPOOL_DIR: "/var/spool/wale/", WALE_PREFETCH: "0" }).spool).toEqual({ dir: "/var/spool/wale", prefetch: 0 });
+    expect(parseConfig({ WALE_PREFETCH: "32" }).spool.prefetch).toBe(32);
   });
 
   test("reads every variable", () => {
@@ -69,6 +75,12 @@ describe("parseConfig", () => {
     ["PGDATA", "relative/dir", /PGDATA: must be an absolute path/],
     ["PGWAL", "pg_wal", /PGWAL: must be an absolute path/],
     ["WALE_LISTEN_HOST", "a host", /WALE_LISTEN_HOST: must be the address/],
+    ["WALE_PREFETCH", "33", /WALE_PREFETCH: must be a number of segments from 0 to 32 \(got 33\)/],
+    ["WALE_PREFETCH", "-1", /WALE_PREFETCH: must be a number of segments/],
+    ["WALE_PREFETCH", "many", /WALE_PREFETCH: must be a number of segments/],
+    ["WALE_SPOOL_DIR", "spool", /WALE_SPOOL_DIR: must be an absolute path/],
+    ["WALE_SPOOL_DIR", "/var/lib/postgresql/data/spool", /WALE_SPOOL_DIR: must be outside PGDATA/],
+    ["WALE_SPOOL_DIR", "/var/lib/postgresql", /WALE_SPOOL_DIR: must be outside PGDATA and not contain it/],
   ])("%s=%j is refused with one line naming it", (name, value, message) => {
     let error: unknown;
     try {

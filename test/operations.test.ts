@@ -1,9 +1,10 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config";
-import { backupPush, walFetch, walPush } from "../src/operations";
+import { backupPush, walFetch, walPush, walStream } from "../src/operations";
+import { Spool } from "../src/spool";
 import { fakeRuntime, type Scripted } from "./support/fake-runtime";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "ops-")));
@@ -12,11 +13,17 @@ const pgdata = join(base, "data");
 mkdirSync(join(pgdata, "pg_wal"), { recursive: true });
 const SEG = "000000010000000000000001";
 writeFileSync(join(pgdata, "pg_wal", SEG), "wal");
-const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e" });
+const spoolDir = join(base, "spool");
+mkdirSync(spoolDir);
+const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_SPOOL_DIR: spoolDir, WALE_PREFETCH: "0" });
 
-const deps = (result?: Scripted) => {
-  const fake = fakeRuntime(result);
-  return { deps: { config, runtime: fake.runtime }, spawned: fake.spawned };
+const deps = (result: Scripted = { exitCode: 0 }) => {
+  // Like WAL-E, a wal-fetch that exits 0 leaves the file at the path it was given.
+  const fake = fakeRuntime((argv) => {
+    if (result.exitCode === 0 && argv.includes("wal-fetch")) writeFileSync(argv.at(-1) as string, `bytes of ${argv.at(-2)}`);
+    return result;
+  });
+  return { deps: { config, runtime: fake.runtime, spool: new Spool(config, fake.runtime) }, spawned: fake.spawned };
 };
 
 describe("walPush", () => {
@@ -52,15 +59,21 @@ describe("walPush", () => {
 });
 
 describe("walFetch", () => {
-  test("default dest is PGWAL/<file>", async () => {
+  test("WAL-E writes into the spool; the file then moves to PGWAL/<file>, and the spool is left empty", async () => {
     const { deps: d, spawned } = deps();
-    expect((await walFetch(d, SEG, undefined)).status).toBe(200);
-    expect(spawned).toEqual([["wal-e", "--terse", "wal-fetch", "-p=0", SEG, join(pgdata, "pg_wal", SEG)]]);
+    const wanted = join(pgdata, "pg_wal", "000000010000000000000009");
+    expect((await walFetch(d, "000000010000000000000009", undefined)).status).toBe(200);
+    expect(spawned).toHaveLength(1);
+    expect(spawned[0]?.slice(0, 5)).toEqual(["wal-e", "--terse", "wal-fetch", "-p=0", "000000010000000000000009"]);
+    expect(spawned[0]?.at(-1)?.startsWith(`${spoolDir}/`)).toBe(true);
+    expect(readFileSync(wanted, "utf8")).toBe("bytes of 000000010000000000000009");
+    expect(readdirSync(spoolDir)).toEqual([]);
+    rmSync(wanted);
   });
   test("dest=%p", async () => {
-    const { deps: d, spawned } = deps();
+    const { deps: d } = deps();
     expect((await walFetch(d, SEG, "pg_wal/RECOVERYXLOG")).status).toBe(200);
-    expect(spawned[0]?.at(-1)).toBe(join(pgdata, "pg_wal", "RECOVERYXLOG"));
+    expect(readFileSync(join(pgdata, "pg_wal", "RECOVERYXLOG"), "utf8")).toBe(`bytes of ${SEG}`);
   });
   test("a segment the archive lacks is 404", async () => {
     const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '/s/wal_005/${SEG}.lzo'`;
@@ -75,6 +88,40 @@ describe("walFetch", () => {
     const { deps: d, spawned } = deps();
     expect((await walFetch(d, SEG, dest)).status).toBe(400);
     expect(spawned).toEqual([]);
+  });
+});
+
+describe("walStream", () => {
+  test("answers the file's bytes and leaves the spool empty", async () => {
+    const { deps: d } = deps();
+    const outcome = await walStream(d, SEG);
+    expect(outcome.status).toBe(200);
+    expect(new TextDecoder().decode(outcome.bytes)).toBe(`bytes of ${SEG}`);
+    expect(readdirSync(spoolDir)).toEqual([]);
+  });
+  test("a segment the archive lacks is 404 and leaves nothing behind", async () => {
+    const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '/s/wal_005/${SEG}.lzo'`;
+    const { deps: d } = deps({ exitCode: 2, stderr });
+    expect(await walStream(d, SEG)).toMatchObject({ status: 404, operation: "wal" });
+    expect(readdirSync(spoolDir)).toEqual([]);
+  });
+  test.each(["x", "../000000010000000000000001", "00000001000000000000000a"])("%j is 400 and spawns nothing", async (raw) => {
+    const { deps: d, spawned } = deps();
+    expect((await walStream(d, raw)).status).toBe(400);
+    expect(spawned).toEqual([]);
+  });
+  test("with prefetch on, the following segments are prefetched into the spool by wal-prefetch", async () => {
+    const prefetching = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_SPOOL_DIR: spoolDir, WALE_PREFETCH: "2" });
+    const fake = fakeRuntime((argv) => {
+      if (argv.includes("wal-fetch")) writeFileSync(argv.at(-1) as string, "x");
+      return { exitCode: 0 };
+    });
+    await walStream({ config: prefetching, runtime: fake.runtime, spool: new Spool(prefetching, fake.runtime) }, "0000000100000000000000FF");
+    expect(fake.spawned.slice(1)).toEqual([
+      ["wal-e", "--terse", "wal-prefetch", spoolDir, "000000010000000100000000"],
+      ["wal-e", "--terse", "wal-prefetch", spoolDir, "000000010000000100000001"],
+    ]);
+    expect(existsSync(join(spoolDir, "0000000100000000000000FF"))).toBe(false);
   });
 });
 

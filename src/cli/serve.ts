@@ -1,5 +1,6 @@
 import { createLogger, redactor } from "../log";
 import { createApp } from "../routes";
+import { Spool } from "../spool";
 import { VERSION } from "../version";
 import { type Command, loadConfig, wantsHelp } from "./command";
 
@@ -14,13 +15,15 @@ restore_command:
   GET /ping                     pong
   GET /wal-push/<file>          wal-e wal-push PGWAL/<file>
   GET /wal-fetch/<file>[?dest=] wal-e wal-fetch <file> PGWAL/<file> (or PGDATA/<dest>)
+  GET /wal/<file>               the bytes of <file> from the archive
   GET /backup-push              wal-e backup-push PGDATA
   GET /swagger                  the API documentation
 
 Configured by the environment: WALE_LISTEN_HOST (0.0.0.0),
 WALE_LISTEN_PORT (80), PGDATA (/var/lib/postgresql/data),
 PGWAL (PGDATA/pg_wal), WALE_BIN (wal-e), WALE_FLAGS (--terse),
-WALE_PUSH_FLAGS, WALE_FETCH_FLAGS (-p=0), WALE_BACKUP_PUSH_FLAGS, and
+WALE_PUSH_FLAGS, WALE_FETCH_FLAGS (-p=0), WALE_BACKUP_PUSH_FLAGS,
+WALE_SPOOL_DIR (/tmp/wale-sidecar-spool), WALE_PREFETCH (8), and
 WAL-E's own variables (WALE_S3_PREFIX, WALE_FILE_PREFIX, AWS_*, PG*...),
 which are passed to WAL-E unchanged.
 `,
@@ -38,7 +41,14 @@ which are passed to WAL-E unchanged.
 
     const redact = redactor(config.secrets);
     const log = createLogger(runtime.stdout, redact);
-    const app = createApp({ config, runtime }, log, redact);
+    const spool = new Spool(config, runtime);
+    try {
+      await spool.prepare();
+    } catch (error) {
+      runtime.stderr(`wale-sidecar: cannot prepare the spool WALE_SPOOL_DIR=${config.spool.dir}: ${error instanceof Error ? error.message : error}\n`);
+      return 1;
+    }
+    const app = createApp({ config, runtime, spool }, log, redact);
     let server: ReturnType<typeof runtime.serve>;
     try {
       server = runtime.serve((request) => app.handle(request), config.listen);
@@ -55,6 +65,8 @@ which are passed to WAL-E unchanged.
       pgdata: config.pgdata,
       pgwal: config.pgwal,
       wale: config.wale.bin,
+      spool: config.spool.dir,
+      prefetch: config.spool.prefetch,
     });
 
     return new Promise<number>((resolve) => {

@@ -1,0 +1,142 @@
+/**
+ * The spool: the sidecar's own directory, where WAL fetched for a request
+ * lands before it moves to its destination, and where the segments that
+ * follow are prefetched while PostgreSQL replays.
+ *
+ * Prefetching uses WAL-E's own `wal-prefetch` and its layout:
+ *   <spool>/.wal-e/prefetch/<segment>               complete segments
+ *   <spool>/.wal-e/prefetch/running/<segment>/tmp*  downloads in progress
+ * wal-prefetch downloads into running/ and links the file into prefetch/
+ * only once it is whole; a failed download is removed, never linked. So a
+ * file in prefetch/ is a complete segment, and a hit is a rename: no WAL-E
+ * start on the request's path. The sidecar starts the prefetches itself,
+ * after each successful fetch, so the window of the next WALE_PREFETCH
+ * segments stays full instead of refilling every WALE_PREFETCH requests.
+ *
+ * The spool holds at most WALE_PREFETCH segments (16 MB each), plus the
+ * files of the requests in flight. Everything outside the window is removed.
+ */
+import { copyFile, lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import type { Config } from "./config";
+import type { Runtime } from "./runtime/types";
+import { followingSegments, type WalKind } from "./wal-names";
+import { type RunResult, runWale, walFetchArgv, walPrefetchArgv } from "./wale";
+
+export type Fetched = { ok: true; path: string; prefetched: boolean; wale?: RunResult } | { ok: false; wale: RunResult };
+
+const PART = ".wale-sidecar-part";
+
+export class Spool {
+  private readonly inFlight = new Map<string, Promise<unknown>>();
+  private serial = 0;
+  private readonly dir: string;
+  private readonly prefetched: string;
+  private readonly running: string;
+
+  constructor(
+    private readonly config: Config,
+    private readonly runtime: Runtime,
+  ) {
+    this.dir = config.spool.dir;
+    this.prefetched = join(this.dir, ".wal-e", "prefetch");
+    this.running = join(this.prefetched, "running");
+  }
+
+  /**
+   * Creates the spool (mode 0700) and removes what an earlier run left:
+   * WAL-E links a prefetched file without fsync, so after a crash it may be
+   * damaged. Only the spool's own entries are removed, never anything else.
+   */
+  async prepare(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await rm(join(this.dir, ".wal-e"), { recursive: true, force: true });
+    for (const entry of await readdir(this.dir)) {
+      if (entry.endsWith(PART)) await rm(join(this.dir, entry), { force: true });
+    }
+  }
+
+  /** Gets <name> from the archive into a file of the spool: a prefetched segment if there is one, else WAL-E's wal-fetch. */
+  async fetch(name: string, kind: WalKind): Promise<Fetched> {
+    const path = join(this.dir, `${name}.${process.pid}-${++this.serial}${PART}`);
+    let fetched: Fetched;
+    if (await this.takePrefetched(name, path)) {
+      fetched = { ok: true, path, prefetched: true };
+    } else {
+      const wale = await runWale(this.runtime, this.config.wale, walFetchArgv(this.config.wale, name, path));
+      if (wale.exitCode !== 0) {
+        await rm(path, { force: true });
+        return { ok: false, wale };
+      }
+      fetched = { ok: true, path, prefetched: false, wale };
+    }
+    if (kind === "segment" && this.config.spool.prefetch > 0) await this.prefetchAfter(name);
+    return fetched;
+  }
+
+  /** Moves a spool file into `dest` atomically: a rename, or on another file system a synced copy renamed into place. */
+  async moveTo(path: string, dest: string): Promise<void> {
+    try {
+      await rename(path, dest);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EXDEV") {
+        await rm(path, { force: true });
+        throw error;
+      }
+    }
+    const temp = join(dirname(dest), `.${basename(dest)}.${process.pid}-${++this.serial}${PART}`);
+    try {
+      await copyFile(path, temp);
+      const handle = await open(temp, "r+");
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, dest);
+    } finally {
+      await rm(temp, { force: true });
+      await rm(path, { force: true });
+    }
+  }
+
+  /** Waits for a prefetch of <name> in progress, then claims the complete file if there is one. */
+  private async takePrefetched(name: string, path: string): Promise<boolean> {
+    await this.inFlight.get(name);
+    try {
+      await rename(join(this.prefetched, name), path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Starts wal-prefetch for the segments after <name> that are neither prefetched nor on their way, and drops the rest. */
+  private async prefetchAfter(name: string): Promise<void> {
+    const window = followingSegments(name, this.config.spool.prefetch);
+    await this.dropOutside(new Set(window));
+    for (const segment of window) {
+      if (this.inFlight.has(segment) || (await exists(join(this.prefetched, segment)))) continue;
+      const argv = walPrefetchArgv(this.config.wale, this.dir, segment);
+      // A failed prefetch leaves nothing behind; the request for that segment runs wal-fetch itself.
+      const done = runWale(this.runtime, this.config.wale, argv).finally(() => this.inFlight.delete(segment));
+      this.inFlight.set(segment, done);
+    }
+  }
+
+  /** Removes prefetched segments outside the window, and downloads that no live prefetch owns. */
+  private async dropOutside(window: Set<string>): Promise<void> {
+    for (const entry of await readdir(this.prefetched).catch(() => [])) {
+      if (entry !== "running" && !window.has(entry)) await rm(join(this.prefetched, entry), { force: true });
+    }
+    for (const entry of await readdir(this.running).catch(() => [])) {
+      if (!this.inFlight.has(entry)) await rm(join(this.running, entry), { recursive: true, force: true });
+    }
+  }
+}
+
+const exists = (path: string) => lstat(path).then(
+  () => true,
+  () => false,
+);
