@@ -1,11 +1,12 @@
-/** The command line: `wale-sidecar [serve | wal-e <args> | ping | --help | --version]`. */
+/** The command line: `wale-sidecar [serve | wal-e <args> | restore <flags> | ping | --help | --version]`. */
 import { ping } from "./cli/ping";
+import { restore } from "./cli/restore";
 import { serve } from "./cli/serve";
 import { walE } from "./cli/wal-e";
 import type { Runtime } from "./runtime/types";
 import { VERSION } from "./version";
 
-const COMMANDS = [serve, walE, ping];
+const COMMANDS = [serve, walE, restore, ping];
 
 export function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -232,6 +232,8 @@ export async function startSidecar(scope: Scope, env: Record<string, string>, po
       WALE_LISTEN_HOST: "127.0.0.1",
       WALE_LISTEN_PORT: String(port),
       WALE_BIN: TOOLS.wale,
+      // One spool per sidecar: a sidecar empties its spool when it starts.
+      WALE_SPOOL_DIR: scope.tempDir("spool"),
       ...env,
     },
     stdin: "ignore",
