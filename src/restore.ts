@@ -60,9 +60,12 @@ export function recoveryFiles(options: RestoreOptions, major: number, now: Date)
   const lines = [`# Written by wale-sidecar restore at ${now.toISOString()}`, `restore_command = ${quote(restoreCommand(options.wal))}`];
   const target = options.target;
   if (major >= 12) {
+    // Up to 14 setting any target, even to '', after another one is an error: the chosen one comes last.
+    const chosen = target ? `recovery_target_${target.kind}` : undefined;
     for (const name of ["recovery_target", "recovery_target_lsn", "recovery_target_name", "recovery_target_time", "recovery_target_xid"]) {
-      lines.push(`${name} = ${quote(target && name === `recovery_target_${target.kind}` ? target.value : "")}`);
+      if (name !== chosen) lines.push(`${name} = ''`);
     }
+    if (target) lines.push(`${chosen} = ${quote(target.value)}`);
     lines.push(`recovery_target_action = ${quote(options.action ?? "pause")}`);
     return { settings: { file: "postgresql.auto.conf", append: true, text: `\n${lines.join("\n")}\n` }, signal: "recovery.signal" };
   }

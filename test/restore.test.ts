@@ -39,7 +39,7 @@ describe("majorVersion", () => {
 });
 
 describe("recoveryFiles", () => {
-  test("12 and later: appended to postgresql.auto.conf, every target written, recovery.signal", () => {
+  test("12 and later: appended to postgresql.auto.conf, every target written (the chosen one last), recovery.signal", () => {
     const files = recoveryFiles(options({ target: { kind: "time", value: "2026-01-01 00:00:00+00" }, action: "promote" }), 14, NOW);
     expect(files.signal).toBe("recovery.signal");
     expect(files.settings).toMatchObject({ file: "postgresql.auto.conf", append: true });
@@ -49,8 +49,8 @@ restore_command = 'wget -q -O - "http://wale:8080/wal-fetch/%f?dest=%p"'
 recovery_target = ''
 recovery_target_lsn = ''
 recovery_target_name = ''
-recovery_target_time = '2026-01-01 00:00:00+00'
 recovery_target_xid = ''
+recovery_target_time = '2026-01-01 00:00:00+00'
 recovery_target_action = 'promote'
 `);
   });

@@ -31,6 +31,9 @@ const isRoot = process.getuid?.() === 0;
 const dbUser = isRoot ? Bun.spawnSync(["id", "-u", DB_USER]).stdout.toString().trim() : "";
 const dbGroup = isRoot ? Bun.spawnSync(["id", "-g", DB_USER]).stdout.toString().trim() : "";
 
+/** `--owner` for a restore run as root: the database user's uid:gid (undefined when the tests are not root). */
+export const DB_OWNER = isRoot ? `${dbUser}:${dbGroup}` : undefined;
+
 /** argv run as the database user (a no-op when the tests are not root). */
 export const asDbUser = (argv: string[]) =>
   isRoot ? ["setpriv", `--reuid=${dbUser}`, `--regid=${dbGroup}`, "--init-groups", "--", ...argv] : argv;
@@ -157,6 +160,8 @@ export interface PostgresOptions {
   conf?: string[];
   /** Start on an existing data directory (a restore) instead of running initdb. */
   pgdata?: string;
+  /** Added to the server's environment (restore_command inherits it). */
+  env?: Record<string, string>;
 }
 
 export async function startPostgres(scope: Scope, options: PostgresOptions): Promise<Postgres> {
@@ -181,7 +186,8 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
   appendFileSync(join(pgdata, "postgresql.conf"), `\n${conf.join("\n")}\n`);
 
   const logFile = join(dir, "postgres.log");
-  const pgCtl = (...args: string[]) => run(asDbUser([join(bin, "pg_ctl"), "-D", pgdata, ...args]), { check: false });
+  const env = options.env ? ({ ...process.env, ...options.env } as Record<string, string>) : undefined;
+  const pgCtl = (...args: string[]) => run(asDbUser([join(bin, "pg_ctl"), "-D", pgdata, ...args]), { check: false, env });
   const started = await pgCtl("-l", logFile, "-w", "-t", "120", "start");
   const stop = async () => {
     await pgCtl("-m", "immediate", "-w", "stop");
