@@ -23,6 +23,15 @@ const FileParam = t.Object({
 const Responses = (codes: Record<number, string>) =>
   Object.fromEntries(Object.entries(codes).map(([code, description]) => [code, { description }]));
 
+/** wal-fetch and wal answer alike but for 200 and 400. */
+const FetchResponses = (ok: string, badRequest: string) =>
+  Responses({
+    200: ok,
+    400: badRequest,
+    404: "the archive does not hold the file (normal at the end of a recovery)",
+    500: "WAL-E failed; the body holds the end of its stderr",
+  });
+
 /** The part of the path after `prefix`, still percent-encoded: decoding is the name rules' job. */
 const rawTail = (request: Request, prefix: string) => new URL(request.url).pathname.slice(prefix.length);
 
@@ -123,12 +132,7 @@ export function createApp(deps: Deps, log: Logger, redact: Redact) {
         detail: {
           summary: "Restore <file> from the archive with wal-e wal-fetch",
           description: `restore_command = 'wget -q -O - "http://<sidecar>/wal-fetch/%f?dest=%p"'`,
-          responses: Responses({
-            200: "WAL-E exited 0: the file is in place",
-            400: "not a WAL file name, or dest leads outside PGDATA/PGWAL",
-            404: "the archive does not hold the file (normal at the end of a recovery)",
-            500: "WAL-E failed; the body holds the end of its stderr",
-          }),
+          responses: FetchResponses("WAL-E exited 0: the file is in place", "not a WAL file name, or dest leads outside PGDATA/PGWAL"),
         },
       })
       .get("/wal-fetch/*", walFetchRoute, hidden)
@@ -137,12 +141,7 @@ export function createApp(deps: Deps, log: Logger, redact: Redact) {
         detail: {
           summary: "The bytes of <file> from the archive (for hosts that do not share PGDATA)",
           description: "restore_command = 'wget -q -O %p http://<sidecar>/wal/%f'. Same name rules and status codes as /wal-fetch.",
-          responses: Responses({
-            200: "application/octet-stream: the whole file, with Content-Length",
-            400: "not a WAL file name",
-            404: "the archive does not hold the file (normal at the end of a recovery)",
-            500: "WAL-E failed; the body holds the end of its stderr",
-          }),
+          responses: FetchResponses("application/octet-stream: the whole file, with Content-Length", "not a WAL file name"),
         },
       })
       .get("/wal/*", walStreamRoute, hidden)

@@ -9,13 +9,13 @@ import { dirname, join } from "node:path";
 import {
   DB_OWNER,
   TOOLS,
-  archiveThrough,
   asDbUser,
   freePort,
   makeStore,
   run,
   type Scope,
   type Store,
+  startArchivingSource,
   startPostgres,
   startSidecar,
   useScope,
@@ -43,14 +43,7 @@ async function startRestored(scope: Scope, version: 14 | 15, pgdata: string, env
 
 test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and B; --force keeps the old PGDATA", async () => {
   const store = makeStore(scope);
-  const port = freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const source = await startPostgres(scope, { version: 14, conf: ["archive_mode = on", archiveThrough(url)] });
-  await startSidecar(
-    scope,
-    { PGDATA: source.pgdata, WALE_FILE_PREFIX: store.prefix, PGHOST: "127.0.0.1", PGPORT: String(source.port), PGUSER: "postgres" },
-    port,
-  );
+  const { source, url } = await startArchivingSource(scope, store, 14);
   await source.sql("CREATE TABLE t (id int PRIMARY KEY, batch text); CHECKPOINT;");
   expect((await fetch(`${url}/backup-push`)).status).toBe(200);
 
@@ -105,10 +98,7 @@ test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and
 
 test("PostgreSQL 15: a pg_basebackup, WAL archived through the sidecar, replayed from the streaming /wal route", async () => {
   const store = makeStore(scope);
-  const port = freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const source = await startPostgres(scope, { version: 15, conf: ["archive_mode = on", archiveThrough(url)] });
-  await startSidecar(scope, { PGDATA: source.pgdata, WALE_FILE_PREFIX: store.prefix }, port);
+  const { source } = await startArchivingSource(scope, store, 15);
   await source.sql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS batch FROM generate_series(1, 2000) g");
 
   const pgdata = join(scope.tempDir("pg15-restore"), "data");

@@ -285,6 +285,20 @@ export async function startSidecar(scope: Scope, env: Record<string, string>, po
   };
 }
 
+/**
+ * A source database archiving through its own sidecar into `store`. The
+ * sidecar reaches the database through the PG* variables, so it can run
+ * backup-push (WAL-E needs PostgreSQL 14 for that).
+ */
+export async function startArchivingSource(scope: Scope, store: Store, version: 14 | 15) {
+  const port = freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const source = await startPostgres(scope, { version, conf: ["archive_mode = on", archiveThrough(url)] });
+  const env = { PGDATA: source.pgdata, WALE_FILE_PREFIX: store.prefix, PGHOST: "127.0.0.1", PGPORT: String(source.port), PGUSER: "postgres" };
+  const sidecar = await startSidecar(scope, env, port);
+  return { source, sidecar, url };
+}
+
 // ------------------------------------------------------------ WAL names
 
 /** The segment after `name`, with 16 MB segments (256 to a log id). */
