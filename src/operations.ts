@@ -31,6 +31,8 @@ export interface Outcome {
   status: number;
   body: string;
   file?: string;
+  /** Served from the spool's prefetched segments, without starting WAL-E. */
+  prefetched?: boolean;
   /** A binary body (application/octet-stream) instead of `body`. */
   bytes?: Uint8Array;
   /** Set when WAL-E ran. */
@@ -56,7 +58,7 @@ export function walFetch(deps: Deps, rawPath: string, dest: string | undefined):
     const fetched = await deps.spool.fetch(check.name, check.kind);
     if (!fetched.ok) return notFetched("wal-fetch", check.name, fetched.wale);
     await deps.spool.moveTo(fetched.path, target);
-    return { status: 200, body: `fetched ${check.name}\n`, file: check.name, wale: fetched.wale };
+    return { status: 200, body: `fetched ${check.name}\n`, file: check.name, wale: fetched.wale, prefetched: fetched.prefetched };
   });
 }
 
@@ -68,7 +70,7 @@ export function walStream(deps: Deps, rawPath: string): Promise<Outcome> {
     if (!fetched.ok) return notFetched("wal", check.name, fetched.wale);
     try {
       const bytes = new Uint8Array(await readFile(fetched.path));
-      return { status: 200, body: "", bytes, file: check.name, wale: fetched.wale };
+      return { status: 200, body: "", bytes, file: check.name, wale: fetched.wale, prefetched: fetched.prefetched };
     } finally {
       await rm(fetched.path, { force: true });
     }

@@ -45,6 +45,7 @@ export function createApp(deps: Deps, log: Logger, redact: Redact) {
       ms: Math.round(performance.now() - started),
       exit: outcome.wale?.exitCode,
       wale_ms: outcome.wale ? Math.round(outcome.wale.ms) : undefined,
+      prefetched: outcome.prefetched || undefined,
       stderr: outcome.wale?.stderr.trim() || undefined,
       // The body says why a bad request was refused; the path is already in it when it matters.
       reason: outcome.status < 500 && outcome.status >= 400 ? outcome.body.trim() : undefined,

@@ -26,6 +26,8 @@ import { type RunResult, runWale, walFetchArgv, walPrefetchArgv } from "./wale";
 export type Fetched = { ok: true; path: string; prefetched: boolean; wale?: RunResult } | { ok: false; wale: RunResult };
 
 const PART = ".wale-sidecar-part";
+const POLL_MS = 100;
+const STALL_MS = 10_000;
 
 export class Spool {
   private readonly inFlight = new Map<string, Promise<unknown>>();
@@ -103,12 +105,35 @@ export class Spool {
 
   /** Waits for a prefetch of <name> in progress, then claims the complete file if there is one. */
   private async takePrefetched(name: string, path: string): Promise<boolean> {
-    await this.inFlight.get(name);
+    const running = this.inFlight.get(name);
+    if (running) await this.whileGrowing(name, running);
     try {
       await rename(join(this.prefetched, name), path);
       return true;
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * Waits for a running prefetch as long as its download grows, as WAL-E's
+   * own wal-fetch does: a prefetch stuck on the network must not hold up
+   * recovery. After STALL_MS without progress the caller fetches itself.
+   */
+  private async whileGrowing(name: string, running: Promise<unknown>): Promise<void> {
+    let finished = false;
+    const done = () => {
+      finished = true;
+    };
+    running.then(done, done);
+    let size = -1;
+    let still = 0;
+    while (still < STALL_MS) {
+      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, POLL_MS))]);
+      if (finished) return;
+      const now = await directorySize(join(this.running, name));
+      still = now > size ? 0 : still + POLL_MS;
+      size = now;
     }
   }
 
@@ -134,6 +159,12 @@ export class Spool {
       if (!this.inFlight.has(entry)) await rm(join(this.running, entry), { recursive: true, force: true });
     }
   }
+}
+
+async function directorySize(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir).catch(() => [])) total += (await lstat(join(dir, entry)).catch(() => null))?.size ?? 0;
+  return total;
 }
 
 const exists = (path: string) => lstat(path).then(

@@ -93,6 +93,8 @@ test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and
   expect(await second.sql(CHECKSUM)).toBe(both);
   const fetches = fetcher.requests();
   expect(fetches.filter((r) => r.route === "/wal-fetch" && r.status === 200).length).toBeGreaterThan(1);
+  // Segments after the first come from the sidecar's prefetch: no WAL-E start on the request's path.
+  expect(fetches.some((r) => r.route === "/wal-fetch" && r.status === 200 && r.prefetched === true && r.exit === undefined)).toBe(true);
   expect(fetches.every((r) => r.status === 200 || r.status === 404)).toBe(true);
 }, 300_000);
 
@@ -123,6 +125,7 @@ test("PostgreSQL 15: a pg_basebackup, WAL archived through the sidecar, replayed
   expect(await restored.sql("SHOW restore_command")).toBe(`wget -q -O %p http://127.0.0.1:${streamPort}/wal/%f`);
   const streamed = streamer.requests();
   expect(streamed.filter((r) => r.route === "/wal" && r.status === 200).length).toBeGreaterThan(1);
+  expect(streamed.some((r) => r.route === "/wal" && r.status === 200 && r.prefetched === true)).toBe(true);
   expect(streamed.some((r) => r.route === "/wal" && r.status === 404)).toBe(true);
   expect(streamed.every((r) => r.status === 200 || r.status === 404)).toBe(true);
 }, 300_000);
