@@ -24,7 +24,6 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  TOOLS,
   asDbUser,
   freePort,
   makeStore,
@@ -34,8 +33,9 @@ import {
   startArchivingSource,
   startPostgres,
   startSidecar,
+  TOOLS,
   waitFor,
-} from "../test/support/harness";
+} from "../test/support/harness.ts";
 
 const SEGMENTS = Number(process.env.BENCH_SEGMENTS ?? 64);
 const PREFETCH = Number(process.env.BENCH_PREFETCH ?? 8);
@@ -58,7 +58,9 @@ async function archive(scope: Scope, store: Store, kind: Kind, segments: number)
     const start = await source.sql("SELECT pg_current_wal_lsn()");
     let next = 1;
     while (Number(await source.sql(`SELECT pg_current_wal_lsn() - '${start}'::pg_lsn`)) < segments * 16 * 1024 * 1024) {
-      await source.sql(`INSERT INTO t SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(${next}, ${next + 199_999}) g`);
+      await source.sql(
+        `INSERT INTO t SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(${next}, ${next + 199_999}) g`,
+      );
       next += 200_000;
     }
   }
@@ -78,9 +80,20 @@ interface Figures {
 async function replay(scope: Scope, store: Store, accessFrom: string, prefetch: number): Promise<Figures> {
   const pgdata = join(scope.tempDir(`bench-p${prefetch}`), "data");
   const port = freePort();
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", WALE_BIN: TOOLS.wale, WALE_FILE_PREFIX: store.prefix, PGDATA: pgdata };
-  await run(asDbUser([TOOLS.sidecar, "restore", "--via", `http://127.0.0.1:${port}`, "--config-from", accessFrom]), { env });
-  const sidecar = await startSidecar(scope, { PGDATA: pgdata, WALE_FILE_PREFIX: store.prefix, WALE_PREFETCH: String(prefetch) }, port);
+  const env = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    WALE_BIN: TOOLS.wale,
+    WALE_FILE_PREFIX: store.prefix,
+    PGDATA: pgdata,
+  };
+  await run(asDbUser([TOOLS.sidecar, "restore", "--via", `http://127.0.0.1:${port}`, "--config-from", accessFrom]), {
+    env,
+  });
+  const sidecar = await startSidecar(
+    scope,
+    { PGDATA: pgdata, WALE_FILE_PREFIX: store.prefix, WALE_PREFETCH: String(prefetch) },
+    port,
+  );
 
   const started = performance.now();
   const pg = await startPostgres(scope, { version: 14, pgdata, conf: ["archive_mode = off"] });
@@ -89,7 +102,9 @@ async function replay(scope: Scope, store: Store, accessFrom: string, prefetch: 
   await pg.stop();
   await sidecar.stop();
 
-  const fetched = sidecar.requests().filter((r) => r.route === "/wal-fetch" && r.status === 200 && SEGMENT.test(String(r.file)));
+  const fetched = sidecar
+    .requests()
+    .filter((r) => r.route === "/wal-fetch" && r.status === 200 && SEGMENT.test(String(r.file)));
   if (fetched.length < SEGMENTS) throw new Error(`only ${fetched.length} segments were replayed through the sidecar`);
   if (process.env.BENCH_DEBUG) for (const r of sidecar.requests()) say(`${r.file} ${r.status} ${r.ms} ms`);
   return { segments: fetched.length, seconds, segmentsPerSecond: fetched.length / seconds };
@@ -115,7 +130,9 @@ for (const kind of KINDS) {
   }
 }
 
-console.log(`${"restore through sidecar".padEnd(26)} ${"segments".padStart(8)} ${"seconds".padStart(9)} ${"segments/s".padStart(11)}  ratio`);
+console.log(
+  `${"restore through sidecar".padEnd(26)} ${"segments".padStart(8)} ${"seconds".padStart(9)} ${"segments/s".padStart(11)}  ratio`,
+);
 for (const [kind, r] of Object.entries(results)) {
   console.log(row(`${kind}, -p=0 (original)`, r.serial));
   console.log(`${row(`${kind}, prefetch ${PREFETCH}`, r.prefetched)}  ${r.ratio.toFixed(2)}x`);

@@ -16,6 +16,10 @@ export interface RestoreOptions {
   action?: TargetAction;
   /** Where restore_command gets WAL: the sidecar (by /wal-fetch, or /wal when streaming) or WAL-E itself. */
   wal: { via: string; stream: boolean } | { direct: true };
+  /** The sidecar wants WALE_SIDECAR_TOKEN: wget sends it, expanded by the shell PostgreSQL runs it in. */
+  token?: boolean;
+  /** A PGDATA that already holds a database is left alone, and that is success (for init containers). */
+  ifEmpty?: boolean;
   /** PGDATA already holds a base backup (pg_basebackup, a snapshot): only write the settings. */
   skipFetch: boolean;
   force: boolean;
@@ -25,16 +29,19 @@ export interface RestoreOptions {
 }
 
 /** restore_command for the options. PostgreSQL runs it through a shell, so every part is checked first. */
-export function restoreCommand(wal: RestoreOptions["wal"]): string {
+export function restoreCommand(wal: RestoreOptions["wal"], token = false): string {
   if ("direct" in wal) return "wale-sidecar wal-e wal-fetch %f %p";
-  if (wal.stream) return `wget -q -O %p ${wal.via}/wal/%f`;
-  return `wget -q -O - "${wal.via}/wal-fetch/%f?dest=%p"`;
+  // The token stays out of PGDATA (and every later base backup): the shell expands it from the server's environment.
+  const header = token ? `--header "Authorization: Bearer $WALE_SIDECAR_TOKEN" ` : "";
+  if (wal.stream) return `wget -q -O %p ${header}${wal.via}/wal/%f`;
+  return `wget -q -O - ${header}"${wal.via}/wal-fetch/%f?dest=%p"`;
 }
 
 /** The major version in PGDATA/PG_VERSION: "14" is 14, "9.6" is 9. */
 export function majorVersion(pgVersion: string): number {
   const match = /^(\d+)(\.\d+)?\s*$/.exec(pgVersion);
-  if (!match) throw new Error(`PG_VERSION does not hold a PostgreSQL version: ${JSON.stringify(pgVersion.slice(0, 20))}`);
+  if (!match)
+    throw new Error(`PG_VERSION does not hold a PostgreSQL version: ${JSON.stringify(pgVersion.slice(0, 20))}`);
   return Number(match[1]);
 }
 
@@ -57,17 +64,29 @@ export interface RecoveryFiles {
  * Up to 11 they go in recovery.conf, which PostgreSQL renames when done.
  */
 export function recoveryFiles(options: RestoreOptions, major: number, now: Date): RecoveryFiles {
-  const lines = [`# Written by wale-sidecar restore at ${now.toISOString()}`, `restore_command = ${quote(restoreCommand(options.wal))}`];
+  const lines = [
+    `# Written by wale-sidecar restore at ${now.toISOString()}`,
+    `restore_command = ${quote(restoreCommand(options.wal, options.token))}`,
+  ];
   const target = options.target;
   if (major >= 12) {
     // Up to 14 setting any target, even to '', after another one is an error: the chosen one comes last.
     const chosen = target ? `recovery_target_${target.kind}` : undefined;
-    for (const name of ["recovery_target", "recovery_target_lsn", "recovery_target_name", "recovery_target_time", "recovery_target_xid"]) {
+    for (const name of [
+      "recovery_target",
+      "recovery_target_lsn",
+      "recovery_target_name",
+      "recovery_target_time",
+      "recovery_target_xid",
+    ]) {
       if (name !== chosen) lines.push(`${name} = ''`);
     }
     if (target) lines.push(`${chosen} = ${quote(target.value)}`);
     lines.push(`recovery_target_action = ${quote(options.action ?? "pause")}`);
-    return { settings: { file: "postgresql.auto.conf", append: true, text: `\n${lines.join("\n")}\n` }, signal: "recovery.signal" };
+    return {
+      settings: { file: "postgresql.auto.conf", append: true, text: `\n${lines.join("\n")}\n` },
+      signal: "recovery.signal",
+    };
   }
   // 12 and later follow the latest timeline by default; 11 and earlier need asking.
   lines.push("recovery_target_timeline = 'latest'");
@@ -92,7 +111,11 @@ host    replication  all   all      md5
 
 export const DEFAULT_IDENT = "# Written by wale-sidecar restore: WAL-E does not back up pg_ident.conf.\n";
 
-export type PgdataState = { kind: "missing" } | { kind: "empty" } | { kind: "not-empty"; entries: number } | { kind: "not-a-directory" };
+export type PgdataState =
+  | { kind: "missing" }
+  | { kind: "empty" }
+  | { kind: "not-empty"; entries: number }
+  | { kind: "not-a-directory" };
 
 export async function pgdataState(pgdata: string): Promise<PgdataState> {
   const stat = await lstat(pgdata).catch((error: NodeJS.ErrnoException) => {
@@ -107,7 +130,10 @@ export async function pgdataState(pgdata: string): Promise<PgdataState> {
 
 /** Where --force moves an old PGDATA: beside it, named for the time, never over anything. */
 export async function asideName(pgdata: string, now: Date): Promise<string> {
-  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
   for (let n = 0; ; n++) {
     const candidate = `${pgdata}.old-${stamp}${n ? `-${n}` : ""}`;
     if ((await pgdataState(candidate)).kind === "missing") return candidate;
@@ -139,7 +165,10 @@ export async function writeRecoveryFiles(pgdata: string, files: RecoveryFiles): 
 /** Brings back pg_hba.conf and pg_ident.conf when PGDATA lacks them. Returns what it did, one line per file. */
 export async function bringBackAccessFiles(pgdata: string, configFrom: string | undefined): Promise<string[]> {
   const done: string[] = [];
-  for (const [file, fallback] of [["pg_hba.conf", DEFAULT_HBA], ["pg_ident.conf", DEFAULT_IDENT]] as const) {
+  for (const [file, fallback] of [
+    ["pg_hba.conf", DEFAULT_HBA],
+    ["pg_ident.conf", DEFAULT_IDENT],
+  ] as const) {
     const path = join(pgdata, file);
     if ((await lstat(path).catch(() => null)) !== null) continue;
     const source = configFrom ? join(configFrom, file) : undefined;

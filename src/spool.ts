@@ -15,15 +15,20 @@
  *
  * The spool holds at most WALE_PREFETCH segments (16 MB each), plus the
  * files of the requests in flight. Everything outside the window is removed.
+ * Prefetches run through the same runner as requests: they count against
+ * WALE_MAX_CONCURRENCY, time out after WALE_FETCH_TIMEOUT, and are killed
+ * on shutdown.
  */
 import { copyFile, lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import type { Config } from "./config";
-import type { Runtime } from "./runtime/types";
-import { followingSegments, type WalKind } from "./wal-names";
-import { type RunResult, runWale, walFetchArgv, walPrefetchArgv } from "./wale";
+import process from "node:process";
+import type { Config } from "./config.ts";
+import { followingSegments, type WalKind } from "./wal-names.ts";
+import { type RunResult, type WaleRunner, walFetchArgv, walPrefetchArgv } from "./wale.ts";
 
-export type Fetched = { ok: true; path: string; prefetched: boolean; wale?: RunResult } | { ok: false; wale: RunResult };
+export type Fetched =
+  | { ok: true; path: string; prefetched: boolean; wale?: RunResult }
+  | { ok: false; wale: RunResult };
 
 const PART = ".wale-sidecar-part";
 const POLL_MS = 100;
@@ -38,7 +43,7 @@ export class Spool {
 
   constructor(
     private readonly config: Config,
-    private readonly runtime: Runtime,
+    private readonly runner: WaleRunner,
   ) {
     this.dir = config.spool.dir;
     this.prefetched = join(this.dir, ".wal-e", "prefetch");
@@ -65,7 +70,9 @@ export class Spool {
     if (await this.takePrefetched(name, path)) {
       fetched = { ok: true, path, prefetched: true };
     } else {
-      const wale = await runWale(this.runtime, this.config.wale, walFetchArgv(this.config.wale, name, path));
+      const wale = await this.runner.run(walFetchArgv(this.config.wale, name, path), {
+        timeoutMs: this.config.timeouts.fetch,
+      });
       if (wale.exitCode !== 0) {
         await rm(path, { force: true });
         return { ok: false, wale };
@@ -144,8 +151,12 @@ export class Spool {
     for (const segment of window) {
       if (this.inFlight.has(segment) || (await exists(join(this.prefetched, segment)))) continue;
       const argv = walPrefetchArgv(this.config.wale, this.dir, segment);
-      // A failed prefetch leaves nothing behind; the request for that segment runs wal-fetch itself.
-      const done = runWale(this.runtime, this.config.wale, argv).finally(() => this.inFlight.delete(segment));
+      // A failed prefetch (or one turned away by a full queue) leaves nothing
+      // behind; the request for that segment runs wal-fetch itself.
+      const done = this.runner
+        .run(argv, { timeoutMs: this.config.timeouts.fetch })
+        .catch(() => undefined)
+        .finally(() => this.inFlight.delete(segment));
       this.inFlight.set(segment, done);
     }
   }
@@ -163,11 +174,13 @@ export class Spool {
 
 async function directorySize(dir: string): Promise<number> {
   let total = 0;
-  for (const entry of await readdir(dir).catch(() => [])) total += (await lstat(join(dir, entry)).catch(() => null))?.size ?? 0;
+  for (const entry of await readdir(dir).catch(() => []))
+    total += (await lstat(join(dir, entry)).catch(() => null))?.size ?? 0;
   return total;
 }
 
-const exists = (path: string) => lstat(path).then(
-  () => true,
-  () => false,
-);
+const exists = (path: string) =>
+  lstat(path).then(
+    () => true,
+    () => false,
+  );

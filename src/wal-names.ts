@@ -55,7 +55,8 @@ export function walNameFromPath(rawPath: string): NameCheck {
   if (path.includes("\u0000")) return { ok: false, reason: "the path contains a NUL byte" };
   if (path.includes("\\")) return { ok: false, reason: "the path contains a backslash" };
   const parts = path.split("/");
-  if (parts.some((p) => p === "." || p === "..")) return { ok: false, reason: "the path may not contain . or .. components" };
+  if (parts.some((p) => p === "." || p === ".."))
+    return { ok: false, reason: "the path may not contain . or .. components" };
   if (parts.length > 1 && (parts[0] === "" || parts.slice(0, -1).some((p) => p === ""))) {
     return { ok: false, reason: "the path must be a file name or a relative path such as pg_wal/<file>" };
   }

@@ -1,11 +1,10 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseConfig } from "../src/config";
-import { backupPush, walFetch, walPush, walStream } from "../src/operations";
-import { Spool } from "../src/spool";
-import { fakeRuntime, type Scripted } from "./support/fake-runtime";
+import { parseConfig } from "../src/config.ts";
+import { backupPush, walFetch, walPush, walStream } from "../src/operations.ts";
+import { fakeRuntime, type Scripted, sidecarFor } from "./support/fake-runtime.ts";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "ops-")));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -13,6 +12,7 @@ const pgdata = join(base, "data");
 mkdirSync(join(pgdata, "pg_wal"), { recursive: true });
 const SEG = "000000010000000000000001";
 writeFileSync(join(pgdata, "pg_wal", SEG), "wal");
+writeFileSync(join(pgdata, "PG_VERSION"), "14\n");
 const spoolDir = join(base, "spool");
 mkdirSync(spoolDir);
 const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_SPOOL_DIR: spoolDir, WALE_PREFETCH: "0" });
@@ -20,10 +20,12 @@ const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_SPOOL_DIR: 
 const deps = (result: Scripted = { exitCode: 0 }) => {
   // Like WAL-E, a wal-fetch that exits 0 leaves the file at the path it was given.
   const fake = fakeRuntime((argv) => {
-    if (result.exitCode === 0 && argv.includes("wal-fetch")) writeFileSync(argv.at(-1) as string, `bytes of ${argv.at(-2)}`);
+    if (result.exitCode === 0 && argv.includes("wal-fetch"))
+      writeFileSync(argv.at(-1) as string, `bytes of ${argv.at(-2)}`);
     return result;
   });
-  return { deps: { config, runtime: fake.runtime, spool: new Spool(config, fake.runtime) }, spawned: fake.spawned };
+  const sidecar = sidecarFor(config, fake.runtime);
+  return { deps: sidecar.deps, spawned: fake.spawned };
 };
 
 describe("walPush", () => {
@@ -49,26 +51,29 @@ describe("walPush", () => {
     expect((await walPush(d, "000000010000000000000002")).status).toBe(404);
     expect(spawned).toEqual([]);
   });
-  test.each(["..%2F..%2Fetc%2Fshadow", "00000001000000000000000a", "%00", "pg_wal/..", "x"])("%j is 400 and spawns nothing", async (raw) => {
-    const { deps: d, spawned } = deps();
-    const outcome = await walPush(d, raw);
-    expect(outcome.status).toBe(400);
-    expect(outcome.body.trim()).not.toContain("\n");
-    expect(spawned).toEqual([]);
-  });
+  test.each(["..%2F..%2Fetc%2Fshadow", "00000001000000000000000a", "%00", "pg_wal/..", "x"])(
+    "%j is 400 and spawns nothing",
+    async (raw) => {
+      const { deps: d, spawned } = deps();
+      const outcome = await walPush(d, raw);
+      expect(outcome.status).toBe(400);
+      expect(outcome.body.trim()).not.toContain("\n");
+      expect(spawned).toEqual([]);
+    },
+  );
 });
 
 describe("walFetch", () => {
   test("WAL-E writes into the spool; the file then moves to PGWAL/<file>, and the spool is left empty", async () => {
     const { deps: d, spawned } = deps();
-    const wanted = join(pgdata, "pg_wal", "000000010000000000000009");
-    expect((await walFetch(d, "000000010000000000000009", undefined)).status).toBe(200);
+    const name = "000000010000000000000009";
+    expect((await walFetch(d, name, undefined)).status).toBe(200);
     expect(spawned).toHaveLength(1);
-    expect(spawned[0]?.slice(0, 5)).toEqual(["wal-e", "--terse", "wal-fetch", "-p=0", "000000010000000000000009"]);
+    expect(spawned[0]?.slice(0, 5)).toEqual(["wal-e", "--terse", "wal-fetch", "-p=0", name]);
     expect(spawned[0]?.at(-1)?.startsWith(`${spoolDir}/`)).toBe(true);
-    expect(readFileSync(wanted, "utf8")).toBe("bytes of 000000010000000000000009");
+    expect(readFileSync(join(pgdata, "pg_wal", name), "utf8")).toBe(`bytes of ${name}`);
     expect(readdirSync(spoolDir)).toEqual([]);
-    rmSync(wanted);
+    rmSync(join(pgdata, "pg_wal", name));
   });
   test("dest=%p", async () => {
     const { deps: d } = deps();
@@ -95,7 +100,7 @@ describe("walStream", () => {
   test("answers the file's bytes and leaves the spool empty", async () => {
     const { deps: d } = deps();
     const outcome = await walStream(d, SEG);
-    expect(outcome.status).toBe(200);
+    expect(outcome).toMatchObject({ status: 200, operation: "wal", file: SEG });
     expect(new TextDecoder().decode(outcome.bytes)).toBe(`bytes of ${SEG}`);
     expect(readdirSync(spoolDir)).toEqual([]);
   });
@@ -105,25 +110,28 @@ describe("walStream", () => {
     expect(await walStream(d, SEG)).toMatchObject({ status: 404, operation: "wal" });
     expect(readdirSync(spoolDir)).toEqual([]);
   });
-  test.each(["x", "../000000010000000000000001", "00000001000000000000000a"])("%j is 400 and spawns nothing", async (raw) => {
-    const { deps: d, spawned } = deps();
-    expect((await walStream(d, raw)).status).toBe(400);
-    expect(spawned).toEqual([]);
-  });
-  test("with prefetch on, the following segments are prefetched into the spool by wal-prefetch", async () => {
-    const prefetching = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_SPOOL_DIR: spoolDir, WALE_PREFETCH: "2" });
-    const fake = fakeRuntime((argv) => {
-      if (argv.includes("wal-fetch")) writeFileSync(argv.at(-1) as string, "x");
-      return { exitCode: 0 };
-    });
-    await walStream({ config: prefetching, runtime: fake.runtime, spool: new Spool(prefetching, fake.runtime) }, "0000000100000000000000FF");
-    expect(fake.spawned.slice(1)).toEqual([
-      ["wal-e", "--terse", "wal-prefetch", spoolDir, "000000010000000100000000"],
-      ["wal-e", "--terse", "wal-prefetch", spoolDir, "000000010000000100000001"],
-    ]);
-    expect(existsSync(join(spoolDir, "0000000100000000000000FF"))).toBe(false);
-  });
+  test.each(["x", "../000000010000000000000001", "00000001000000000000000a"])(
+    "%j is 400 and spawns nothing",
+    async (raw) => {
+      const { deps: d, spawned } = deps();
+      expect((await walStream(d, raw)).status).toBe(400);
+      expect(spawned).toEqual([]);
+    },
+  );
 });
+
+/** A fake runtime whose children do not exit until release() is called. */
+function gatedRuntime() {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  const fake = fakeRuntime();
+  const spawn = fake.runtime.spawn;
+  fake.runtime.spawn = (argv, options) => {
+    const child = spawn(argv, options);
+    return { ...child, exited: gate.then(() => child.exited) };
+  };
+  return { fake, release };
+}
 
 describe("backupPush", () => {
   test("runs backup-push on PGDATA", async () => {
@@ -134,5 +142,56 @@ describe("backupPush", () => {
   test("a failure is 500", async () => {
     const { deps: d } = deps({ exitCode: 1, stderr: "ERROR psql failed" });
     expect(await backupPush(d)).toMatchObject({ status: 500 });
+  });
+  test("PostgreSQL 15 is refused up front, naming the reason and the version", async () => {
+    const data15 = join(base, "data15");
+    mkdirSync(data15);
+    writeFileSync(join(data15, "PG_VERSION"), "15\n");
+    const fake = fakeRuntime();
+    const sidecar = sidecarFor(parseConfig({ PGDATA: data15 }), fake.runtime);
+    const outcome = await backupPush(sidecar.deps);
+    expect(outcome.status).toBe(501);
+    expect(outcome.body).toContain("PostgreSQL 15");
+    expect(outcome.body).toContain("exclusive backup mode");
+    expect(fake.spawned).toEqual([]);
+  });
+  test("a trigger while a backup runs joins it", async () => {
+    const { fake, release } = gatedRuntime();
+    const sidecar = sidecarFor(config, fake.runtime);
+    const first = backupPush(sidecar.deps);
+    const second = backupPush(sidecar.deps);
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(b.joined).toBe(true);
+    expect(b.body).toContain("joined");
+    expect(fake.spawned).toHaveLength(1);
+  });
+  test("retention runs after a successful backup, and never after a failed one", async () => {
+    const retaining = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_BACKUP_RETAIN: "2" });
+    const ok = fakeRuntime();
+    await backupPush(sidecarFor(retaining, ok.runtime).deps);
+    expect(ok.spawned[1]).toEqual(["wal-e", "--terse", "delete", "--confirm", "retain", "2"]);
+    const bad = fakeRuntime({ exitCode: 1 });
+    await backupPush(sidecarFor(retaining, bad.runtime).deps);
+    expect(bad.spawned).toHaveLength(1);
+  });
+});
+
+describe("walPush single flight", () => {
+  test("concurrent pushes of one file share one WAL-E run", async () => {
+    const { fake, release } = gatedRuntime();
+    const sidecar = sidecarFor(config, fake.runtime);
+    const pushes = [walPush(sidecar.deps, SEG), walPush(sidecar.deps, SEG), walPush(sidecar.deps, `pg_wal/${SEG}`)];
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    release();
+    const outcomes = await Promise.all(pushes);
+    expect(outcomes.map((o) => o.status)).toEqual([200, 200, 200]);
+    // Whichever got through its checks first ran WAL-E; the others joined it.
+    expect(outcomes.map((o) => o.joined).sort()).toEqual([false, true, true]);
+    expect(fake.spawned).toHaveLength(1);
+    // Once it is done, the next push runs WAL-E again.
+    await walPush(sidecar.deps, SEG);
+    expect(fake.spawned).toHaveLength(2);
   });
 });

@@ -8,11 +8,11 @@ import {
   DEFAULT_HBA,
   majorVersion,
   pgdataState,
-  recoveryFiles,
   type RestoreOptions,
+  recoveryFiles,
   restoreCommand,
   writeRecoveryFiles,
-} from "../src/restore";
+} from "../src/restore.ts";
 
 const base = mkdtempSync(join(tmpdir(), "restore-"));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -27,20 +27,39 @@ const options = (extra: Partial<RestoreOptions> = {}): RestoreOptions => ({
 
 describe("restoreCommand", () => {
   test("through the sidecar, streamed, or straight to WAL-E", () => {
-    expect(restoreCommand({ via: "http://wale", stream: false })).toBe(`wget -q -O - "http://wale/wal-fetch/%f?dest=%p"`);
+    expect(restoreCommand({ via: "http://wale", stream: false })).toBe(
+      `wget -q -O - "http://wale/wal-fetch/%f?dest=%p"`,
+    );
     expect(restoreCommand({ via: "http://wale", stream: true })).toBe("wget -q -O %p http://wale/wal/%f");
     expect(restoreCommand({ direct: true })).toBe("wale-sidecar wal-e wal-fetch %f %p");
+  });
+  test("with a token, wget sends it from the server's environment, never the value itself", () => {
+    const header = `--header "Authorization: Bearer $WALE_SIDECAR_TOKEN"`;
+    expect(restoreCommand({ via: "http://wale", stream: false }, true)).toBe(
+      `wget -q -O - ${header} "http://wale/wal-fetch/%f?dest=%p"`,
+    );
+    expect(restoreCommand({ via: "http://wale", stream: true }, true)).toBe(
+      `wget -q -O %p ${header} http://wale/wal/%f`,
+    );
   });
 });
 
 describe("majorVersion", () => {
-  test.each([["14\n", 14], ["9.6\n", 9], ["11", 11]])("%j is %d", (text, major) => expect(majorVersion(text)).toBe(major));
+  test.each([
+    ["14\n", 14],
+    ["9.6\n", 9],
+    ["11", 11],
+  ])("%j is %d", (text, major) => expect(majorVersion(text)).toBe(major));
   test("anything else is an error", () => expect(() => majorVersion("banana")).toThrow(/PG_VERSION/));
 });
 
 describe("recoveryFiles", () => {
   test("12 and later: appended to postgresql.auto.conf, every target written (the chosen one last), recovery.signal", () => {
-    const files = recoveryFiles(options({ target: { kind: "time", value: "2026-01-01 00:00:00+00" }, action: "promote" }), 14, NOW);
+    const files = recoveryFiles(
+      options({ target: { kind: "time", value: "2026-01-01 00:00:00+00" }, action: "promote" }),
+      14,
+      NOW,
+    );
     expect(files.signal).toBe("recovery.signal");
     expect(files.settings).toMatchObject({ file: "postgresql.auto.conf", append: true });
     expect(files.settings.text).toBe(`
@@ -60,7 +79,11 @@ recovery_target_action = 'promote'
     expect(text).toContain("recovery_target_action = 'pause'");
   });
   test("11 and earlier: recovery.conf, latest timeline, no signal file", () => {
-    const files = recoveryFiles(options({ wal: { direct: true }, target: { kind: "lsn", value: "0/3000060" }, action: "shutdown" }), 11, NOW);
+    const files = recoveryFiles(
+      options({ wal: { direct: true }, target: { kind: "lsn", value: "0/3000060" }, action: "shutdown" }),
+      11,
+      NOW,
+    );
     expect(files.signal).toBeUndefined();
     expect(files.settings).toMatchObject({ file: "recovery.conf", append: false });
     expect(files.settings.text.split("\n").slice(1)).toEqual([
@@ -80,7 +103,8 @@ recovery_target_action = 'promote'
     mkdirSync(pgdata);
     writeFileSync(join(pgdata, "postgresql.auto.conf"), "work_mem = '8MB'\n");
     await writeRecoveryFiles(pgdata, recoveryFiles(options(), 14, NOW));
-    expect(readFileSync(join(pgdata, "postgresql.auto.conf"), "utf8")).toStartWith("work_mem = '8MB'\n\n# Written by wale-sidecar");
+    const auto = readFileSync(join(pgdata, "postgresql.auto.conf"), "utf8");
+    expect(auto.startsWith("work_mem = '8MB'\n\n# Written by wale-sidecar")).toBe(true);
     expect(readFileSync(join(pgdata, "recovery.signal"), "utf8")).toBe("");
   });
 });

@@ -1,4 +1,6 @@
-import type { Config } from "../config";
+import { join } from "node:path";
+import process from "node:process";
+import type { Config } from "../config.ts";
 import {
   asideName,
   bringBackAccessFiles,
@@ -7,16 +9,16 @@ import {
   makePgdata,
   moveAside,
   pgdataState,
+  type RestoreOptions,
   readMajor,
   recoveryFiles,
-  type RestoreOptions,
   type TargetAction,
   type TargetKind,
   writeRecoveryFiles,
-} from "../restore";
-import type { Runtime } from "../runtime/types";
-import { backupFetchArgv, lastLines, runWale } from "../wale";
-import { type Command, loadConfig, wantsHelp } from "./command";
+} from "../restore.ts";
+import type { Runtime } from "../runtime/types.ts";
+import { backupFetchArgv, lastLines, WaleRunner } from "../wale.ts";
+import { type Command, loadConfig, wantsHelp } from "./command.ts";
 
 const HELP = `Usage: wale-sidecar restore (--via <sidecar URL> [--stream] | --direct) [options]
 
@@ -40,6 +42,9 @@ Options:
   --target-lsn <lsn>     stop at a WAL location, e.g. 0/3000060
   --target-name <name>   stop at a pg_create_restore_point name
   --target-action <a>    promote, pause (PostgreSQL's default) or shutdown
+  --if-empty             if PGDATA already holds a database (PG_VERSION),
+                         do nothing and exit 0: for an init container that
+                         runs on every start of the pod
   --force                move a PGDATA that is not empty aside first
                          (to PGDATA.old-<time>, printed); nothing is deleted
   --skip-fetch           PGDATA already holds a base backup (pg_basebackup,
@@ -51,19 +56,32 @@ Options:
                          md5 over the network)
 
 PGDATA, WALE_BIN, WALE_FLAGS and WAL-E's variables come from the
-environment, as for the sidecar. PGDATA ends at mode 0700.
+environment, as for the sidecar. PGDATA ends at mode 0700. When
+WALE_SIDECAR_TOKEN is set, restore_command's wget sends it as
+"$WALE_SIDECAR_TOKEN": the PostgreSQL server needs it in its environment.
 `;
 
 export class UsageError extends Error {}
 
-const VALUE_FLAGS = ["--backup", "--target-time", "--target-lsn", "--target-name", "--target-action", "--via", "--owner", "--config-from"];
-const SWITCHES = ["--stream", "--direct", "--force", "--skip-fetch"];
+const VALUE_FLAGS = [
+  "--backup",
+  "--target-time",
+  "--target-lsn",
+  "--target-name",
+  "--target-action",
+  "--via",
+  "--owner",
+  "--config-from",
+];
+const SWITCHES = ["--stream", "--direct", "--force", "--skip-fetch", "--if-empty"];
 
 const BACKUP = /^(LATEST|base_[0-9A-F]{24}_[0-9A-F]{8})$/;
 const TIME = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?( ?(Z|UTC|[+-]\d{2}(:?\d{2})?))?$/;
 const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
 // restore_command runs through PostgreSQL's shell: the URL may hold nothing a shell treats specially.
 const URL_CHARS = /^https?:\/\/[A-Za-z0-9.\-_~:[\]]+(\/[A-Za-z0-9.\-_~/]*)?$/;
+
+const hasControlCharacter = (text: string) => [...text].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
 
 /** Reads the flags; throws a UsageError with one line for anything wrong. */
 export function parseRestoreArgs(args: string[]): RestoreOptions {
@@ -86,17 +104,23 @@ export function parseRestoreArgs(args: string[]): RestoreOptions {
   }
 
   const backup = given.get("--backup") ?? "LATEST";
-  if (!BACKUP.test(backup)) throw new UsageError(`--backup must be LATEST or a WAL-E backup name (base_<24 hex>_<8 hex>), not "${backup.slice(0, 80)}"`);
+  if (!BACKUP.test(backup))
+    throw new UsageError(
+      `--backup must be LATEST or a WAL-E backup name (base_<24 hex>_<8 hex>), not "${backup.slice(0, 80)}"`,
+    );
 
   const targets = (["time", "lsn", "name"] as TargetKind[]).filter((k) => given.has(`--target-${k}`));
   if (targets.length > 1) throw new UsageError("give at most one of --target-time, --target-lsn and --target-name");
   const kind = targets[0];
   const target = kind ? { kind, value: given.get(`--target-${kind}`) as string } : undefined;
   if (target?.kind === "time" && !TIME.test(target.value)) {
-    throw new UsageError(`--target-time must be a timestamp such as "2024-05-01 12:00:00+00", not "${target.value.slice(0, 80)}"`);
+    throw new UsageError(
+      `--target-time must be a timestamp such as "2024-05-01 12:00:00+00", not "${target.value.slice(0, 80)}"`,
+    );
   }
-  if (target?.kind === "lsn" && !LSN.test(target.value)) throw new UsageError(`--target-lsn must be an LSN such as 0/3000060, not "${target.value.slice(0, 80)}"`);
-  if (target?.kind === "name" && (target.value.length > 63 || /[\u0000-\u001f\u007f]/.test(target.value))) {
+  if (target?.kind === "lsn" && !LSN.test(target.value))
+    throw new UsageError(`--target-lsn must be an LSN such as 0/3000060, not "${target.value.slice(0, 80)}"`);
+  if (target?.kind === "name" && (target.value.length > 63 || hasControlCharacter(target.value))) {
     throw new UsageError("--target-name must be a restore point name: at most 63 characters, no control characters");
   }
 
@@ -104,25 +128,35 @@ export function parseRestoreArgs(args: string[]): RestoreOptions {
   if (action !== undefined && !["promote", "pause", "shutdown"].includes(action)) {
     throw new UsageError(`--target-action must be promote, pause or shutdown, not "${action.slice(0, 80)}"`);
   }
-  if (action !== undefined && !target) throw new UsageError("--target-action needs a --target-time, --target-lsn or --target-name");
+  if (action !== undefined && !target)
+    throw new UsageError("--target-action needs a --target-time, --target-lsn or --target-name");
 
   const via = given.get("--via");
   if (via !== undefined && given.has("--direct")) throw new UsageError("give --via or --direct, not both");
   if (via === undefined && !given.has("--direct")) {
-    throw new UsageError("say where PostgreSQL gets WAL: --via <sidecar URL> (through the sidecar) or --direct (WAL-E itself)");
+    throw new UsageError(
+      "say where PostgreSQL gets WAL: --via <sidecar URL> (through the sidecar) or --direct (WAL-E itself)",
+    );
   }
   if (given.has("--stream") && via === undefined) throw new UsageError("--stream goes with --via");
   if (via !== undefined && !URL_CHARS.test(via)) {
-    throw new UsageError(`--via must be an http:// URL of the sidecar, such as http://wale:80, without query or special characters (got "${via.slice(0, 80)}")`);
+    throw new UsageError(
+      `--via must be an http:// URL of the sidecar, such as http://wale:80, without query or special characters (got "${via.slice(0, 80)}")`,
+    );
   }
 
   const ownerText = given.get("--owner");
   const ownerMatch = ownerText === undefined ? null : /^(\d{1,9}):(\d{1,9})$/.exec(ownerText);
-  if (ownerText !== undefined && !ownerMatch) throw new UsageError(`--owner must be <uid>:<gid> in numbers, such as 70:70, not "${ownerText.slice(0, 80)}"`);
+  if (ownerText !== undefined && !ownerMatch)
+    throw new UsageError(`--owner must be <uid>:<gid> in numbers, such as 70:70, not "${ownerText.slice(0, 80)}"`);
 
   const skipFetch = given.has("--skip-fetch");
   if (skipFetch && given.has("--backup")) throw new UsageError("--skip-fetch fetches no backup: drop --backup");
-  if (skipFetch && given.has("--force")) throw new UsageError("--skip-fetch restores onto what PGDATA holds: drop --force");
+  if (skipFetch && given.has("--force"))
+    throw new UsageError("--skip-fetch restores onto what PGDATA holds: drop --force");
+  if (given.has("--if-empty") && (skipFetch || given.has("--force"))) {
+    throw new UsageError("--if-empty leaves a PGDATA with a database alone: drop --force and --skip-fetch");
+  }
 
   return {
     backup,
@@ -133,6 +167,7 @@ export function parseRestoreArgs(args: string[]): RestoreOptions {
     force: given.has("--force"),
     owner: ownerMatch ? { uid: Number(ownerMatch[1]), gid: Number(ownerMatch[2]) } : undefined,
     configFrom: given.get("--config-from"),
+    ifEmpty: given.has("--if-empty"),
   };
 }
 
@@ -156,7 +191,7 @@ export const restore: Command = {
     const config = loadConfig(runtime);
     if (!config) return 1;
     try {
-      return await runRestore(runtime, config, options);
+      return await runRestore(runtime, config, { ...options, token: config.token !== undefined });
     } catch (error) {
       runtime.stderr(`wale-sidecar restore: ${error instanceof Error ? error.message : error}\n`);
       return 1;
@@ -174,20 +209,35 @@ async function runRestore(runtime: Runtime, config: Config, options: RestoreOpti
   const pgdata = config.pgdata;
   const uid = process.getuid?.();
   if (uid === 0 && !options.owner) {
-    return refuse("running as root: give --owner <uid>:<gid>, the user that runs PostgreSQL (70:70 in the Alpine images, 999:999 in the Debian ones)");
+    return refuse(
+      "running as root: give --owner <uid>:<gid>, the user that runs PostgreSQL (70:70 in the Alpine images, 999:999 in the Debian ones)",
+    );
   }
-  if (uid !== 0 && options.owner && options.owner.uid !== uid) return refuse(`only root can give PGDATA to another user (--owner ${options.owner.uid}, running as ${uid})`);
-  if (options.configFrom && !(await pgdataState(options.configFrom).then((s) => s.kind === "empty" || s.kind === "not-empty"))) {
+  if (uid !== 0 && options.owner && options.owner.uid !== uid)
+    return refuse(`only root can give PGDATA to another user (--owner ${options.owner.uid}, running as ${uid})`);
+  if (
+    options.configFrom &&
+    !(await pgdataState(options.configFrom).then((s) => s.kind === "empty" || s.kind === "not-empty"))
+  ) {
     return refuse(`--config-from ${options.configFrom} is not a directory`);
   }
 
   const state = await pgdataState(pgdata);
   if (state.kind === "not-a-directory") return refuse(`PGDATA ${pgdata} exists and is not a directory`);
   if (options.skipFetch) {
-    if (state.kind !== "not-empty") return refuse(`--skip-fetch needs a base backup in PGDATA, and ${pgdata} is ${state.kind === "missing" ? "missing" : "empty"}`);
+    if (state.kind !== "not-empty")
+      return refuse(
+        `--skip-fetch needs a base backup in PGDATA, and ${pgdata} is ${state.kind === "missing" ? "missing" : "empty"}`,
+      );
   } else if (state.kind === "not-empty") {
+    if (options.ifEmpty && (await pgdataState(join(pgdata, "PG_VERSION"))).kind !== "missing") {
+      say(`${pgdata} already holds a database (PG_VERSION): nothing to do`);
+      return 0;
+    }
     if (!options.force) {
-      return refuse(`PGDATA ${pgdata} is not empty (${state.entries} entries): refusing to restore over it. --force moves it aside first.`);
+      return refuse(
+        `PGDATA ${pgdata} is not empty (${state.entries} entries): refusing to restore over it. --force moves it aside first.`,
+      );
     }
     const aside = await asideName(pgdata, new Date());
     await moveAside(pgdata, aside);
@@ -197,17 +247,21 @@ async function runRestore(runtime: Runtime, config: Config, options: RestoreOpti
   if (!options.skipFetch) {
     await makePgdata(pgdata);
     say(`fetching base backup ${options.backup} into ${pgdata} (WAL-E backup-fetch)`);
-    const wale = await runWale(runtime, config.wale, backupFetchArgv(config.wale, pgdata, options.backup));
+    const wale = await new WaleRunner(runtime, config.wale).run(backupFetchArgv(config.wale, pgdata, options.backup));
     if (wale.exitCode !== 0) {
       const tail = lastLines(wale.stderr);
-      return refuse(`WAL-E backup-fetch exited with code ${wale.exitCode}; ${pgdata} holds a partial restore (run again with --force)${tail ? `\n${tail}` : ""}`);
+      return refuse(
+        `WAL-E backup-fetch exited with code ${wale.exitCode}; ${pgdata} holds a partial restore (run again with --force)${tail ? `\n${tail}` : ""}`,
+      );
     }
   }
 
   const major = await readMajor(pgdata);
   const files = recoveryFiles(options, major, new Date());
   await writeRecoveryFiles(pgdata, files);
-  say(`PostgreSQL ${major}: wrote the recovery settings to ${files.settings.file}${files.signal ? ` and created ${files.signal}` : ""}`);
+  say(
+    `PostgreSQL ${major}: wrote the recovery settings to ${files.settings.file}${files.signal ? ` and created ${files.signal}` : ""}`,
+  );
   for (const line of await bringBackAccessFiles(pgdata, options.configFrom)) say(line);
 
   if (options.owner) await chownTree(pgdata, options.owner);
@@ -217,7 +271,10 @@ async function runRestore(runtime: Runtime, config: Config, options: RestoreOpti
   const goal = options.target
     ? `to ${options.target.kind} ${options.target.value}, then ${options.action ?? "pause"}`
     : "to the end of the archive, then promote";
-  const source = "direct" in options.wal ? "WAL-E (wale-sidecar and WAL-E must be on its PATH)" : `the sidecar at ${options.wal.via}`;
+  const source =
+    "direct" in options.wal
+      ? "WAL-E (wale-sidecar and WAL-E must be on its PATH)"
+      : `the sidecar at ${options.wal.via}`;
   say(`next: start PostgreSQL on ${pgdata}; it replays WAL from ${source} ${goal}`);
   return 0;
 }

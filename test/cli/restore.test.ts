@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseRestoreArgs, UsageError } from "../../src/cli/restore";
+import { parseRestoreArgs, UsageError } from "../../src/cli/restore.ts";
 
 describe("parseRestoreArgs", () => {
   test("the defaults: LATEST, no target", () => {
@@ -12,6 +12,7 @@ describe("parseRestoreArgs", () => {
       force: false,
       owner: undefined,
       configFrom: undefined,
+      ifEmpty: false,
     });
   });
 
@@ -41,6 +42,7 @@ describe("parseRestoreArgs", () => {
       target: { kind: "lsn", value: "0/3000060" },
     });
     expect(parseRestoreArgs(["--direct", "--skip-fetch"]).skipFetch).toBe(true);
+    expect(parseRestoreArgs(["--direct", "--if-empty"]).ifEmpty).toBe(true);
   });
 
   test.each([
@@ -64,6 +66,7 @@ describe("parseRestoreArgs", () => {
     [["--direct", "--owner", "postgres"], /--owner must be <uid>:<gid>/],
     [["--direct", "--skip-fetch", "--backup", "LATEST"], /drop --backup/],
     [["--direct", "--skip-fetch", "--force"], /drop --force/],
+    [["--direct", "--if-empty", "--force"], /--if-empty leaves a PGDATA with a database alone/],
   ])("%j is refused: %s", (args, message) => {
     let error: unknown;
     try {

