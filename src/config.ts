@@ -55,6 +55,8 @@ export const EnvSchema = T.Object({
     description: "a number of waiting requests, 0 or more",
   }),
   WALE_LOG_FORMAT: T.Union([T.Literal("json"), T.Literal("text")], { default: "json", description: "json or text" }),
+  WALE_SPOOL_DIR: AbsolutePath("/tmp/wale-sidecar-spool"),
+  WALE_PREFETCH: T.Integer({ default: 8, minimum: 0, maximum: 32, description: "a number of segments from 0 to 32" }),
 });
 type Env = Static<typeof EnvSchema>;
 
@@ -81,6 +83,8 @@ export interface Config {
   token?: string;
   limits: { concurrency: number; queue: number };
   /** Values that must never reach a log line or a response body. */
+  /** Where fetched WAL lands before it moves to its destination, and where the next segments are prefetched. */
+  spool: { dir: string; prefetch: number };
   secrets: string[];
 }
 
@@ -121,10 +125,21 @@ export const SECRET_NAME = /SECRET|KEY|TOKEN|PASSWORD|PASSPHRASE|CREDENTIAL|^GS_
 export function parseConfig(environment: Record<string, string | undefined>): Config {
   const env = readEnv(environment);
   const pgdata = trimSlash(env.PGDATA);
+  const pgwal = trimSlash(env.PGWAL ?? `${pgdata}/pg_wal`);
+  const spoolDir = trimSlash(env.WALE_SPOOL_DIR);
+  // The sidecar empties its spool at start: a spool inside the database would lose data.
+  for (const [name, root] of [
+    ["PGDATA", pgdata],
+    ["PGWAL", pgwal],
+  ] as const) {
+    if (spoolDir === root || spoolDir.startsWith(`${root}/`) || root.startsWith(`${spoolDir}/`)) {
+      throw new ConfigError("WALE_SPOOL_DIR", `must be outside ${name} and not contain it (got "${spoolDir}")`);
+    }
+  }
   return {
     listen: { hostname: env.WALE_LISTEN_HOST, port: env.WALE_LISTEN_PORT },
     pgdata,
-    pgwal: trimSlash(env.PGWAL ?? `${pgdata}/pg_wal`),
+    pgwal,
     wale: {
       bin: env.WALE_BIN,
       flags: splitFlags(env.WALE_FLAGS),
@@ -143,6 +158,7 @@ export function parseConfig(environment: Record<string, string | undefined>): Co
     logFormat: env.WALE_LOG_FORMAT,
     token: env.WALE_SIDECAR_TOKEN,
     limits: { concurrency: env.WALE_MAX_CONCURRENCY, queue: env.WALE_MAX_QUEUE },
+    spool: { dir: spoolDir, prefetch: env.WALE_PREFETCH },
     secrets: secretValues(environment),
   };
 }

@@ -3,12 +3,14 @@
  * turn its exit into an HTTP outcome. Nothing is spawned and no file is
  * touched until the input has passed its checks.
  */
+import { readFile, rm } from "node:fs/promises";
 import type { BackupJobs } from "./backups.ts";
 import type { Config } from "./config.ts";
 import { badRequest, HttpError } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import { fetchDestination, segmentToPush } from "./paths.ts";
 import type { SingleFlight } from "./single-flight.ts";
+import type { Spool } from "./spool.ts";
 import { type NameCheck, walNameFromPath } from "./wal-names.ts";
 import {
   backupListArgv,
@@ -17,7 +19,6 @@ import {
   type Operation,
   type RunResult,
   type WaleRunner,
-  walFetchArgv,
   walPushArgv,
 } from "./wale.ts";
 
@@ -27,6 +28,7 @@ export interface Deps {
   metrics: Metrics;
   backups: BackupJobs;
   pushes: SingleFlight<Outcome>;
+  spool: Spool;
 }
 
 export interface Outcome {
@@ -38,6 +40,10 @@ export interface Outcome {
   wale?: RunResult;
   /** This request shared a run that another request started. */
   joined?: boolean;
+  /** Served from the spool's prefetched segments, without starting WAL-E. */
+  prefetched?: boolean;
+  /** A binary body (application/octet-stream) instead of `body`. */
+  bytes?: Uint8Array;
 }
 
 /** GET /wal-push/:file — archive PGWAL/<file>. Concurrent pushes of one file share one WAL-E run. */
@@ -61,18 +67,38 @@ export function walPush(deps: Deps, rawPath: string): Promise<Outcome> {
 /** GET /wal-fetch/:file?dest= — restore <file> from the archive to PGWAL/<file>, or to PGDATA/<dest>. */
 export function walFetch(deps: Deps, rawPath: string, dest: string | undefined): Promise<Outcome> {
   return settle("wal-fetch", async () => {
-    const name = validName(walNameFromPath(rawPath));
-    const target = await fetchDestination(deps.config, name, dest);
-    return track(deps, "wal-fetch", name, async () => {
-      const wale = await deps.runner.run(walFetchArgv(deps.config.wale, name, target), {
-        timeoutMs: deps.config.timeouts.fetch,
-      });
-      if (wale.exitCode === 0) return { status: 200, body: `fetched ${name}\n`, wale };
-      if (!wale.timedOut && isNotInArchive(wale, name))
-        return { status: 404, body: `${name} is not in the archive\n`, wale };
-      return failed(deps, "wal-fetch", name, wale);
+    const check = validCheck(walNameFromPath(rawPath));
+    const target = await fetchDestination(deps.config, check.name, dest);
+    return track(deps, "wal-fetch", check.name, async () => {
+      const fetched = await deps.spool.fetch(check.name, check.kind);
+      if (!fetched.ok) return notFetched(deps, "wal-fetch", check.name, fetched.wale);
+      await deps.spool.moveTo(fetched.path, target);
+      return { status: 200, body: `fetched ${check.name}\n`, wale: fetched.wale, prefetched: fetched.prefetched };
     });
   });
+}
+
+/** GET /wal/:file — the bytes of <file> from the archive, for hosts that do not share PGDATA. */
+export function walStream(deps: Deps, rawPath: string): Promise<Outcome> {
+  return settle("wal", async () => {
+    const check = validCheck(walNameFromPath(rawPath));
+    return track(deps, "wal", check.name, async () => {
+      const fetched = await deps.spool.fetch(check.name, check.kind);
+      if (!fetched.ok) return notFetched(deps, "wal", check.name, fetched.wale);
+      try {
+        const bytes = new Uint8Array(await readFile(fetched.path));
+        return { status: 200, body: "", bytes, wale: fetched.wale, prefetched: fetched.prefetched };
+      } finally {
+        await rm(fetched.path, { force: true });
+      }
+    });
+  });
+}
+
+function notFetched(deps: Deps, operation: Operation, name: string, wale: RunResult): Result {
+  if (!wale.timedOut && isNotInArchive(wale, name))
+    return { status: 404, body: `${name} is not in the archive\n`, wale };
+  return failed(deps, operation, name, wale);
 }
 
 /** GET /backup-push — a base backup of PGDATA, answered when it is done. Joins a backup already running. */
@@ -121,8 +147,12 @@ export function parseBackupList(stdout: string): Array<Record<string, string | n
 }
 
 function validName(check: NameCheck): string {
+  return validCheck(check).name;
+}
+
+function validCheck(check: NameCheck): Extract<NameCheck, { ok: true }> {
   if (!check.ok) throw badRequest(check.reason);
-  return check.name;
+  return check;
 }
 
 type Result = Omit<Outcome, "operation" | "file">;

@@ -8,7 +8,7 @@ import { bearerAuth } from "./auth.ts";
 import { describeJob } from "./backups.ts";
 import type { Readiness } from "./health.ts";
 import type { Logger, Redact } from "./log.ts";
-import { backupList, backupPush, type Deps, type Outcome, walFetch, walPush } from "./operations.ts";
+import { backupList, backupPush, type Deps, type Outcome, walFetch, walPush, walStream } from "./operations.ts";
 import type { Schedule } from "./schedule.ts";
 import { VERSION } from "./version.ts";
 import { walNameFromPath } from "./wal-names.ts";
@@ -32,6 +32,16 @@ const FileParam = t.Object({
 
 const Responses = (codes: Record<number, string>) =>
   Object.fromEntries(Object.entries(codes).map(([code, description]) => [code, { description }]));
+
+/** /wal-fetch and /wal answer alike but for 200 and 400. */
+const FetchResponses = (ok: string, badRequest: string) =>
+  Responses({
+    200: ok,
+    400: badRequest,
+    404: "the archive does not hold the file (normal at the end of a recovery)",
+    500: "WAL-E failed; the body holds the end of its stderr",
+    504: "WAL-E ran past WALE_FETCH_TIMEOUT and was killed",
+  });
 
 /** The part of the path after `prefix`, still percent-encoded: decoding is the name rules' job. */
 const rawTail = (request: Request, prefix: string) => new URL(request.url).pathname.slice(prefix.length);
@@ -63,11 +73,16 @@ export function createApp({ deps, readiness, schedule, lifecycle, log, redact }:
       exit: outcome.wale?.exitCode,
       wale_ms: outcome.wale ? Math.round(outcome.wale.ms) : undefined,
       joined: outcome.joined || undefined,
+      prefetched: outcome.prefetched || undefined,
       stderr: outcome.wale?.stderr.trim() || undefined,
       reason: outcome.status >= 400 && outcome.status < 500 ? outcome.body.trim() : undefined,
       method: request.method,
     };
     (outcome.status >= 500 ? log.error : outcome.status >= 400 ? log.warn : log.info)("request", fields);
+    if (outcome.bytes) {
+      const headers = { "content-type": "application/octet-stream", "content-length": String(outcome.bytes.length) };
+      return new Response(outcome.bytes as Uint8Array<ArrayBuffer>, { status: outcome.status, headers });
+    }
     const type =
       outcome.body.startsWith("[") || outcome.body.startsWith("{") ? "application/json" : "text/plain; charset=utf-8";
     const headers: Record<string, string> = { "content-type": type };
@@ -88,6 +103,7 @@ export function createApp({ deps, readiness, schedule, lifecycle, log, redact }:
       return Promise.resolve({ operation: "wal-fetch", status: 400, body: "dest may be given once\n" });
     return walFetch(deps, rawTail(request, "/wal-fetch/"), dests[0]);
   });
+  const walStreamRoute = timed((request) => walStream(deps, rawTail(request, "/wal/")));
 
   const methodNotAllowed = () => text(405, "method not allowed: use GET\n", { allow: "GET" });
   const hidden = { detail: { hide: true } };
@@ -131,7 +147,7 @@ export function createApp({ deps, readiness, schedule, lifecycle, log, redact }:
         // Elysia checks params before our handlers run; a path that does not
         // decode arrives as null. Answer with our own rule's reason.
         const path = new URL(request.url).pathname;
-        const prefix = ["/wal-push/", "/wal-fetch/"].find((p) => path.startsWith(p));
+        const prefix = ["/wal-push/", "/wal-fetch/", "/wal/"].find((p) => path.startsWith(p));
         const check = prefix ? walNameFromPath(path.slice(prefix.length)) : null;
         const reason = check && !check.ok ? check.reason : "invalid request parameters";
         metrics.request(prefix ? prefix.slice(0, -1) : "unknown", 400);
@@ -207,16 +223,23 @@ export function createApp({ deps, readiness, schedule, lifecycle, log, redact }:
       detail: {
         summary: "Restore <file> from the archive with wal-e wal-fetch",
         description: `restore_command = 'wget -q -O - "http://<sidecar>/wal-fetch/%f?dest=%p"'`,
-        responses: Responses({
-          200: "WAL-E exited 0: the file is in place",
-          400: "not a WAL file name, or dest leads outside PGDATA/PGWAL",
-          404: "the archive does not hold the file (normal at the end of a recovery)",
-          500: "WAL-E failed; the body holds the end of its stderr",
-          504: "WAL-E ran past WALE_FETCH_TIMEOUT and was killed",
-        }),
+        responses: FetchResponses("the file is in place", "not a WAL file name, or dest leads outside PGDATA/PGWAL"),
       },
     })
     .get("/wal-fetch/*", walFetchRoute, hidden)
+    .get("/wal/:file", walStreamRoute, {
+      params: FileParam,
+      detail: {
+        summary: "The bytes of <file> from the archive (for hosts that do not share PGDATA)",
+        description:
+          "restore_command = 'wget -q -O %p http://<sidecar>/wal/%f'. Same name rules and status codes as /wal-fetch.",
+        responses: FetchResponses(
+          "application/octet-stream: the whole file, with Content-Length",
+          "not a WAL file name",
+        ),
+      },
+    })
+    .get("/wal/*", walStreamRoute, hidden)
     .get(
       "/backup-push",
       ({ request, query }) => {
@@ -284,6 +307,7 @@ export function createApp({ deps, readiness, schedule, lifecycle, log, redact }:
     .all("/metrics", methodNotAllowed, hidden)
     .all("/wal-push/*", methodNotAllowed, hidden)
     .all("/wal-fetch/*", methodNotAllowed, hidden)
+    .all("/wal/*", methodNotAllowed, hidden)
     .all("/backup-push", methodNotAllowed, hidden)
     .all("/backups/jobs/:id", methodNotAllowed, hidden)
     .all("/backup-list", methodNotAllowed, hidden);

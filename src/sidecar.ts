@@ -14,6 +14,7 @@ import { createApp } from "./routes.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { type Schedule, startSchedule } from "./schedule.ts";
 import { SingleFlight } from "./single-flight.ts";
+import { Spool } from "./spool.ts";
 import { WaleRunner } from "./wale.ts";
 
 export interface Sidecar {
@@ -28,7 +29,8 @@ export function createSidecar(config: Config, runtime: Runtime, log: Logger, red
   const metrics = new Metrics();
   const runner = new WaleRunner(runtime, config.wale, new Limiter(config.limits.concurrency, config.limits.queue));
   const backups = new BackupJobs(config, runner, metrics, log);
-  const deps: Deps = { config, runner, metrics, backups, pushes: new SingleFlight<Outcome>() };
+  const spool = new Spool(config, runner);
+  const deps: Deps = { config, runner, metrics, backups, pushes: new SingleFlight<Outcome>(), spool };
   const schedule = config.backups.schedule
     ? startSchedule(config.backups.schedule, () => void backups.trigger("schedule"))
     : null;

@@ -68,3 +68,23 @@ export function printable(s: string): string {
   const clipped = s.length > 80 ? `${s.slice(0, 80)}…` : s;
   return clipped.replace(/[\u0000-\u001f\u007f]/g, "?");
 }
+
+/**
+ * The `count` segments after `segment`, as WAL-E projects them: 16 MB
+ * segments, 256 to a log id. With another segment size a projection may
+ * name a segment that never exists; prefetching it then just misses.
+ */
+export function followingSegments(segment: string, count: number): string[] {
+  const timeline = segment.slice(0, 8);
+  let log = Number.parseInt(segment.slice(8, 16), 16);
+  let seg = Number.parseInt(segment.slice(16, 24), 16);
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, "0");
+  const out: string[] = [];
+  while (out.length < count) {
+    seg += 1;
+    if (seg > 0xff) [log, seg] = [log + 1, 0];
+    if (log > 0xffffffff) break;
+    out.push(`${timeline}${hex(log)}${hex(seg)}`);
+  }
+  return out;
+}

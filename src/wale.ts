@@ -9,7 +9,7 @@ import { HttpError } from "./errors.ts";
 import { Limiter } from "./limiter.ts";
 import type { Child, Runtime } from "./runtime/types.ts";
 
-export type Operation = "wal-push" | "wal-fetch" | "backup-push" | "backup-list";
+export type Operation = "wal-push" | "wal-fetch" | "wal" | "backup-push" | "backup-list";
 
 type Wale = Config["wale"];
 
@@ -38,6 +38,14 @@ export const deleteRetainArgv = (wale: Wale, retain: number) =>
 
 /** `wal-e [flags] backup-list --detail` */
 export const backupListArgv = (wale: Wale) => command(wale, "backup-list", ["--detail"]);
+
+/** `wal-e [flags] wal-prefetch <base> <segment>`: downloads into <base>/.wal-e/prefetch/, complete files only. */
+export const walPrefetchArgv = (wale: Wale, base: string, segment: string) =>
+  command(wale, "wal-prefetch", [], base, segment);
+
+/** `wal-e [flags] backup-fetch <PGDATA> <backup>` */
+export const backupFetchArgv = (wale: Wale, pgdata: string, backup: string) =>
+  command(wale, "backup-fetch", [], pgdata, backup);
 
 export interface RunResult {
   exitCode: number;

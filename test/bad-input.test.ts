@@ -2,7 +2,7 @@
  * Bad input, for every route: property-based over arbitrary paths and
  * queries, plus named cases. Whatever comes in:
  *   - no process is spawned unless the name is valid;
- *   - no path outside PGDATA/PGWAL is ever read or written;
+ *   - no path outside PGDATA/PGWAL (and the sidecar's spool) is ever read or written;
  *   - the answer is a 4xx with a one-line message (or a success for valid input).
  * The file system is watched by wrapping node:fs/promises, and WAL-E is a
  * fake runtime that records argv.
@@ -51,11 +51,13 @@ const base = realpathSync(mkdtempSync(join(tmpdir(), "bad-input-")));
 const pgdata = join(base, "data");
 const pgwal = join(pgdata, "pg_wal");
 const outside = join(base, "outside");
+const spool = join(base, "spool");
 const canary = join(outside, "000000010000000000000007");
 
 beforeAll(() => {
   mkdirSync(pgwal, { recursive: true });
   mkdirSync(outside);
+  mkdirSync(spool);
   writeFileSync(join(pgdata, "PG_VERSION"), "14\n");
   writeFileSync(join(pgwal, SEG), "wal");
   writeFileSync(canary, "must never be archived");
@@ -66,8 +68,17 @@ beforeAll(() => {
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
 function sidecar() {
-  const { runtime, spawned } = fakeRuntime({ exitCode: 0, stdout: "1.1.1\n" });
-  const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_FILE_PREFIX: "file://localhost/nowhere" });
+  // Like WAL-E, a wal-fetch that exits 0 leaves the file at the path it was given.
+  const { runtime, spawned } = fakeRuntime((argv) => {
+    if (argv.includes("wal-fetch")) writeFileSync(argv.at(-1) as string, "wal");
+    return { exitCode: 0, stdout: "1.1.1\n" };
+  });
+  const config = parseConfig({
+    PGDATA: pgdata,
+    WALE_BIN: "wal-e",
+    WALE_FILE_PREFIX: "file://localhost/nowhere",
+    WALE_SPOOL_DIR: spool,
+  });
   const { app } = sidecarFor(config, runtime);
   return {
     spawned,
@@ -79,20 +90,25 @@ function sidecar() {
 }
 
 const inside = (path: string) =>
-  path === pgdata || path.startsWith(`${pgdata}/`) || path === pgwal || path.startsWith(`${pgwal}/`);
+  path === pgdata || path.startsWith(`${pgdata}/`) || path === pgwal || path.startsWith(`${pgwal}/`) || inSpool(path);
+const inSpool = (path: string) => path.startsWith(`${spool}/`);
 
 /** What each spawn may be: the file arguments inside the roots, WAL names valid. */
 function checkSpawn(argv: string[]) {
   const sub = argv.find((a) =>
-    ["wal-push", "wal-fetch", "backup-push", "backup-list", "version", "delete"].includes(a),
+    ["wal-push", "wal-fetch", "wal-prefetch", "backup-push", "backup-list", "version", "delete"].includes(a),
   );
   if (sub === "wal-push") {
     const path = argv.at(-1) as string;
     expect(inside(path)).toBe(true);
     expect(checkWalName(basename(path)).ok).toBe(true);
   } else if (sub === "wal-fetch") {
+    // WAL-E writes into the spool; the sidecar then moves the file to its checked destination.
     expect(checkWalName(argv.at(-2) as string).ok).toBe(true);
-    expect(inside(argv.at(-1) as string)).toBe(true);
+    expect(inSpool(argv.at(-1) as string)).toBe(true);
+  } else if (sub === "wal-prefetch") {
+    expect(argv.at(-2)).toBe(spool);
+    expect(checkWalName(argv.at(-1) as string).ok).toBe(true);
   } else if (sub === "backup-push") {
     expect(argv.at(-1)).toBe(pgdata);
   } else {
@@ -144,6 +160,7 @@ const pathArb = fc.array(fragment, { maxLength: 6 }).map((parts) => parts.join("
 const route = fc.constantFrom(
   "/wal-push/",
   "/wal-fetch/",
+  "/wal/",
   "/backup-push",
   "/backup-list",
   "/readyz",

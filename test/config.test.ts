@@ -17,6 +17,13 @@ describe("parseConfig", () => {
     });
     expect(config.wale.env.WALE_LOG_DESTINATION).toBe("stderr");
     expect(config.wale.env.WALE_S3_PREFIX).toBeUndefined();
+    expect(config.spool).toEqual({ dir: "/tmp/wale-sidecar-spool", prefetch: 8 });
+  });
+
+  test("WALE_SPOOL_DIR and WALE_PREFETCH", () => {
+    const config = parseConfig({ WALE_SPOOL_DIR: "/var/spool/wale/", WALE_PREFETCH: "0" });
+    expect(config.spool).toEqual({ dir: "/var/spool/wale", prefetch: 0 });
+    expect(parseConfig({ WALE_PREFETCH: "32" }).spool.prefetch).toBe(32);
   });
 
   test("reads every variable", () => {
@@ -119,6 +126,12 @@ describe("parseConfig", () => {
     ["WALE_SIDECAR_TOKEN", "has a space in it, sadly", /WALE_SIDECAR_TOKEN: must be at least 16/],
     ["WALE_MAX_CONCURRENCY", "0", /WALE_MAX_CONCURRENCY: must be a number of WAL-E processes/],
     ["WALE_MAX_QUEUE", "-5", /WALE_MAX_QUEUE: must be a number of waiting requests/],
+    ["WALE_PREFETCH", "33", /WALE_PREFETCH: must be a number of segments from 0 to 32 \(got 33\)/],
+    ["WALE_PREFETCH", "-1", /WALE_PREFETCH: must be a number of segments/],
+    ["WALE_PREFETCH", "many", /WALE_PREFETCH: must be a number of segments/],
+    ["WALE_SPOOL_DIR", "spool", /WALE_SPOOL_DIR: must be an absolute path/],
+    ["WALE_SPOOL_DIR", "/var/lib/postgresql/data/spool", /WALE_SPOOL_DIR: must be outside PGDATA/],
+    ["WALE_SPOOL_DIR", "/var/lib/postgresql", /WALE_SPOOL_DIR: must be outside PGDATA and not contain it/],
   ])("%s=%j is refused with one line naming it", (name, value, message) => {
     let error: unknown;
     try {

@@ -25,7 +25,7 @@ import { fakeRuntime, sidecarFor } from "./support/fake-runtime.ts";
  * Names the examples use that other issues add (routes, variables,
  * subcommands). Empty this once they are merged.
  */
-const PENDING_FROM_OTHER_ISSUES: string[] = ["restore"];
+const PENDING_FROM_OTHER_ISSUES: string[] = [];
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const EXAMPLES = join(ROOT, "examples");

@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
-import { backupPush, walFetch, walPush } from "../src/operations.ts";
+import { backupPush, walFetch, walPush, walStream } from "../src/operations.ts";
 import { fakeRuntime, type Scripted, sidecarFor } from "./support/fake-runtime.ts";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "ops-")));
@@ -13,10 +13,17 @@ mkdirSync(join(pgdata, "pg_wal"), { recursive: true });
 const SEG = "000000010000000000000001";
 writeFileSync(join(pgdata, "pg_wal", SEG), "wal");
 writeFileSync(join(pgdata, "PG_VERSION"), "14\n");
-const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e" });
+const spoolDir = join(base, "spool");
+mkdirSync(spoolDir);
+const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_SPOOL_DIR: spoolDir, WALE_PREFETCH: "0" });
 
-const deps = (result?: Scripted) => {
-  const fake = fakeRuntime(result);
+const deps = (result: Scripted = { exitCode: 0 }) => {
+  // Like WAL-E, a wal-fetch that exits 0 leaves the file at the path it was given.
+  const fake = fakeRuntime((argv) => {
+    if (result.exitCode === 0 && argv.includes("wal-fetch"))
+      writeFileSync(argv.at(-1) as string, `bytes of ${argv.at(-2)}`);
+    return result;
+  });
   const sidecar = sidecarFor(config, fake.runtime);
   return { deps: sidecar.deps, spawned: fake.spawned };
 };
@@ -57,15 +64,21 @@ describe("walPush", () => {
 });
 
 describe("walFetch", () => {
-  test("default dest is PGWAL/<file>", async () => {
+  test("WAL-E writes into the spool; the file then moves to PGWAL/<file>, and the spool is left empty", async () => {
     const { deps: d, spawned } = deps();
-    expect((await walFetch(d, SEG, undefined)).status).toBe(200);
-    expect(spawned).toEqual([["wal-e", "--terse", "wal-fetch", "-p=0", SEG, join(pgdata, "pg_wal", SEG)]]);
+    const name = "000000010000000000000009";
+    expect((await walFetch(d, name, undefined)).status).toBe(200);
+    expect(spawned).toHaveLength(1);
+    expect(spawned[0]?.slice(0, 5)).toEqual(["wal-e", "--terse", "wal-fetch", "-p=0", name]);
+    expect(spawned[0]?.at(-1)?.startsWith(`${spoolDir}/`)).toBe(true);
+    expect(readFileSync(join(pgdata, "pg_wal", name), "utf8")).toBe(`bytes of ${name}`);
+    expect(readdirSync(spoolDir)).toEqual([]);
+    rmSync(join(pgdata, "pg_wal", name));
   });
   test("dest=%p", async () => {
-    const { deps: d, spawned } = deps();
+    const { deps: d } = deps();
     expect((await walFetch(d, SEG, "pg_wal/RECOVERYXLOG")).status).toBe(200);
-    expect(spawned[0]?.at(-1)).toBe(join(pgdata, "pg_wal", "RECOVERYXLOG"));
+    expect(readFileSync(join(pgdata, "pg_wal", "RECOVERYXLOG"), "utf8")).toBe(`bytes of ${SEG}`);
   });
   test("a segment the archive lacks is 404", async () => {
     const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '/s/wal_005/${SEG}.lzo'`;
@@ -81,6 +94,30 @@ describe("walFetch", () => {
     expect((await walFetch(d, SEG, dest)).status).toBe(400);
     expect(spawned).toEqual([]);
   });
+});
+
+describe("walStream", () => {
+  test("answers the file's bytes and leaves the spool empty", async () => {
+    const { deps: d } = deps();
+    const outcome = await walStream(d, SEG);
+    expect(outcome).toMatchObject({ status: 200, operation: "wal", file: SEG });
+    expect(new TextDecoder().decode(outcome.bytes)).toBe(`bytes of ${SEG}`);
+    expect(readdirSync(spoolDir)).toEqual([]);
+  });
+  test("a segment the archive lacks is 404 and leaves nothing behind", async () => {
+    const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '/s/wal_005/${SEG}.lzo'`;
+    const { deps: d } = deps({ exitCode: 2, stderr });
+    expect(await walStream(d, SEG)).toMatchObject({ status: 404, operation: "wal" });
+    expect(readdirSync(spoolDir)).toEqual([]);
+  });
+  test.each(["x", "../000000010000000000000001", "00000001000000000000000a"])(
+    "%j is 400 and spawns nothing",
+    async (raw) => {
+      const { deps: d, spawned } = deps();
+      expect((await walStream(d, raw)).status).toBe(400);
+      expect(spawned).toEqual([]);
+    },
+  );
 });
 
 /** A fake runtime whose children do not exit until release() is called. */

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
@@ -12,10 +12,22 @@ const SEG = "000000010000000000000001";
 writeFileSync(join(base, "pg_wal", SEG), "wal");
 writeFileSync(join(base, "PG_VERSION"), "14\n");
 const SECRET = "s3cr3t-v4lue";
+const spoolDir = realpathSync(mkdtempSync(join(tmpdir(), "routes-spool-")));
+afterAll(() => rmSync(spoolDir, { recursive: true, force: true }));
 
-function app(result?: Scripted, env: Record<string, string> = {}) {
-  const config = parseConfig({ PGDATA: base, AWS_SECRET_ACCESS_KEY: SECRET, ...env });
-  const { runtime, spawned } = fakeRuntime(result);
+function app(result: Scripted = { exitCode: 0 }, env: Record<string, string> = {}) {
+  const config = parseConfig({
+    PGDATA: base,
+    AWS_SECRET_ACCESS_KEY: SECRET,
+    WALE_SPOOL_DIR: spoolDir,
+    WALE_PREFETCH: "0",
+    ...env,
+  });
+  // Like WAL-E, a wal-fetch that exits 0 leaves the file at the path it was given.
+  const { runtime, spawned } = fakeRuntime((argv) => {
+    if (result.exitCode === 0 && argv.includes("wal-fetch")) writeFileSync(argv.at(-1) as string, "segment bytes");
+    return result;
+  });
   const lines: string[] = [];
   const { app: server } = sidecarFor(config, runtime, (l) => lines.push(l));
   const get = async (path: string, method = "GET", headers: Record<string, string> = {}) => {
@@ -70,10 +82,29 @@ describe("status codes", () => {
   test("wal-fetch with dest, and with dest repeated", async () => {
     const a = app();
     expect((await a.get(`/wal-fetch/${SEG}?dest=pg_wal/RECOVERYXLOG`)).status).toBe(200);
-    expect(a.spawned[0]?.at(-1)).toBe(join(base, "pg_wal/RECOVERYXLOG"));
+    expect(readFileSync(join(base, "pg_wal/RECOVERYXLOG"), "utf8")).toBe("segment bytes");
     const repeated = await a.get(`/wal-fetch/${SEG}?dest=pg_wal/a&dest=pg_wal/b`);
     expect(repeated).toMatchObject({ status: 400, body: "dest may be given once\n" });
     expect(a.spawned).toHaveLength(1);
+  });
+  test("/wal answers the bytes as application/octet-stream with Content-Length", async () => {
+    const a = app();
+    const r = await a.get(`/wal/${SEG}`);
+    expect(r).toMatchObject({ status: 200, body: "segment bytes" });
+    expect(r.headers.get("content-type")).toBe("application/octet-stream");
+    expect(r.headers.get("content-length")).toBe(String("segment bytes".length));
+    expect(a.logs().find((l) => l.msg === "request")).toMatchObject({ route: "/wal", file: SEG, status: 200 });
+  });
+  test("/wal of a segment the archive lacks: 404 in text", async () => {
+    const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '/s/wal_005/${SEG}.lzo'`;
+    const r = await app({ exitCode: 2, stderr }).get(`/wal/${SEG}`);
+    expect(r).toMatchObject({ status: 404, body: `${SEG} is not in the archive\n` });
+    expect(r.headers.get("content-type")).toContain("text/plain");
+  });
+  test("/wal with a bad name: 400, nothing spawned", async () => {
+    const a = app();
+    expect((await a.get("/wal/..%2Fetc%2Fpasswd")).status).toBe(400);
+    expect(a.spawned).toEqual([]);
   });
   test("wal-fetch with dest outside PGDATA: 400", async () => {
     const a = app();
@@ -97,6 +128,7 @@ describe("status codes", () => {
       "/metrics",
       `/wal-push/${SEG}`,
       `/wal-fetch/${SEG}`,
+      `/wal/${SEG}`,
       "/backup-push",
       "/backup-list",
       "/backups/jobs/x",
@@ -126,10 +158,12 @@ test("/swagger documents every route with its schema", async () => {
     "/readyz",
     "/wal-fetch/{file}",
     "/wal-push/{file}",
+    "/wal/{file}",
   ]);
   const fetchParams = spec.paths["/wal-fetch/{file}"].get.parameters.map((p: { name: string }) => p.name).sort();
   expect(fetchParams).toEqual(["dest", "file"]);
   expect(Object.keys(spec.paths["/wal-fetch/{file}"].get.responses)).toEqual(["200", "400", "404", "500", "504"]);
+  expect(Object.keys(spec.paths["/wal/{file}"].get.responses)).toEqual(["200", "400", "404", "500", "504"]);
 });
 
 describe("backup jobs", () => {
@@ -202,6 +236,7 @@ describe("WALE_SIDECAR_TOKEN", () => {
     for (const path of [
       `/wal-push/${SEG}`,
       `/wal-fetch/${SEG}`,
+      `/wal/${SEG}`,
       "/backup-push",
       "/backup-list",
       "/readyz",

@@ -18,6 +18,7 @@ restore_command:
   GET /metrics                  Prometheus metrics
   GET /wal-push/<file>          wal-e wal-push PGWAL/<file>
   GET /wal-fetch/<file>[?dest=] wal-e wal-fetch <file> PGWAL/<file> (or PGDATA/<dest>)
+  GET /wal/<file>               the bytes of <file> from the archive
   GET /backup-push[?wait=false] wal-e backup-push PGDATA (joins a running backup)
   GET /backups/jobs/<id>        a backup job, as JSON
   GET /backup-list              wal-e backup-list --detail, as JSON
@@ -29,7 +30,8 @@ PGWAL (PGDATA/pg_wal), WALE_BIN (wal-e), WALE_FLAGS (--terse),
 WALE_PUSH_FLAGS, WALE_FETCH_FLAGS (-p=0), WALE_BACKUP_PUSH_FLAGS,
 WALE_PUSH_TIMEOUT (600), WALE_FETCH_TIMEOUT (600), WALE_BACKUP_TIMEOUT (0),
 WALE_SHUTDOWN_GRACE (25), WALE_BACKUP_SCHEDULE, WALE_BACKUP_RETAIN,
-WALE_LOG_FORMAT (json), and WAL-E's own variables (WALE_S3_PREFIX,
+WALE_LOG_FORMAT (json), WALE_SPOOL_DIR (/tmp/wale-sidecar-spool),
+WALE_PREFETCH (8), and WAL-E's own variables (WALE_S3_PREFIX,
 WALE_FILE_PREFIX, AWS_*, PG*...), which are passed to WAL-E unchanged.
 
 On SIGTERM new requests get 503; pushes and backups in flight may finish
@@ -51,6 +53,15 @@ exits 0.
     const redact = redactor(config.secrets);
     const log = createLogger(runtime.stdout, redact, config.logFormat);
     const sidecar = createSidecar(config, runtime, log, redact);
+    try {
+      await sidecar.deps.spool.prepare();
+    } catch (error) {
+      sidecar.schedule?.stop();
+      runtime.stderr(
+        `wale-sidecar: cannot prepare the spool WALE_SPOOL_DIR=${config.spool.dir}: ${error instanceof Error ? error.message : error}\n`,
+      );
+      return 1;
+    }
     let requests = 0;
     let server: Server;
     try {
@@ -78,6 +89,8 @@ exits 0.
       pgdata: config.pgdata,
       pgwal: config.pgwal,
       wale: config.wale.bin,
+      spool: config.spool.dir,
+      prefetch: config.spool.prefetch,
       next_backup: sidecar.schedule?.next()?.toISOString(),
     });
 

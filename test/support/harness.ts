@@ -44,6 +44,9 @@ const isRoot = process.getuid?.() === 0;
 const dbUser = isRoot ? Bun.spawnSync(["id", "-u", DB_USER]).stdout.toString().trim() : "";
 const dbGroup = isRoot ? Bun.spawnSync(["id", "-g", DB_USER]).stdout.toString().trim() : "";
 
+/** `--owner` for a restore run as root: the database user's uid:gid (undefined when the tests are not root). */
+export const DB_OWNER = isRoot ? `${dbUser}:${dbGroup}` : undefined;
+
 /** argv run as the database user (a no-op when the tests are not root). */
 export const asDbUser = (argv: string[]) =>
   isRoot ? ["setpriv", `--reuid=${dbUser}`, `--regid=${dbGroup}`, "--init-groups", "--", ...argv] : argv;
@@ -206,6 +209,8 @@ export interface PostgresOptions {
   conf?: string[];
   /** Start on an existing data directory (a restore) instead of running initdb. */
   pgdata?: string;
+  /** Added to the server's environment (restore_command inherits it). */
+  env?: Record<string, string>;
 }
 
 export async function startPostgres(scope: Scope, options: PostgresOptions): Promise<Postgres> {
@@ -232,7 +237,9 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
   appendFileSync(join(pgdata, "postgresql.conf"), `\n${conf.join("\n")}\n`);
 
   const logFile = join(dir, "postgres.log");
-  const pgCtl = (...args: string[]) => run(asDbUser([join(bin, "pg_ctl"), "-D", pgdata, ...args]), { check: false });
+  const env = options.env ? ({ ...process.env, ...options.env } as Record<string, string>) : undefined;
+  const pgCtl = (...args: string[]) =>
+    run(asDbUser([join(bin, "pg_ctl"), "-D", pgdata, ...args]), { check: false, env });
   const started = await pgCtl("-l", logFile, "-w", "-t", "120", "start");
   const stop = async () => {
     await pgCtl("-m", "immediate", "-w", "stop");
@@ -340,6 +347,8 @@ export async function startSidecar(
       WALE_LISTEN_HOST: "127.0.0.1",
       WALE_LISTEN_PORT: String(port),
       WALE_BIN: TOOLS.wale,
+      // One spool per sidecar: a sidecar empties its spool when it starts.
+      WALE_SPOOL_DIR: scope.tempDir("spool"),
       ...env,
     },
     stdin: "ignore",
@@ -387,6 +396,26 @@ export async function startSidecar(
         .filter((l) => l.msg === "request"),
     stop,
   };
+}
+
+/**
+ * A source database archiving through its own sidecar into `store`. The
+ * sidecar reaches the database through the PG* variables, so it can run
+ * backup-push (WAL-E needs PostgreSQL 14 for that).
+ */
+export async function startArchivingSource(scope: Scope, store: Store, version: 14 | 15) {
+  const port = freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const source = await startPostgres(scope, { version, conf: ["archive_mode = on", archiveThrough(url)] });
+  const env = {
+    PGDATA: source.pgdata,
+    WALE_FILE_PREFIX: store.prefix,
+    PGHOST: "127.0.0.1",
+    PGPORT: String(source.port),
+    PGUSER: "postgres",
+  };
+  const sidecar = await startSidecar(scope, env, port);
+  return { source, sidecar, url };
 }
 
 // ------------------------------------------------------------ WAL names
