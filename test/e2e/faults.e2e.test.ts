@@ -103,8 +103,9 @@ async function verify(s: Scenario) {
   await waitFor("archiving to catch up", () => s.store.walFiles().includes(last), 150_000);
 
   const segments = s.store.walFiles().filter(isSegment);
-  expect(segments[0]! <= s.first).toBe(true);
-  expect(segments).toEqual(segmentRange(segments[0]!, last));
+  const oldest = segments[0] ?? "(none)";
+  expect(oldest <= s.first).toBe(true);
+  expect(segments).toEqual(segmentRange(oldest, last));
   // A WAL-E killed while writing leaves a truncated object; its retry must have replaced it.
   await run(["lzop", "-t", ...segments.map((f) => join(s.store.dir, "wal_005", `${f}.lzo`))]);
   const archived = s.store.walFiles();
@@ -115,7 +116,7 @@ async function verify(s: Scenario) {
   await s.pg.stop();
   const restore = await restoreLatest(scope, s.store, s.pg);
   expect(await Promise.all(TABLES.map((t) => checksum(restore.pg, t)))).toEqual(expected);
-  expect(Number(expected[3]!.split(":")[0])).toBeGreaterThan(0);
+  expect(Number(expected[3]?.split(":")[0])).toBeGreaterThan(0);
   expect(restore.fetcher.requests().every((r) => r.status === 200 || r.status === 404)).toBe(true);
 }
 
