@@ -9,7 +9,7 @@ ARG BUN_VERSION=1.4.5
 FROM oven/bun:${BUN_VERSION}-debian AS build
 WORKDIR /src
 COPY package.json bun.lock ./
-RUN bun install --frozen-lockfile
+RUN bun install --frozen-lockfile --production
 COPY tsconfig.json ./
 COPY src ./src
 RUN bun run build

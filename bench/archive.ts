@@ -18,8 +18,8 @@ import {
   startSidecar,
   TOOLS,
   waitFor,
-} from "../test/support/harness";
-import { median, round, type Section, targeted } from "./figures";
+} from "../test/support/harness.ts";
+import { median, round, type Section, targeted } from "./figures.ts";
 
 export interface ArchiveSizes {
   /** Segments switched; each is first filled with `rows` rows. */

@@ -4,9 +4,9 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { freePort, type Scope, startSidecar, TOOLS } from "../test/support/harness";
-import { median, round, type Section, targeted } from "./figures";
-import { noopEngine } from "./noop-engine";
+import { freePort, type Scope, startSidecar, TOOLS } from "../test/support/harness.ts";
+import { median, round, type Section, targeted } from "./figures.ts";
+import { noopEngine } from "./noop-engine.ts";
 
 export interface BinarySizes {
   starts: number;
@@ -47,7 +47,10 @@ async function execToPing(engine: { pgdata: string; bin: string }): Promise<numb
   try {
     for (;;) {
       if (proc.exitCode !== null) throw new Error(`the sidecar exited ${proc.exitCode} before answering /ping`);
-      const ok = await fetch(url).then((r) => r.ok, () => false);
+      const ok = await fetch(url).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ok) return performance.now() - started;
       if (performance.now() - started > 15_000) throw new Error("no answer on /ping within 15 s");
     }
@@ -121,8 +124,16 @@ export async function theBinary(scope: Scope, sizes: BinarySizes): Promise<Secti
       targeted("idle RSS", round(idle, 1), "MB", "<=", 60),
       { name: `RSS after ${sizes.requests} /wal-push`, value: round(settled, 1), unit: "MB" },
       targeted(`RSS growth after ${sizes.requests} /wal-push`, round(growth, 1), "MB", "<", 10),
-      { name: `highest RSS within 3 s of the last request`, value: round(median(memory.map((m) => m.peak)), 1), unit: "MB" },
-      { name: `RSS after ${3 * sizes.requests} /wal-push`, value: round(later[later.length - 1] ?? Number.NaN, 1), unit: "MB" },
+      {
+        name: `highest RSS within 3 s of the last request`,
+        value: round(median(memory.map((m) => m.peak)), 1),
+        unit: "MB",
+      },
+      {
+        name: `RSS after ${3 * sizes.requests} /wal-push`,
+        value: round(later[later.length - 1] ?? Number.NaN, 1),
+        unit: "MB",
+      },
       { name: "size of dist/wale-sidecar", value: round(statSync(TOOLS.sidecar).size / MB, 1), unit: "MB" },
     ],
     notes: [

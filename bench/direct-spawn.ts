@@ -5,7 +5,7 @@
  *
  *   bun bench/direct-spawn.ts <concurrency> <seconds> <argv...>
  */
-import { percentile } from "./figures";
+import { percentile } from "./figures.ts";
 
 const [concurrency = "1", seconds = "1", ...argv] = Bun.argv.slice(2);
 if (argv.length === 0) throw new Error("usage: direct-spawn.ts <concurrency> <seconds> <argv...>");
@@ -20,7 +20,11 @@ async function client() {
   while (performance.now() < deadline) {
     const begin = performance.now();
     const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-    const [, , code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const [, , code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
     latencies.push(performance.now() - begin);
     if (code !== 0) failures += 1;
   }

@@ -5,7 +5,7 @@
  */
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Scope } from "../test/support/harness";
+import type { Scope } from "../test/support/harness.ts";
 
 export interface NoopEngine {
   pgdata: string;

@@ -1,20 +1,19 @@
 /**
  * Section 3 is the restore issue's own script, bench/restore.ts, run when it
- * exists. The interface between them:
- *
- *   bun bench/restore.ts, with in its environment
- *     BENCH_RESULT_FILE  a path; the script writes there a JSON object
- *                        { "figures": Figure[], "notes"?: string[] }
- *                        (Figure as in bench/figures.ts: name, value, unit,
- *                        and target and met when the figure has a target)
- *     BENCH_SEGMENTS     how many WAL segments to restore
- *     BENCH_SMOKE        "1" for the tiny smoke run, else "0"
- *   and exits 0. Its output goes to the runner's.
+ * exists, as `bun bench/restore.ts` with in its environment:
+ *   BENCH_SEGMENTS     how many WAL segments to restore
+ *   BENCH_SMOKE        "1" for the tiny smoke run (the runner also sets BENCH_WAL=sparse then), else "0"
+ *   BENCH_OUT, BENCH_RESULT_FILE   the same path, where the script writes its JSON result:
+ *     either { "figures": Figure[], "notes"?: string[] } (Figure as in bench/figures.ts),
+ *     or what bench/restore.ts writes today:
+ *     { "prefetch": n, "target": ratio, "results": { <kind>: { "serial", "prefetched": { segments, seconds,
+ *       segmentsPerSecond }, "ratio" } } }
+ * Its output goes to the runner's.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { run, type Scope } from "../test/support/harness";
-import type { Figure, Section } from "./figures";
+import { run, type Scope } from "../test/support/harness.ts";
+import { type Figure, round, type Section, targeted } from "./figures.ts";
 
 const SCRIPT = join(import.meta.dir, "restore.ts");
 const TITLE = "Restore: prefetch against -p=0";
@@ -26,13 +25,48 @@ export async function restore(scope: Scope, sizes: { segments: number; smoke: bo
     env: {
       ...process.env,
       BENCH_RESULT_FILE: resultFile,
+      BENCH_OUT: resultFile,
+      ...(sizes.smoke ? { BENCH_WAL: "sparse" } : {}),
       BENCH_SEGMENTS: String(sizes.segments),
       BENCH_SMOKE: sizes.smoke ? "1" : "0",
     },
   });
   process.stdout.write(stdout);
   process.stderr.write(stderr);
-  const result = JSON.parse(readFileSync(resultFile, "utf8")) as { figures?: Figure[]; notes?: string[] };
-  if (!Array.isArray(result.figures)) throw new Error(`${resultFile}: no "figures" array`);
-  return { title: TITLE, figures: result.figures, notes: result.notes ?? [] };
+  const result = JSON.parse(readFileSync(resultFile, "utf8")) as RestoreResult;
+  if (Array.isArray(result.figures)) return { title: TITLE, figures: result.figures, notes: result.notes ?? [] };
+  if (!result.results) throw new Error(`${resultFile}: neither "figures" nor "results"`);
+  return {
+    title: TITLE,
+    figures: fromRestoreScript(result),
+    notes: [`bench/restore.ts, BENCH_SEGMENTS=${sizes.segments}.`],
+  };
+}
+
+interface Replay {
+  segments: number;
+  seconds: number;
+  segmentsPerSecond: number;
+}
+
+interface RestoreResult {
+  figures?: Figure[];
+  notes?: string[];
+  prefetch?: number;
+  target?: number;
+  results?: Record<string, { serial: Replay; prefetched: Replay; ratio: number }>;
+}
+
+function fromRestoreScript(result: RestoreResult): Figure[] {
+  return Object.entries(result.results ?? {}).flatMap(([kind, r]) => [
+    { name: `${kind} WAL, -p=0: ${r.serial.segments} segments`, value: round(r.serial.seconds), unit: "s" },
+    {
+      name: `${kind} WAL, prefetch ${result.prefetch}: ${r.prefetched.segments} segments`,
+      value: round(r.prefetched.seconds),
+      unit: "s",
+    },
+    result.target === undefined
+      ? { name: `${kind} WAL, speed prefetch / -p=0`, value: round(r.ratio), unit: "" }
+      : targeted(`${kind} WAL, speed prefetch / -p=0`, round(r.ratio), "", ">=", result.target),
+  ]);
 }

@@ -12,12 +12,12 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { run, Scope, TOOLS } from "../test/support/harness";
-import { archiving } from "./archive";
-import { theBinary } from "./binary";
-import type { Section } from "./figures";
-import { restore } from "./restore-section";
-import { triggerOverhead } from "./trigger";
+import { run, Scope, TOOLS } from "../test/support/harness.ts";
+import { archiving } from "./archive.ts";
+import { theBinary } from "./binary.ts";
+import type { Section } from "./figures.ts";
+import { restore } from "./restore-section.ts";
+import { triggerOverhead } from "./trigger.ts";
 
 const smoke = Bun.argv.includes("--smoke") || process.env.BENCH_SMOKE === "1";
 
@@ -25,7 +25,7 @@ const SIZES = smoke
   ? {
       trigger: { seconds: 1, repeats: 1 },
       archive: { segments: 3, rows: 1000, repeats: 1 },
-      restore: { segments: 3, smoke },
+      restore: { segments: 2, smoke },
       binary: { starts: 2, sidecars: 1, requests: 200, clients: 8 },
     }
   : {
@@ -84,7 +84,9 @@ function markdown(env: Awaited<ReturnType<typeof machine>>, sections: Section[])
       out.push("| Measure | Result | Target | |", "| --- | ---: | --- | --- |");
       for (const f of s.figures) {
         const verdict = f.met === undefined ? "" : f.met ? "met" : "**not met**";
-        out.push(`| ${cell(f.name)} | ${f.value}${f.unit ? ` ${f.unit}` : ""} | ${cell(f.target ?? "")} | ${verdict} |`);
+        out.push(
+          `| ${cell(f.name)} | ${f.value}${f.unit ? ` ${f.unit}` : ""} | ${cell(f.target ?? "")} | ${verdict} |`,
+        );
       }
       out.push("");
     }

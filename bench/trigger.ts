@@ -7,9 +7,9 @@
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { asDbUser, run, type Scope, startSidecar } from "../test/support/harness";
-import { type Figure, median, round, type Section, targeted } from "./figures";
-import { noopEngine } from "./noop-engine";
+import { asDbUser, type Scope, startSidecar } from "../test/support/harness.ts";
+import { type Figure, median, round, type Section, targeted } from "./figures.ts";
+import { noopEngine } from "./noop-engine.ts";
 
 export interface TriggerSizes {
   /** Seconds per load run. */
@@ -33,8 +33,17 @@ interface LoadRun {
 const CLIENTS = [1, 8];
 const REPORT = join(import.meta.dir, "wrk-report.lua");
 
+/** Runs a load generator to its end; its JSON summary, with its own CPU time per request from its rusage. */
 async function loadRun(argv: string[]): Promise<LoadRun> {
-  const { stdout, cpuMicros: driver } = await run(argv, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tmpdir() } });
+  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tmpdir() };
+  const proc = Bun.spawn(argv, { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}\n${stderr}${stdout}`);
+  const driver = Number(proc.resourceUsage()?.cpuTime.total ?? 0);
   const line = stdout.split("\n").find((l) => l.startsWith("{"));
   if (!line) throw new Error(`no JSON summary from ${argv.join(" ")}:\n${stdout}`);
   const result = JSON.parse(line) as LoadRun;
@@ -99,9 +108,24 @@ export async function triggerOverhead(scope: Scope, sizes: TriggerSizes): Promis
     const direct: LoadRun[] = [];
     const ping: LoadRun[] = [];
     // One wrk thread: it keeps up with far more than this, and leaves the cores to what is measured.
-    const wrk = (target: string) =>
-      ["wrk", "-t1", `-c${clients}`, `-d${sizes.seconds}s`, "--timeout", "10s", "-s", REPORT, target];
-    const spawnLoop = ["bun", join(import.meta.dir, "direct-spawn.ts"), String(clients), String(sizes.seconds), engine.bin];
+    const wrk = (target: string) => [
+      "wrk",
+      "-t1",
+      `-c${clients}`,
+      `-d${sizes.seconds}s`,
+      "--timeout",
+      "10s",
+      "-s",
+      REPORT,
+      target,
+    ];
+    const spawnLoop = [
+      "bun",
+      join(import.meta.dir, "direct-spawn.ts"),
+      String(clients),
+      String(sizes.seconds),
+      engine.bin,
+    ];
     // Alternated, so that drift on the machine touches both alike.
     for (let i = 0; i < sizes.repeats; i++) {
       viaSidecar.push(await wrkRun(sidecar.pid, wrk(url)));

@@ -30,7 +30,8 @@ if (!runtimeStage.includes("pip install --no-cache-dir --disable-pip-version-che
 }
 const bunInSetup = setup.match(/^BUN_VERSION="([^"]+)"/m)?.[1];
 const bunInDocker = dockerfile.match(/^ARG BUN_VERSION=(\S+)/m)?.[1];
-if (!bunInSetup || bunInSetup !== bunInDocker) problems.push(`Bun versions differ: setup.sh ${bunInSetup}, Dockerfile ${bunInDocker}`);
+if (!bunInSetup || bunInSetup !== bunInDocker)
+  problems.push(`Bun versions differ: setup.sh ${bunInSetup}, Dockerfile ${bunInDocker}`);
 
 const expect = [
   'ENTRYPOINT ["tini", "--", "wale-sidecar"]',

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command. On a fresh Debian machine, as root: installs what is
-# missing (scripts/setup.sh), builds dist/wale-sidecar, checks types and the
-# Dockerfile, then runs every test: unit tests and end-to-end tests against
-# real PostgreSQL 14 and 15, real WAL-E, real wget and the compiled binary.
+# missing (scripts/setup.sh), builds dist/wale-sidecar, runs the gates (tsc
+# strict, Biome lint and format, the Dockerfile lint), the unit tests on Deno
+# (deno.json lists them), then every test on Bun: unit tests and end-to-end
+# tests against real PostgreSQL 14 and 15, real WAL-E, real wget, the
+# compiled binary, and the sidecar running on Deno.
 # Then a smoke run of the benchmark (tiny sizes, no timing asserted), so that
 # it keeps working; it writes the git-ignored bench/smoke-results.*.
 # Extra arguments go to `bun test` (e.g. a file name filter).
@@ -13,6 +15,8 @@ bash scripts/setup.sh
 bun install --frozen-lockfile
 bun run build
 bun run typecheck
+bun run lint
 bun run lint:dockerfile
+bun run test:deno
 bun test "$@"
 bun run bench --smoke

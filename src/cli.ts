@@ -1,11 +1,14 @@
-/** The command line: `wale-sidecar [serve | wal-e <args> | ping | --help | --version]`. */
-import { ping } from "./cli/ping";
-import { serve } from "./cli/serve";
-import { walE } from "./cli/wal-e";
-import type { Runtime } from "./runtime/types";
-import { VERSION } from "./version";
+/** The command line: `wale-sidecar [serve | wal-e <args> | restore <flags> | ping | config | --help | --version]`. */
+import { config } from "./cli/config.ts";
+import { ping } from "./cli/ping.ts";
+import { restore } from "./cli/restore.ts";
+import { serve } from "./cli/serve.ts";
+import { walE } from "./cli/wal-e.ts";
+import type { Runtime } from "./runtime/types.ts";
+import { VERSION } from "./version.ts";
 
-const COMMANDS = [serve, walE, ping];
+/** Every subcommand; the examples test checks the examples' commands against it. */
+export const COMMANDS = [serve, walE, restore, ping, config];
 
 export function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -5,11 +5,14 @@
  */
 import { type Static, Type as T } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
-import { ConfigError } from "./errors";
+import { Cron } from "croner";
+import { ConfigError } from "./errors.ts";
 
 const AbsolutePath = (def?: string) =>
   T.String({ pattern: "^/", description: "an absolute path", ...(def ? { default: def } : {}) });
 const Flags = (def: string, description: string) => T.String({ default: def, description });
+const Seconds = (def: number) =>
+  T.Integer({ default: def, minimum: 0, maximum: 604_800, description: "a whole number of seconds (0 for no limit)" });
 
 /** The variables the sidecar itself reads. Every other one goes to WAL-E untouched. */
 export const EnvSchema = T.Object({
@@ -26,6 +29,34 @@ export const EnvSchema = T.Object({
   WALE_PUSH_FLAGS: Flags("", "flags for wal-push"),
   WALE_FETCH_FLAGS: Flags("-p=0", "flags for wal-fetch"),
   WALE_BACKUP_PUSH_FLAGS: Flags("", "flags for backup-push"),
+  WALE_PUSH_TIMEOUT: Seconds(600),
+  WALE_FETCH_TIMEOUT: Seconds(600),
+  WALE_BACKUP_TIMEOUT: Seconds(0),
+  WALE_SHUTDOWN_GRACE: T.Integer({ default: 25, minimum: 0, maximum: 3600, description: "a whole number of seconds" }),
+  WALE_BACKUP_SCHEDULE: T.Optional(T.String({ description: "a cron expression (5 or 6 fields)" })),
+  WALE_BACKUP_RETAIN: T.Optional(T.Integer({ minimum: 1, description: "a number of backups, 1 or more" })),
+  WALE_SIDECAR_TOKEN: T.Optional(
+    T.String({
+      minLength: 16,
+      pattern: "^[\\x21-\\x7e]+$",
+      description: "at least 16 printable characters, no spaces",
+    }),
+  ),
+  WALE_MAX_CONCURRENCY: T.Integer({
+    default: 8,
+    minimum: 1,
+    maximum: 1024,
+    description: "a number of WAL-E processes, 1 or more",
+  }),
+  WALE_MAX_QUEUE: T.Integer({
+    default: 64,
+    minimum: 0,
+    maximum: 100_000,
+    description: "a number of waiting requests, 0 or more",
+  }),
+  WALE_LOG_FORMAT: T.Union([T.Literal("json"), T.Literal("text")], { default: "json", description: "json or text" }),
+  WALE_SPOOL_DIR: AbsolutePath("/tmp/wale-sidecar-spool"),
+  WALE_PREFETCH: T.Integer({ default: 8, minimum: 0, maximum: 32, description: "a number of segments from 0 to 32" }),
 });
 type Env = Static<typeof EnvSchema>;
 
@@ -42,21 +73,73 @@ export interface Config {
     /** The environment every WAL-E child gets. */
     env: Record<string, string>;
   };
+  /** Time limits in ms; 0 means none. On expiry WAL-E is killed and the answer is 504. */
+  timeouts: { push: number; fetch: number; backup: number };
+  /** How long in-flight work may finish after SIGTERM, in ms. */
+  shutdownGraceMs: number;
+  backups: { schedule?: string; retain?: number };
+  logFormat: "json" | "text";
+  /** With a token, every route but /ping and /healthz needs `Authorization: Bearer <token>`. */
+  token?: string;
+  limits: { concurrency: number; queue: number };
   /** Values that must never reach a log line or a response body. */
+  /** Where fetched WAL lands before it moves to its destination, and where the next segments are prefetched. */
+  spool: { dir: string; prefetch: number };
   secrets: string[];
 }
 
-/** Names whose values are secret. */
-export const SECRET_NAME = /SECRET|KEY|TOKEN|PASSWORD|PASSPHRASE|CREDENTIAL/i;
+/**
+ * The variables WAL-E 1.1.1 and the programs it runs read, which the sidecar
+ * passes through unchanged: exact names, or prefixes ending in "*". The
+ * sidecar reads WALE_S3_BUCKET and WALE_S3_PATH only to derive WALE_S3_PREFIX.
+ * `wale-sidecar config` shows these; the examples test accepts them.
+ */
+export const WALE_VARIABLES = [
+  "WALE_S3_PREFIX",
+  "WALE_S3_ENDPOINT",
+  "WALE_S3_BUCKET",
+  "WALE_S3_PATH",
+  "WALE_FILE_PREFIX",
+  "WALE_GS_PREFIX",
+  "WALE_WABS_PREFIX",
+  "WALE_SWIFT_PREFIX",
+  "WALE_GPG_KEY_ID",
+  "WALE_LOG_DESTINATION",
+  "WALE_SYSLOG_FACILITY",
+  "AWS_*", // boto: keys, AWS_REGION, AWS_INSTANCE_PROFILE
+  "GS_*",
+  "GOOGLE_APPLICATION_CREDENTIALS",
+  "WABS_*",
+  "SWIFT_*",
+  "PG*", // psql, which backup-push runs: PGHOST, PGPORT, PGUSER, PGPASSWORD...
+] as const;
+
+/** Is `name` one of WAL-E's variables? */
+export const isWaleVariable = (name: string) =>
+  WALE_VARIABLES.some((v) => (v.endsWith("*") ? name.startsWith(v.slice(0, -1)) : name === v));
+
+/** Names whose values are secret: credentials of every WAL-E backend, and the token. */
+export const SECRET_NAME = /SECRET|KEY|TOKEN|PASSWORD|PASSPHRASE|CREDENTIAL|^GS_|^WABS_/i;
 
 /** Parses the environment, or throws a ConfigError naming the first bad variable. */
 export function parseConfig(environment: Record<string, string | undefined>): Config {
   const env = readEnv(environment);
   const pgdata = trimSlash(env.PGDATA);
+  const pgwal = trimSlash(env.PGWAL ?? `${pgdata}/pg_wal`);
+  const spoolDir = trimSlash(env.WALE_SPOOL_DIR);
+  // The sidecar empties its spool at start: a spool inside the database would lose data.
+  for (const [name, root] of [
+    ["PGDATA", pgdata],
+    ["PGWAL", pgwal],
+  ] as const) {
+    if (spoolDir === root || spoolDir.startsWith(`${root}/`) || root.startsWith(`${spoolDir}/`)) {
+      throw new ConfigError("WALE_SPOOL_DIR", `must be outside ${name} and not contain it (got "${spoolDir}")`);
+    }
+  }
   return {
     listen: { hostname: env.WALE_LISTEN_HOST, port: env.WALE_LISTEN_PORT },
     pgdata,
-    pgwal: trimSlash(env.PGWAL ?? `${pgdata}/pg_wal`),
+    pgwal,
     wale: {
       bin: env.WALE_BIN,
       flags: splitFlags(env.WALE_FLAGS),
@@ -65,6 +148,17 @@ export function parseConfig(environment: Record<string, string | undefined>): Co
       backupPushFlags: splitFlags(env.WALE_BACKUP_PUSH_FLAGS),
       env: waleEnv(environment),
     },
+    timeouts: {
+      push: env.WALE_PUSH_TIMEOUT * 1000,
+      fetch: env.WALE_FETCH_TIMEOUT * 1000,
+      backup: env.WALE_BACKUP_TIMEOUT * 1000,
+    },
+    shutdownGraceMs: env.WALE_SHUTDOWN_GRACE * 1000,
+    backups: { schedule: env.WALE_BACKUP_SCHEDULE, retain: env.WALE_BACKUP_RETAIN },
+    logFormat: env.WALE_LOG_FORMAT,
+    token: env.WALE_SIDECAR_TOKEN,
+    limits: { concurrency: env.WALE_MAX_CONCURRENCY, queue: env.WALE_MAX_QUEUE },
+    spool: { dir: spoolDir, prefetch: env.WALE_PREFETCH },
     secrets: secretValues(environment),
   };
 }
@@ -88,7 +182,25 @@ function readEnv(environment: Record<string, string | undefined>): Env {
     const schema = EnvSchema.properties[variable as keyof Env] as { description?: string } | undefined;
     throw new ConfigError(variable, `must be ${schema?.description ?? "valid"} (got ${JSON.stringify(raw[variable])})`);
   }
-  return candidate as Env;
+  const env = candidate as Env;
+  if (env.WALE_BACKUP_SCHEDULE !== undefined) {
+    const problem = cronProblem(env.WALE_BACKUP_SCHEDULE);
+    if (problem)
+      throw new ConfigError(
+        "WALE_BACKUP_SCHEDULE",
+        `must be a cron expression: ${problem} (got ${JSON.stringify(env.WALE_BACKUP_SCHEDULE)})`,
+      );
+  }
+  return env;
+}
+
+function cronProblem(pattern: string): string | null {
+  try {
+    new Cron(pattern, { paused: true }).stop();
+    return null;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
 }
 
 /**

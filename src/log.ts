@@ -21,8 +21,22 @@ export function redactor(secrets: string[]): Redact {
   return (text) => values.reduce((out, secret) => out.split(secret).join("[REDACTED]"), text);
 }
 
-export function createLogger(write: (line: string) => void, redact: Redact): Logger {
-  const line = (level: string) => (msg: string, fields: Fields = {}) =>
-    write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }, (_, v) => (typeof v === "string" ? redact(v) : v))}\n`);
+/** JSON lines by default; "text" gives `time level msg key=value ...` for humans. */
+export function createLogger(write: (line: string) => void, redact: Redact, format: "json" | "text" = "json"): Logger {
+  const line =
+    (level: string) =>
+    (msg: string, fields: Fields = {}) => {
+      const time = new Date().toISOString();
+      if (format === "json") {
+        write(
+          `${JSON.stringify({ time, level, msg, ...fields }, (_, v) => (typeof v === "string" ? redact(v) : v))}\n`,
+        );
+        return;
+      }
+      const pairs = Object.entries(fields)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => `${k}=${typeof v === "string" && !/[\s"=]/.test(v) ? v : JSON.stringify(v)}`);
+      write(`${redact([time, level.toUpperCase().padEnd(5), msg, ...pairs].join(" "))}\n`);
+    };
   return { info: line("info"), warn: line("warn"), error: line("error") };
 }

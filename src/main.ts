@@ -1,5 +1,5 @@
 /** The entry point on Bun: the CLI with the Bun runtime. */
-import { main } from "./cli";
-import { bunRuntime } from "./runtime/bun";
+import { main } from "./cli.ts";
+import { bunRuntime } from "./runtime/bun.ts";
 
 bunRuntime.exit(await main(bunRuntime));

@@ -3,25 +3,32 @@
  * turn its exit into an HTTP outcome. Nothing is spawned and no file is
  * touched until the input has passed its checks.
  */
-import type { Config } from "./config";
-import { badRequest, HttpError } from "./errors";
-import { fetchDestination, segmentToPush } from "./paths";
-import type { Runtime } from "./runtime/types";
-import { type NameCheck, walNameFromPath } from "./wal-names";
+import { readFile, rm } from "node:fs/promises";
+import type { BackupJobs } from "./backups.ts";
+import type { Config } from "./config.ts";
+import { badRequest, HttpError } from "./errors.ts";
+import type { Metrics } from "./metrics.ts";
+import { fetchDestination, segmentToPush } from "./paths.ts";
+import type { SingleFlight } from "./single-flight.ts";
+import type { Spool } from "./spool.ts";
+import { type NameCheck, walNameFromPath } from "./wal-names.ts";
 import {
-  backupPushArgv,
+  backupListArgv,
   isNotInArchive,
   lastLines,
   type Operation,
   type RunResult,
-  runWale,
-  walFetchArgv,
+  type WaleRunner,
   walPushArgv,
-} from "./wale";
+} from "./wale.ts";
 
 export interface Deps {
   config: Config;
-  runtime: Runtime;
+  runner: WaleRunner;
+  metrics: Metrics;
+  backups: BackupJobs;
+  pushes: SingleFlight<Outcome>;
+  spool: Spool;
 }
 
 export interface Outcome {
@@ -31,52 +38,162 @@ export interface Outcome {
   file?: string;
   /** Set when WAL-E ran. */
   wale?: RunResult;
+  /** This request shared a run that another request started. */
+  joined?: boolean;
+  /** Served from the spool's prefetched segments, without starting WAL-E. */
+  prefetched?: boolean;
+  /** A binary body (application/octet-stream) instead of `body`. */
+  bytes?: Uint8Array;
 }
 
-/** GET /wal-push/:file — archive PGWAL/<file>. */
+/** GET /wal-push/:file — archive PGWAL/<file>. Concurrent pushes of one file share one WAL-E run. */
 export function walPush(deps: Deps, rawPath: string): Promise<Outcome> {
   return settle("wal-push", async () => {
     const name = validName(walNameFromPath(rawPath));
     const path = await segmentToPush(deps.config, name);
-    const wale = await runWale(deps.runtime, deps.config.wale, walPushArgv(deps.config.wale, path));
-    if (wale.exitCode === 0) return { status: 200, body: `archived ${name}\n`, file: name, wale };
-    return failed("wal-push", name, wale);
+    const { result, joined } = deps.pushes.run(name, () =>
+      track(deps, "wal-push", name, async () => {
+        const wale = await deps.runner.run(walPushArgv(deps.config.wale, path), {
+          timeoutMs: deps.config.timeouts.push,
+        });
+        if (wale.exitCode === 0) return { status: 200, body: `archived ${name}\n`, wale };
+        return failed(deps, "wal-push", name, wale);
+      }),
+    );
+    return { ...(await result), joined };
   });
 }
 
 /** GET /wal-fetch/:file?dest= — restore <file> from the archive to PGWAL/<file>, or to PGDATA/<dest>. */
 export function walFetch(deps: Deps, rawPath: string, dest: string | undefined): Promise<Outcome> {
   return settle("wal-fetch", async () => {
-    const name = validName(walNameFromPath(rawPath));
-    const target = await fetchDestination(deps.config, name, dest);
-    const wale = await runWale(deps.runtime, deps.config.wale, walFetchArgv(deps.config.wale, name, target));
-    if (wale.exitCode === 0) return { status: 200, body: `fetched ${name}\n`, file: name, wale };
-    if (isNotInArchive(wale, name)) return { status: 404, body: `${name} is not in the archive\n`, file: name, wale };
-    return failed("wal-fetch", name, wale);
+    const check = validCheck(walNameFromPath(rawPath));
+    const target = await fetchDestination(deps.config, check.name, dest);
+    return track(deps, "wal-fetch", check.name, async () => {
+      const fetched = await deps.spool.fetch(check.name, check.kind);
+      if (!fetched.ok) return notFetched(deps, "wal-fetch", check.name, fetched.wale);
+      await deps.spool.moveTo(fetched.path, target);
+      return { status: 200, body: `fetched ${check.name}\n`, wale: fetched.wale, prefetched: fetched.prefetched };
+    });
   });
 }
 
-/** GET /backup-push — a base backup of PGDATA, answered when WAL-E is done. */
+/** GET /wal/:file — the bytes of <file> from the archive, for hosts that do not share PGDATA. */
+export function walStream(deps: Deps, rawPath: string): Promise<Outcome> {
+  return settle("wal", async () => {
+    const check = validCheck(walNameFromPath(rawPath));
+    return track(deps, "wal", check.name, async () => {
+      const fetched = await deps.spool.fetch(check.name, check.kind);
+      if (!fetched.ok) return notFetched(deps, "wal", check.name, fetched.wale);
+      try {
+        const bytes = new Uint8Array(await readFile(fetched.path));
+        return { status: 200, body: "", bytes, wale: fetched.wale, prefetched: fetched.prefetched };
+      } finally {
+        await rm(fetched.path, { force: true });
+      }
+    });
+  });
+}
+
+function notFetched(deps: Deps, operation: Operation, name: string, wale: RunResult): Result {
+  if (!wale.timedOut && isNotInArchive(wale, name))
+    return { status: 404, body: `${name} is not in the archive\n`, wale };
+  return failed(deps, operation, name, wale);
+}
+
+/** GET /backup-push — a base backup of PGDATA, answered when it is done. Joins a backup already running. */
 export function backupPush(deps: Deps): Promise<Outcome> {
   return settle("backup-push", async () => {
-    const wale = await runWale(deps.runtime, deps.config.wale, backupPushArgv(deps.config.wale, deps.config.pgdata));
-    if (wale.exitCode === 0) return { status: 200, body: "backup complete\n", wale };
-    return failed("backup-push", undefined, wale);
+    const { job, joined } = deps.backups.trigger("http");
+    await job.done;
+    const note = joined ? ` (joined the backup already running, job ${job.id})` : ` (job ${job.id})`;
+    const body =
+      job.state === "succeeded"
+        ? `backup complete${note}\n`
+        : `${job.error}${note}\n${job.wale ? lastLines(job.wale.stderr) : ""}`.trimEnd().concat("\n");
+    return { status: job.status, body, wale: joined ? undefined : job.wale, joined };
+  });
+}
+
+/** GET /backup-list — `wal-e backup-list --detail`, parsed. */
+export function backupList(deps: Deps): Promise<Outcome> {
+  return settle("backup-list", async () =>
+    track(deps, "backup-list", undefined, async () => {
+      const wale = await deps.runner.run(backupListArgv(deps.config.wale), { timeoutMs: deps.config.timeouts.fetch });
+      if (wale.exitCode !== 0) return failed(deps, "backup-list", undefined, wale);
+      return { status: 200, body: `${JSON.stringify(parseBackupList(wale.stdout), null, 2)}\n`, wale };
+    }),
+  );
+}
+
+/**
+ * WAL-E prints a tab-separated table with a header line. Sizes and offsets
+ * become numbers; empty cells become null.
+ */
+export function parseBackupList(stdout: string): Array<Record<string, string | number | null>> {
+  const [header, ...rows] = stdout.split("\n").filter((line) => line.trim() !== "");
+  if (!header) return [];
+  const names = header.split("\t");
+  return rows.map((row) => {
+    const cells = row.split("\t");
+    return Object.fromEntries(
+      names.map((name, i) => {
+        const cell = cells[i] ?? "";
+        if (cell === "") return [name, null];
+        return [name, name.endsWith("_bytes") && /^\d+$/.test(cell) ? Number(cell) : cell];
+      }),
+    );
   });
 }
 
 function validName(check: NameCheck): string {
-  if (!check.ok) throw badRequest(check.reason);
-  return check.name;
+  return validCheck(check).name;
 }
 
-function failed(operation: Operation, name: string | undefined, wale: RunResult): Omit<Outcome, "operation"> {
-  const tail = lastLines(wale.stderr);
+function validCheck(check: NameCheck): Extract<NameCheck, { ok: true }> {
+  if (!check.ok) throw badRequest(check.reason);
+  return check;
+}
+
+type Result = Omit<Outcome, "operation" | "file">;
+
+/** Runs one WAL-E operation with its in-flight gauge and run metrics. */
+async function track(
+  deps: Deps,
+  operation: Operation,
+  file: string | undefined,
+  work: () => Promise<Result>,
+): Promise<Outcome> {
+  const done = deps.metrics.started(operation);
+  try {
+    const result = await work();
+    if (result.wale) {
+      const outcome =
+        result.status === 200
+          ? "success"
+          : result.status === 404
+            ? "not_found"
+            : result.wale.timedOut
+              ? "timeout"
+              : "failure";
+      deps.metrics.ran(operation, outcome, result.wale.ms / 1000, file);
+    }
+    return { operation, file, ...result };
+  } finally {
+    done();
+  }
+}
+
+function failed(deps: Deps, operation: Operation, name: string | undefined, wale: RunResult): Result {
   const what = name ? `${operation} ${name}` : operation;
+  if (wale.timedOut) {
+    const limit = operation === "wal-push" ? deps.config.timeouts.push : deps.config.timeouts.fetch;
+    return { status: 504, body: `${what} timed out after ${limit / 1000} s; WAL-E was killed\n`, wale };
+  }
+  const tail = lastLines(wale.stderr);
   return {
     status: 500,
     body: `${what} failed: WAL-E exited with code ${wale.exitCode}\n${tail}${tail ? "\n" : ""}`,
-    file: name,
     wale,
   };
 }

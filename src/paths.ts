@@ -7,8 +7,8 @@
  */
 import { lstat, realpath } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
-import { badRequest, notFound } from "./errors";
-import { printable } from "./wal-names";
+import { badRequest, notFound } from "./errors.ts";
+import { printable } from "./wal-names.ts";
 
 interface Roots {
   pgdata: string;

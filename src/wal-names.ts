@@ -55,7 +55,8 @@ export function walNameFromPath(rawPath: string): NameCheck {
   if (path.includes("\u0000")) return { ok: false, reason: "the path contains a NUL byte" };
   if (path.includes("\\")) return { ok: false, reason: "the path contains a backslash" };
   const parts = path.split("/");
-  if (parts.some((p) => p === "." || p === "..")) return { ok: false, reason: "the path may not contain . or .. components" };
+  if (parts.some((p) => p === "." || p === ".."))
+    return { ok: false, reason: "the path may not contain . or .. components" };
   if (parts.length > 1 && (parts[0] === "" || parts.slice(0, -1).some((p) => p === ""))) {
     return { ok: false, reason: "the path must be a file name or a relative path such as pg_wal/<file>" };
   }
@@ -66,4 +67,24 @@ export function walNameFromPath(rawPath: string): NameCheck {
 export function printable(s: string): string {
   const clipped = s.length > 80 ? `${s.slice(0, 80)}…` : s;
   return clipped.replace(/[\u0000-\u001f\u007f]/g, "?");
+}
+
+/**
+ * The `count` segments after `segment`, as WAL-E projects them: 16 MB
+ * segments, 256 to a log id. With another segment size a projection may
+ * name a segment that never exists; prefetching it then just misses.
+ */
+export function followingSegments(segment: string, count: number): string[] {
+  const timeline = segment.slice(0, 8);
+  let log = Number.parseInt(segment.slice(8, 16), 16);
+  let seg = Number.parseInt(segment.slice(16, 24), 16);
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, "0");
+  const out: string[] = [];
+  while (out.length < count) {
+    seg += 1;
+    if (seg > 0xff) [log, seg] = [log + 1, 0];
+    if (log > 0xffffffff) break;
+    out.push(`${timeline}${hex(log)}${hex(seg)}`);
+  }
+  return out;
 }

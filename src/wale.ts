@@ -4,10 +4,12 @@
  * Builders return argv arrays; nothing here goes through a shell. The runner
  * waits for WAL-E to exit and keeps a bounded tail of what it printed.
  */
-import type { Config } from "./config";
-import type { Runtime } from "./runtime/types";
+import type { Config } from "./config.ts";
+import { HttpError } from "./errors.ts";
+import { Limiter } from "./limiter.ts";
+import type { Child, Runtime } from "./runtime/types.ts";
 
-export type Operation = "wal-push" | "wal-fetch" | "backup-push";
+export type Operation = "wal-push" | "wal-fetch" | "wal" | "backup-push" | "backup-list";
 
 type Wale = Config["wale"];
 
@@ -30,53 +32,166 @@ export const walFetchArgv = (wale: Wale, name: string, dest: string) =>
 export const backupPushArgv = (wale: Wale, pgdata: string) =>
   command(wale, "backup-push", wale.backupPushFlags, pgdata);
 
+/** `wal-e [flags] delete --confirm retain <n>`: keep the newest n base backups and the WAL they need. */
+export const deleteRetainArgv = (wale: Wale, retain: number) =>
+  command(wale, "delete", ["--confirm"], "retain", String(retain));
+
+/** `wal-e [flags] backup-list --detail` */
+export const backupListArgv = (wale: Wale) => command(wale, "backup-list", ["--detail"]);
+
+/** `wal-e [flags] wal-prefetch <base> <segment>`: downloads into <base>/.wal-e/prefetch/, complete files only. */
+export const walPrefetchArgv = (wale: Wale, base: string, segment: string) =>
+  command(wale, "wal-prefetch", [], base, segment);
+
+/** `wal-e [flags] backup-fetch <PGDATA> <backup>` */
+export const backupFetchArgv = (wale: Wale, pgdata: string, backup: string) =>
+  command(wale, "backup-fetch", [], pgdata, backup);
+
 export interface RunResult {
   exitCode: number;
   stdout: string;
   /** The last STDERR_KEEP bytes of stderr. */
   stderr: string;
   ms: number;
+  /** WAL-E ran past its time limit and was killed with its process group. */
+  timedOut: boolean;
 }
 
 const STDERR_KEEP = 16 * 1024;
 const STDOUT_KEEP = 4 * 1024 * 1024;
+/** How long a killed WAL-E gets between SIGTERM and SIGKILL. */
+const KILL_GRACE_MS = 5_000;
+const STREAM_LINGER_MS = 1_000;
 
-/** Runs WAL-E to completion. A failure to start counts as exit code 127, like a shell would. */
-export async function runWale(runtime: Runtime, wale: Wale, argv: string[]): Promise<RunResult> {
-  const started = performance.now();
-  let child: ReturnType<Runtime["spawn"]>;
-  try {
-    child = runtime.spawn(argv, { env: wale.env, stdio: "pipe" });
-  } catch (cause) {
-    const message = cause instanceof Error ? cause.message : String(cause);
-    return { exitCode: 127, stdout: "", stderr: `could not start ${argv[0]}: ${message}`, ms: performance.now() - started };
+/**
+ * Runs WAL-E and keeps track of every run in flight, so that a timeout or a
+ * shutdown can kill each one with everything it started.
+ */
+export class WaleRunner {
+  private readonly running = new Set<Child>();
+  private closed = false;
+
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly wale: Wale,
+    private readonly limiter = new Limiter(Number.POSITIVE_INFINITY, 0),
+  ) {}
+
+  /** WAL-E processes running now. */
+  get inFlight(): number {
+    return this.running.size;
   }
-  const [stdout, stderr, exitCode] = await Promise.all([
-    readTail(child.stdout, STDOUT_KEEP),
-    readTail(child.stderr, STDERR_KEEP),
-    child.exited,
-  ]);
-  return { exitCode, stdout, stderr, ms: performance.now() - started };
+
+  /**
+   * Runs argv to completion. A failure to start counts as exit code 127, as
+   * in a shell. With a timeout (ms, 0 for none), an overdue run is killed with
+   * its process group and reported as timedOut once it is gone. Past the
+   * concurrency cap it waits for a slot, or throws a 503 when the queue is
+   * full (unless `mustRun`).
+   */
+  async run(argv: string[], { timeoutMs = 0, mustRun = false } = {}): Promise<RunResult> {
+    const release = await this.limiter.acquire(mustRun);
+    try {
+      if (this.closed) throw new HttpError(503, "shutting down; retry against the new instance");
+      return await this.spawnAndWait(argv, timeoutMs);
+    } finally {
+      release();
+    }
+  }
+
+  private async spawnAndWait(argv: string[], timeoutMs: number): Promise<RunResult> {
+    const started = performance.now();
+    let child: Child;
+    try {
+      child = this.runtime.spawn(argv, { env: this.wale.env, stdio: "pipe", newGroup: true });
+    } catch (cause) {
+      const message = cause instanceof Error ? cause.message : String(cause);
+      return {
+        exitCode: 127,
+        stdout: "",
+        stderr: `could not start ${argv[0]}: ${message}`,
+        ms: performance.now() - started,
+        timedOut: false,
+      };
+    }
+    this.running.add(child);
+    let timedOut = false;
+    const expire = () => {
+      timedOut = true;
+      void this.terminate(child);
+    };
+    const timer = timeoutMs > 0 ? setTimeout(expire, timeoutMs) : undefined;
+    try {
+      const stdout = new Tail(child.stdout, STDOUT_KEEP);
+      const stderr = new Tail(child.stderr, STDERR_KEEP);
+      const exitCode = await child.exited;
+      // Processes WAL-E leaves running (its prefetchers) hold the pipes open;
+      // what WAL-E itself wrote is in by now, give it a moment and move on.
+      const [out, err] = await Promise.all([stdout.text(STREAM_LINGER_MS), stderr.text(STREAM_LINGER_MS)]);
+      return { exitCode, stdout: out, stderr: err, ms: performance.now() - started, timedOut };
+    } finally {
+      clearTimeout(timer);
+      this.running.delete(child);
+    }
+  }
+
+  /**
+   * Starts no more runs (work still queued gets a 503), kills every run in
+   * flight with its process group, and waits for them.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.running].map((child) => this.terminate(child)));
+  }
+
+  private async terminate(child: Child): Promise<void> {
+    child.kill("SIGTERM");
+    const killer = setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
+    await child.exited;
+    clearTimeout(killer);
+    // The leader is gone; make sure nothing it started lingers.
+    child.kill("SIGKILL");
+  }
 }
 
-/** Reads a stream to its end, keeping only its last `keep` bytes. */
-async function readTail(stream: ReadableStream<Uint8Array> | null, keep: number): Promise<string> {
-  if (!stream) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = stream.getReader();
-  for (let read = await reader.read(); !read.done; read = await reader.read()) {
-    chunks.push(read.value);
-    size += read.value.length;
-    while (size - (chunks[0]?.length ?? 0) >= keep) size -= chunks.shift()?.length ?? 0;
+/** Reads a stream as it comes, keeping only its last `keep` bytes. */
+class Tail {
+  private readonly chunks: Uint8Array[] = [];
+  private size = 0;
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array> | null;
+  private readonly done: Promise<void>;
+
+  constructor(
+    stream: ReadableStream<Uint8Array> | null,
+    private readonly keep: number,
+  ) {
+    this.reader = stream?.getReader() ?? null;
+    this.done = this.pump().catch(() => {});
   }
-  const all = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.length;
+
+  private async pump() {
+    if (!this.reader) return;
+    for (let read = await this.reader.read(); !read.done; read = await this.reader.read()) {
+      this.chunks.push(read.value);
+      this.size += read.value.length;
+      while (this.size - (this.chunks[0]?.length ?? 0) >= this.keep) this.size -= this.chunks.shift()?.length ?? 0;
+    }
   }
-  return new TextDecoder().decode(all.length > keep ? all.subarray(all.length - keep) : all);
+
+  /** The text read so far, once the stream ends or `lingerMs` have passed. */
+  async text(lingerMs: number): Promise<string> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.done, new Promise((resolve) => (timer = setTimeout(resolve, lingerMs)))]);
+    clearTimeout(timer);
+    this.reader?.cancel().catch(() => {});
+    const all = new Uint8Array(this.size);
+    let offset = 0;
+    for (const chunk of this.chunks) {
+      all.set(chunk, offset);
+      offset += chunk.length;
+    }
+    return new TextDecoder().decode(all.length > this.keep ? all.subarray(all.length - this.keep) : all);
+  }
 }
 
 /**

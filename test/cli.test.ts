@@ -3,7 +3,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run, TOOLS, waitFor } from "./support/harness";
+import { run, TOOLS, waitFor } from "./support/harness.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -52,19 +52,29 @@ describe("wale-sidecar", () => {
   test("a bad configuration prints one line naming the variable and exits 1", async () => {
     const r = await sidecar(["serve"], { WALE_LISTEN_PORT: "http" });
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toBe('wale-sidecar: invalid configuration: WALE_LISTEN_PORT: must be a TCP port from 1 to 65535 (got "http")\n');
+    expect(r.stderr).toBe(
+      'wale-sidecar: invalid configuration: WALE_LISTEN_PORT: must be a TCP port from 1 to 65535 (got "http")\n',
+    );
   });
 });
 
 describe("wale-sidecar wal-e", () => {
   test("runs WAL-E with exactly the arguments, and its exit code", async () => {
-    const r = await sidecar(["wal-e", "backup-fetch", "/data dir", "LATEST", "--help"], { FAKE_EXIT: "3", WALE_S3_BUCKET: "b", WALE_S3_PATH: "p" });
+    const r = await sidecar(["wal-e", "backup-fetch", "/data dir", "LATEST", "--help"], {
+      FAKE_EXIT: "3",
+      WALE_S3_BUCKET: "b",
+      WALE_S3_PATH: "p",
+    });
     expect(r.exitCode).toBe(3);
     expect(r.stdout).toBe("args:backup-fetch /data dir LATEST --help\ndest:stderr prefix:s3://b/p\n");
   });
 
   test("passes stdin through", async () => {
-    const proc = Bun.spawn([TOOLS.sidecar, "wal-e", "cat"], { env: { WALE_BIN: fake }, stdin: new TextEncoder().encode("from stdin\n"), stdout: "pipe" });
+    const proc = Bun.spawn([TOOLS.sidecar, "wal-e", "cat"], {
+      env: { WALE_BIN: fake },
+      stdin: new TextEncoder().encode("from stdin\n"),
+      stdout: "pipe",
+    });
     expect(await new Response(proc.stdout).text()).toContain("from stdin\n");
     expect(await proc.exited).toBe(0);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { parseConfig } from "../src/config";
-import { ConfigError } from "../src/errors";
+import { parseConfig } from "../src/config.ts";
+import { ConfigError } from "../src/errors.ts";
 
 describe("parseConfig", () => {
   test("the defaults are the original image's", () => {
@@ -8,9 +8,22 @@ describe("parseConfig", () => {
     expect(config.listen).toEqual({ hostname: "0.0.0.0", port: 80 });
     expect(config.pgdata).toBe("/var/lib/postgresql/data");
     expect(config.pgwal).toBe("/var/lib/postgresql/data/pg_wal");
-    expect(config.wale).toMatchObject({ bin: "wal-e", flags: ["--terse"], pushFlags: [], fetchFlags: ["-p=0"], backupPushFlags: [] });
+    expect(config.wale).toMatchObject({
+      bin: "wal-e",
+      flags: ["--terse"],
+      pushFlags: [],
+      fetchFlags: ["-p=0"],
+      backupPushFlags: [],
+    });
     expect(config.wale.env.WALE_LOG_DESTINATION).toBe("stderr");
     expect(config.wale.env.WALE_S3_PREFIX).toBeUndefined();
+    expect(config.spool).toEqual({ dir: "/tmp/wale-sidecar-spool", prefetch: 8 });
+  });
+
+  test("WALE_SPOOL_DIR and WALE_PREFETCH", () => {
+    const config = parseConfig({ WALE_SPOOL_DIR: "/var/spool/wale/", WALE_PREFETCH: "0" });
+    expect(config.spool).toEqual({ dir: "/var/spool/wale", prefetch: 0 });
+    expect(parseConfig({ WALE_PREFETCH: "32" }).spool.prefetch).toBe(32);
   });
 
   test("reads every variable", () => {
@@ -34,6 +47,27 @@ describe("parseConfig", () => {
     expect(config.wale.backupPushFlags).toEqual(["--cluster-read-rate-limit", "1000000"]);
   });
 
+  test("time limits, shutdown grace, schedule, retention and log format", () => {
+    const defaults = parseConfig({});
+    expect(defaults.timeouts).toEqual({ push: 600_000, fetch: 600_000, backup: 0 });
+    expect(defaults.shutdownGraceMs).toBe(25_000);
+    expect(defaults.backups).toEqual({ schedule: undefined, retain: undefined });
+    expect(defaults.logFormat).toBe("json");
+    const set = parseConfig({
+      WALE_PUSH_TIMEOUT: "30",
+      WALE_FETCH_TIMEOUT: "0",
+      WALE_BACKUP_TIMEOUT: "7200",
+      WALE_SHUTDOWN_GRACE: "5",
+      WALE_BACKUP_SCHEDULE: "0 3 * * *",
+      WALE_BACKUP_RETAIN: "7",
+      WALE_LOG_FORMAT: "text",
+    });
+    expect(set.timeouts).toEqual({ push: 30_000, fetch: 0, backup: 7_200_000 });
+    expect(set.shutdownGraceMs).toBe(5_000);
+    expect(set.backups).toEqual({ schedule: "0 3 * * *", retain: 7 });
+    expect(set.logFormat).toBe("text");
+  });
+
   test("PGWAL follows PGDATA", () => {
     expect(parseConfig({ PGDATA: "/srv/pg" }).pgwal).toBe("/srv/pg/pg_wal");
   });
@@ -46,7 +80,12 @@ describe("parseConfig", () => {
   });
 
   test("WAL-E's own variables pass through; WALE_LOG_DESTINATION is kept when set", () => {
-    const env = { AWS_REGION: "eu-west-1", WALE_FILE_PREFIX: "file://localhost/x", PGHOST: "db", WALE_LOG_DESTINATION: "syslog" };
+    const env = {
+      AWS_REGION: "eu-west-1",
+      WALE_FILE_PREFIX: "file://localhost/x",
+      PGHOST: "db",
+      WALE_LOG_DESTINATION: "syslog",
+    };
     expect(parseConfig(env).wale.env).toMatchObject(env);
   });
 
@@ -57,8 +96,15 @@ describe("parseConfig", () => {
   });
 
   test("secret values are collected for redaction", () => {
-    const config = parseConfig({ AWS_SECRET_ACCESS_KEY: "abcd1234", WALE_SWIFT_PASSWORD: "hunter22", AWS_REGION: "eu-west-1" });
-    expect(config.secrets.sort()).toEqual(["abcd1234", "hunter22"]);
+    const config = parseConfig({
+      AWS_SECRET_ACCESS_KEY: "abcd1234",
+      WALE_SWIFT_PASSWORD: "hunter22",
+      WABS_ACCESS_KEY: "wabs-key",
+      GS_APPLICATION_CREDS: "gs-creds",
+      WALE_SIDECAR_TOKEN: "0123456789abcdef",
+      AWS_REGION: "eu-west-1",
+    });
+    expect(config.secrets.sort()).toEqual(["0123456789abcdef", "abcd1234", "gs-creds", "hunter22", "wabs-key"]);
   });
 
   test.each([
@@ -69,6 +115,23 @@ describe("parseConfig", () => {
     ["PGDATA", "relative/dir", /PGDATA: must be an absolute path/],
     ["PGWAL", "pg_wal", /PGWAL: must be an absolute path/],
     ["WALE_LISTEN_HOST", "a host", /WALE_LISTEN_HOST: must be the address/],
+    ["WALE_PUSH_TIMEOUT", "10m", /WALE_PUSH_TIMEOUT: must be a whole number of seconds/],
+    ["WALE_FETCH_TIMEOUT", "-1", /WALE_FETCH_TIMEOUT: must be a whole number of seconds/],
+    ["WALE_SHUTDOWN_GRACE", "soon", /WALE_SHUTDOWN_GRACE: must be a whole number of seconds/],
+    ["WALE_BACKUP_RETAIN", "0", /WALE_BACKUP_RETAIN: must be a number of backups, 1 or more/],
+    ["WALE_BACKUP_SCHEDULE", "every day", /WALE_BACKUP_SCHEDULE: must be a cron expression/],
+    ["WALE_BACKUP_SCHEDULE", "61 * * * *", /WALE_BACKUP_SCHEDULE: must be a cron expression/],
+    ["WALE_LOG_FORMAT", "xml", /WALE_LOG_FORMAT: must be json or text/],
+    ["WALE_SIDECAR_TOKEN", "short", /WALE_SIDECAR_TOKEN: must be at least 16 printable characters/],
+    ["WALE_SIDECAR_TOKEN", "has a space in it, sadly", /WALE_SIDECAR_TOKEN: must be at least 16/],
+    ["WALE_MAX_CONCURRENCY", "0", /WALE_MAX_CONCURRENCY: must be a number of WAL-E processes/],
+    ["WALE_MAX_QUEUE", "-5", /WALE_MAX_QUEUE: must be a number of waiting requests/],
+    ["WALE_PREFETCH", "33", /WALE_PREFETCH: must be a number of segments from 0 to 32 \(got 33\)/],
+    ["WALE_PREFETCH", "-1", /WALE_PREFETCH: must be a number of segments/],
+    ["WALE_PREFETCH", "many", /WALE_PREFETCH: must be a number of segments/],
+    ["WALE_SPOOL_DIR", "spool", /WALE_SPOOL_DIR: must be an absolute path/],
+    ["WALE_SPOOL_DIR", "/var/lib/postgresql/data/spool", /WALE_SPOOL_DIR: must be outside PGDATA/],
+    ["WALE_SPOOL_DIR", "/var/lib/postgresql", /WALE_SPOOL_DIR: must be outside PGDATA and not contain it/],
   ])("%s=%j is refused with one line naming it", (name, value, message) => {
     let error: unknown;
     try {

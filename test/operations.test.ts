@@ -1,10 +1,10 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseConfig } from "../src/config";
-import { backupPush, walFetch, walPush } from "../src/operations";
-import { fakeRuntime, type Scripted } from "./support/fake-runtime";
+import { parseConfig } from "../src/config.ts";
+import { backupPush, walFetch, walPush, walStream } from "../src/operations.ts";
+import { fakeRuntime, type Scripted, sidecarFor } from "./support/fake-runtime.ts";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "ops-")));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -12,11 +12,20 @@ const pgdata = join(base, "data");
 mkdirSync(join(pgdata, "pg_wal"), { recursive: true });
 const SEG = "000000010000000000000001";
 writeFileSync(join(pgdata, "pg_wal", SEG), "wal");
-const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e" });
+writeFileSync(join(pgdata, "PG_VERSION"), "14\n");
+const spoolDir = join(base, "spool");
+mkdirSync(spoolDir);
+const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_SPOOL_DIR: spoolDir, WALE_PREFETCH: "0" });
 
-const deps = (result?: Scripted) => {
-  const fake = fakeRuntime(result);
-  return { deps: { config, runtime: fake.runtime }, spawned: fake.spawned };
+const deps = (result: Scripted = { exitCode: 0 }) => {
+  // Like WAL-E, a wal-fetch that exits 0 leaves the file at the path it was given.
+  const fake = fakeRuntime((argv) => {
+    if (result.exitCode === 0 && argv.includes("wal-fetch"))
+      writeFileSync(argv.at(-1) as string, `bytes of ${argv.at(-2)}`);
+    return result;
+  });
+  const sidecar = sidecarFor(config, fake.runtime);
+  return { deps: sidecar.deps, spawned: fake.spawned };
 };
 
 describe("walPush", () => {
@@ -42,25 +51,34 @@ describe("walPush", () => {
     expect((await walPush(d, "000000010000000000000002")).status).toBe(404);
     expect(spawned).toEqual([]);
   });
-  test.each(["..%2F..%2Fetc%2Fshadow", "00000001000000000000000a", "%00", "pg_wal/..", "x"])("%j is 400 and spawns nothing", async (raw) => {
-    const { deps: d, spawned } = deps();
-    const outcome = await walPush(d, raw);
-    expect(outcome.status).toBe(400);
-    expect(outcome.body.trim()).not.toContain("\n");
-    expect(spawned).toEqual([]);
-  });
+  test.each(["..%2F..%2Fetc%2Fshadow", "00000001000000000000000a", "%00", "pg_wal/..", "x"])(
+    "%j is 400 and spawns nothing",
+    async (raw) => {
+      const { deps: d, spawned } = deps();
+      const outcome = await walPush(d, raw);
+      expect(outcome.status).toBe(400);
+      expect(outcome.body.trim()).not.toContain("\n");
+      expect(spawned).toEqual([]);
+    },
+  );
 });
 
 describe("walFetch", () => {
-  test("default dest is PGWAL/<file>", async () => {
+  test("WAL-E writes into the spool; the file then moves to PGWAL/<file>, and the spool is left empty", async () => {
     const { deps: d, spawned } = deps();
-    expect((await walFetch(d, SEG, undefined)).status).toBe(200);
-    expect(spawned).toEqual([["wal-e", "--terse", "wal-fetch", "-p=0", SEG, join(pgdata, "pg_wal", SEG)]]);
+    const name = "000000010000000000000009";
+    expect((await walFetch(d, name, undefined)).status).toBe(200);
+    expect(spawned).toHaveLength(1);
+    expect(spawned[0]?.slice(0, 5)).toEqual(["wal-e", "--terse", "wal-fetch", "-p=0", name]);
+    expect(spawned[0]?.at(-1)?.startsWith(`${spoolDir}/`)).toBe(true);
+    expect(readFileSync(join(pgdata, "pg_wal", name), "utf8")).toBe(`bytes of ${name}`);
+    expect(readdirSync(spoolDir)).toEqual([]);
+    rmSync(join(pgdata, "pg_wal", name));
   });
   test("dest=%p", async () => {
-    const { deps: d, spawned } = deps();
+    const { deps: d } = deps();
     expect((await walFetch(d, SEG, "pg_wal/RECOVERYXLOG")).status).toBe(200);
-    expect(spawned[0]?.at(-1)).toBe(join(pgdata, "pg_wal", "RECOVERYXLOG"));
+    expect(readFileSync(join(pgdata, "pg_wal", "RECOVERYXLOG"), "utf8")).toBe(`bytes of ${SEG}`);
   });
   test("a segment the archive lacks is 404", async () => {
     const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '/s/wal_005/${SEG}.lzo'`;
@@ -78,6 +96,43 @@ describe("walFetch", () => {
   });
 });
 
+describe("walStream", () => {
+  test("answers the file's bytes and leaves the spool empty", async () => {
+    const { deps: d } = deps();
+    const outcome = await walStream(d, SEG);
+    expect(outcome).toMatchObject({ status: 200, operation: "wal", file: SEG });
+    expect(new TextDecoder().decode(outcome.bytes)).toBe(`bytes of ${SEG}`);
+    expect(readdirSync(spoolDir)).toEqual([]);
+  });
+  test("a segment the archive lacks is 404 and leaves nothing behind", async () => {
+    const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '/s/wal_005/${SEG}.lzo'`;
+    const { deps: d } = deps({ exitCode: 2, stderr });
+    expect(await walStream(d, SEG)).toMatchObject({ status: 404, operation: "wal" });
+    expect(readdirSync(spoolDir)).toEqual([]);
+  });
+  test.each(["x", "../000000010000000000000001", "00000001000000000000000a"])(
+    "%j is 400 and spawns nothing",
+    async (raw) => {
+      const { deps: d, spawned } = deps();
+      expect((await walStream(d, raw)).status).toBe(400);
+      expect(spawned).toEqual([]);
+    },
+  );
+});
+
+/** A fake runtime whose children do not exit until release() is called. */
+function gatedRuntime() {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  const fake = fakeRuntime();
+  const spawn = fake.runtime.spawn;
+  fake.runtime.spawn = (argv, options) => {
+    const child = spawn(argv, options);
+    return { ...child, exited: gate.then(() => child.exited) };
+  };
+  return { fake, release };
+}
+
 describe("backupPush", () => {
   test("runs backup-push on PGDATA", async () => {
     const { deps: d, spawned } = deps();
@@ -87,5 +142,56 @@ describe("backupPush", () => {
   test("a failure is 500", async () => {
     const { deps: d } = deps({ exitCode: 1, stderr: "ERROR psql failed" });
     expect(await backupPush(d)).toMatchObject({ status: 500 });
+  });
+  test("PostgreSQL 15 is refused up front, naming the reason and the version", async () => {
+    const data15 = join(base, "data15");
+    mkdirSync(data15);
+    writeFileSync(join(data15, "PG_VERSION"), "15\n");
+    const fake = fakeRuntime();
+    const sidecar = sidecarFor(parseConfig({ PGDATA: data15 }), fake.runtime);
+    const outcome = await backupPush(sidecar.deps);
+    expect(outcome.status).toBe(501);
+    expect(outcome.body).toContain("PostgreSQL 15");
+    expect(outcome.body).toContain("exclusive backup mode");
+    expect(fake.spawned).toEqual([]);
+  });
+  test("a trigger while a backup runs joins it", async () => {
+    const { fake, release } = gatedRuntime();
+    const sidecar = sidecarFor(config, fake.runtime);
+    const first = backupPush(sidecar.deps);
+    const second = backupPush(sidecar.deps);
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(b.joined).toBe(true);
+    expect(b.body).toContain("joined");
+    expect(fake.spawned).toHaveLength(1);
+  });
+  test("retention runs after a successful backup, and never after a failed one", async () => {
+    const retaining = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_BACKUP_RETAIN: "2" });
+    const ok = fakeRuntime();
+    await backupPush(sidecarFor(retaining, ok.runtime).deps);
+    expect(ok.spawned[1]).toEqual(["wal-e", "--terse", "delete", "--confirm", "retain", "2"]);
+    const bad = fakeRuntime({ exitCode: 1 });
+    await backupPush(sidecarFor(retaining, bad.runtime).deps);
+    expect(bad.spawned).toHaveLength(1);
+  });
+});
+
+describe("walPush single flight", () => {
+  test("concurrent pushes of one file share one WAL-E run", async () => {
+    const { fake, release } = gatedRuntime();
+    const sidecar = sidecarFor(config, fake.runtime);
+    const pushes = [walPush(sidecar.deps, SEG), walPush(sidecar.deps, SEG), walPush(sidecar.deps, `pg_wal/${SEG}`)];
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    release();
+    const outcomes = await Promise.all(pushes);
+    expect(outcomes.map((o) => o.status)).toEqual([200, 200, 200]);
+    // Whichever got through its checks first ran WAL-E; the others joined it.
+    expect(outcomes.map((o) => o.joined).sort()).toEqual([false, true, true]);
+    expect(fake.spawned).toHaveLength(1);
+    // Once it is done, the next push runs WAL-E again.
+    await walPush(sidecar.deps, SEG);
+    expect(fake.spawned).toHaveLength(2);
   });
 });

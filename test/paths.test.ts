@@ -2,8 +2,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HttpError } from "../src/errors";
-import { fetchDestination, segmentToPush } from "../src/paths";
+import { HttpError } from "../src/errors.ts";
+import { fetchDestination, segmentToPush } from "../src/paths.ts";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "paths-")));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -55,7 +55,9 @@ describe("fetchDestination", () => {
     mkdirSync(data);
     mkdirSync(wal);
     symlinkSync(wal, join(data, "pg_wal"));
-    expect(await fetchDestination({ pgdata: data, pgwal: wal }, NAME, "pg_wal/RECOVERYXLOG")).toBe(join(wal, "RECOVERYXLOG"));
+    expect(await fetchDestination({ pgdata: data, pgwal: wal }, NAME, "pg_wal/RECOVERYXLOG")).toBe(
+      join(wal, "RECOVERYXLOG"),
+    );
   });
   test.each([
     ["../outside/x"],

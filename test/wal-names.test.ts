@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { checkWalName, walNameFromPath } from "../src/wal-names";
+import { checkWalName, walNameFromPath } from "../src/wal-names.ts";
 
 describe("checkWalName", () => {
   test.each([

@@ -1,27 +1,62 @@
 import { describe, expect, test } from "bun:test";
-import { parseConfig } from "../src/config";
-import { backupPushArgv, isNotInArchive, lastLines, type RunResult, runWale, walFetchArgv, walPushArgv } from "../src/wale";
-import { fakeRuntime } from "./support/fake-runtime";
+import { parseConfig } from "../src/config.ts";
+import {
+  backupPushArgv,
+  isNotInArchive,
+  lastLines,
+  type RunResult,
+  WaleRunner,
+  walFetchArgv,
+  walPushArgv,
+} from "../src/wale.ts";
+import { fakeRuntime } from "./support/fake-runtime.ts";
 
-const wale = parseConfig({ WALE_BIN: "/opt/wal-e/bin/wal-e", WALE_PUSH_FLAGS: "--pool-size 2", WALE_BACKUP_PUSH_FLAGS: "--pool-size 4" }).wale;
+const wale = parseConfig({
+  WALE_BIN: "/opt/wal-e/bin/wal-e",
+  WALE_PUSH_FLAGS: "--pool-size 2",
+  WALE_BACKUP_PUSH_FLAGS: "--pool-size 4",
+}).wale;
 
 describe("argv builders", () => {
   test("wal-push", () => {
     expect(walPushArgv(wale, "/pg/pg_wal/000000010000000000000001")).toEqual([
-      "/opt/wal-e/bin/wal-e", "--terse", "wal-push", "--pool-size", "2", "/pg/pg_wal/000000010000000000000001",
+      "/opt/wal-e/bin/wal-e",
+      "--terse",
+      "wal-push",
+      "--pool-size",
+      "2",
+      "/pg/pg_wal/000000010000000000000001",
     ]);
   });
   test("wal-fetch", () => {
     expect(walFetchArgv(wale, "000000010000000000000001", "/pg/pg_wal/RECOVERYXLOG")).toEqual([
-      "/opt/wal-e/bin/wal-e", "--terse", "wal-fetch", "-p=0", "000000010000000000000001", "/pg/pg_wal/RECOVERYXLOG",
+      "/opt/wal-e/bin/wal-e",
+      "--terse",
+      "wal-fetch",
+      "-p=0",
+      "000000010000000000000001",
+      "/pg/pg_wal/RECOVERYXLOG",
     ]);
   });
   test("backup-push", () => {
-    expect(backupPushArgv(wale, "/pg")).toEqual(["/opt/wal-e/bin/wal-e", "--terse", "backup-push", "--pool-size", "4", "/pg"]);
+    expect(backupPushArgv(wale, "/pg")).toEqual([
+      "/opt/wal-e/bin/wal-e",
+      "--terse",
+      "backup-push",
+      "--pool-size",
+      "4",
+      "/pg",
+    ]);
   });
 });
 
-const result = (exitCode: number, stderr: string): RunResult => ({ exitCode, stderr, stdout: "", ms: 1 });
+const result = (exitCode: number, stderr: string): RunResult => ({
+  exitCode,
+  stderr,
+  stdout: "",
+  ms: 1,
+  timedOut: false,
+});
 const NAME = "000000010000000000000002";
 
 describe("isNotInArchive", () => {
@@ -37,7 +72,9 @@ describe("isNotInArchive", () => {
   test("S3: exit 1 with nothing logged at ERROR (the 404 is logged at INFO, hidden by --terse)", () => {
     expect(isNotInArchive(result(1, ""), NAME)).toBe(true);
     expect(isNotInArchive(result(1, "lzop: <stdin>: not a lzop file\n"), NAME)).toBe(true);
-    expect(isNotInArchive(result(1, "MSG: could no longer locate object while performing wal restore"), NAME)).toBe(true);
+    expect(isNotInArchive(result(1, "MSG: could no longer locate object while performing wal restore"), NAME)).toBe(
+      true,
+    );
   });
   test("S3: exit 1 with an ERROR line is a failure", () => {
     expect(isNotInArchive(result(1, "wal_e.main   ERROR    MSG: no storage prefix defined"), NAME)).toBe(false);
@@ -48,10 +85,10 @@ describe("isNotInArchive", () => {
   });
 });
 
-describe("runWale", () => {
+describe("WaleRunner", () => {
   test("passes the WAL-E environment and collects the outcome", async () => {
     const { runtime, spawned } = fakeRuntime({ exitCode: 3, stderr: "boom\n", stdout: "out" });
-    const r = await runWale(runtime, wale, ["wal-e", "x"]);
+    const r = await new WaleRunner(runtime, wale).run(["wal-e", "x"]);
     expect(spawned).toEqual([["wal-e", "x"]]);
     expect(r).toMatchObject({ exitCode: 3, stderr: "boom\n", stdout: "out" });
   });
@@ -60,13 +97,13 @@ describe("runWale", () => {
     runtime.spawn = () => {
       throw new Error("Executable not found");
     };
-    const r = await runWale(runtime, wale, ["nope"]);
+    const r = await new WaleRunner(runtime, wale).run(["nope"]);
     expect(r.exitCode).toBe(127);
     expect(r.stderr).toContain("Executable not found");
   });
   test("keeps only the tail of a long stderr", async () => {
     const { runtime } = fakeRuntime({ exitCode: 1, stderr: `${"x".repeat(100_000)}THE END` });
-    const r = await runWale(runtime, wale, ["wal-e"]);
+    const r = await new WaleRunner(runtime, wale).run(["wal-e"]);
     expect(r.stderr.length).toBeLessThanOrEqual(16 * 1024);
     expect(r.stderr.endsWith("THE END")).toBe(true);
   });

@@ -1,7 +1,7 @@
 /** What every subcommand provides, and the helpers they share. */
-import { type Config, parseConfig } from "../config";
-import { ConfigError } from "../errors";
-import type { Runtime } from "../runtime/types";
+import { type Config, parseConfig } from "../config.ts";
+import { ConfigError } from "../errors.ts";
+import type { Runtime } from "../runtime/types.ts";
 
 export interface Command {
   name: string;

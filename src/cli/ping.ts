@@ -1,4 +1,4 @@
-import { type Command, loadConfig, wantsHelp } from "./command";
+import { type Command, loadConfig, wantsHelp } from "./command.ts";
 
 export const ping: Command = {
   name: "ping",

@@ -1,7 +1,9 @@
-import { createLogger, redactor } from "../log";
-import { createApp } from "../routes";
-import { VERSION } from "../version";
-import { type Command, loadConfig, wantsHelp } from "./command";
+import type { Config } from "../config.ts";
+import { createLogger, type Logger, redactor } from "../log.ts";
+import type { Server } from "../runtime/types.ts";
+import { createSidecar, type Sidecar } from "../sidecar.ts";
+import { VERSION } from "../version.ts";
+import { type Command, loadConfig, wantsHelp } from "./command.ts";
 
 export const serve: Command = {
   name: "serve",
@@ -11,18 +13,30 @@ export const serve: Command = {
 Serves WAL-E over HTTP GET, for PostgreSQL's archive_command and
 restore_command:
 
-  GET /ping                     pong
+  GET /ping, /healthz           alive
+  GET /readyz                   WAL-E runs, PGWAL readable, a store configured
+  GET /metrics                  Prometheus metrics
   GET /wal-push/<file>          wal-e wal-push PGWAL/<file>
   GET /wal-fetch/<file>[?dest=] wal-e wal-fetch <file> PGWAL/<file> (or PGDATA/<dest>)
-  GET /backup-push              wal-e backup-push PGDATA
+  GET /wal/<file>               the bytes of <file> from the archive
+  GET /backup-push[?wait=false] wal-e backup-push PGDATA (joins a running backup)
+  GET /backups/jobs/<id>        a backup job, as JSON
+  GET /backup-list              wal-e backup-list --detail, as JSON
   GET /swagger                  the API documentation
 
-Configured by the environment: WALE_LISTEN_HOST (0.0.0.0),
+Configured by the environment (see the README): WALE_LISTEN_HOST (0.0.0.0),
 WALE_LISTEN_PORT (80), PGDATA (/var/lib/postgresql/data),
 PGWAL (PGDATA/pg_wal), WALE_BIN (wal-e), WALE_FLAGS (--terse),
-WALE_PUSH_FLAGS, WALE_FETCH_FLAGS (-p=0), WALE_BACKUP_PUSH_FLAGS, and
-WAL-E's own variables (WALE_S3_PREFIX, WALE_FILE_PREFIX, AWS_*, PG*...),
-which are passed to WAL-E unchanged.
+WALE_PUSH_FLAGS, WALE_FETCH_FLAGS (-p=0), WALE_BACKUP_PUSH_FLAGS,
+WALE_PUSH_TIMEOUT (600), WALE_FETCH_TIMEOUT (600), WALE_BACKUP_TIMEOUT (0),
+WALE_SHUTDOWN_GRACE (25), WALE_BACKUP_SCHEDULE, WALE_BACKUP_RETAIN,
+WALE_LOG_FORMAT (json), WALE_SPOOL_DIR (/tmp/wale-sidecar-spool),
+WALE_PREFETCH (8), and WAL-E's own variables (WALE_S3_PREFIX,
+WALE_FILE_PREFIX, AWS_*, PG*...), which are passed to WAL-E unchanged.
+
+On SIGTERM new requests get 503; pushes and backups in flight may finish
+within WALE_SHUTDOWN_GRACE seconds, then WAL-E is killed, and the process
+exits 0.
 `,
   async run(runtime, args) {
     if (wantsHelp(args)) {
@@ -37,15 +51,35 @@ which are passed to WAL-E unchanged.
     if (!config) return 1;
 
     const redact = redactor(config.secrets);
-    const log = createLogger(runtime.stdout, redact);
-    const app = createApp({ config, runtime }, log, redact);
-    let server: ReturnType<typeof runtime.serve>;
+    const log = createLogger(runtime.stdout, redact, config.logFormat);
+    const sidecar = createSidecar(config, runtime, log, redact);
     try {
-      server = runtime.serve((request) => app.handle(request), config.listen);
+      await sidecar.deps.spool.prepare();
     } catch (error) {
+      sidecar.schedule?.stop();
+      runtime.stderr(
+        `wale-sidecar: cannot prepare the spool WALE_SPOOL_DIR=${config.spool.dir}: ${error instanceof Error ? error.message : error}\n`,
+      );
+      return 1;
+    }
+    let requests = 0;
+    let server: Server;
+    try {
+      server = runtime.serve(async (request) => {
+        requests++;
+        try {
+          return await sidecar.app.handle(request);
+        } finally {
+          requests--;
+        }
+      }, config.listen);
+    } catch (error) {
+      sidecar.schedule?.stop();
       const { hostname, port } = config.listen;
       const hint = port < 1024 ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE; set WALE_LISTEN_PORT)" : "";
-      runtime.stderr(`wale-sidecar: cannot listen on ${hostname}:${port}: ${error instanceof Error ? error.message : error}${hint}\n`);
+      runtime.stderr(
+        `wale-sidecar: cannot listen on ${hostname}:${port}: ${error instanceof Error ? error.message : error}${hint}\n`,
+      );
       return 1;
     }
     log.info("listening", {
@@ -55,17 +89,62 @@ which are passed to WAL-E unchanged.
       pgdata: config.pgdata,
       pgwal: config.pgwal,
       wale: config.wale.bin,
+      spool: config.spool.dir,
+      prefetch: config.spool.prefetch,
+      next_backup: sidecar.schedule?.next()?.toISOString(),
     });
 
     return new Promise<number>((resolve) => {
+      let stopping = false;
       const stop = (signal: string) => () => {
-        log.info("stopping", { signal });
-        // Stops listening and lets requests in flight finish: a push that
-        // WAL-E is halfway through still gets its answer.
-        server.stop().then(() => resolve(0));
+        if (stopping) return;
+        stopping = true;
+        shutdown({ signal, config, sidecar, server, log, inFlight: () => requests }).then(() => resolve(0));
       };
       runtime.onSignal("SIGTERM", stop("SIGTERM"));
       runtime.onSignal("SIGINT", stop("SIGINT"));
     });
   },
 };
+
+interface Stopping {
+  signal: string;
+  config: Config;
+  sidecar: Sidecar;
+  server: Server;
+  log: Logger;
+  inFlight: () => number;
+}
+
+/**
+ * New requests get 503 from now on. Requests in flight, and a scheduled
+ * backup, may finish within the grace period; after it WAL-E is killed with
+ * its process groups, which makes the open requests answer, and we stop.
+ */
+async function shutdown({ signal, config, sidecar, server, log, inFlight }: Stopping) {
+  sidecar.lifecycle.draining = true;
+  sidecar.schedule?.stop();
+  const { runner, backups } = sidecar.deps;
+  log.info("stopping", {
+    signal,
+    in_flight: inFlight(),
+    wale_running: runner.inFlight,
+    grace_s: config.shutdownGraceMs / 1000,
+  });
+
+  const deadline = Date.now() + config.shutdownGraceMs;
+  const busy = () => inFlight() > 0 || runner.inFlight > 0;
+  await Promise.race([backups.idle(), sleep(config.shutdownGraceMs)]);
+  while (busy() && Date.now() < deadline) await sleep(50);
+
+  if (busy()) {
+    log.warn("grace period over: killing WAL-E", { in_flight: inFlight(), wale_running: runner.inFlight });
+    await runner.close();
+    // Let the requests whose WAL-E was killed send their answers.
+    for (let i = 0; i < 40 && inFlight() > 0; i++) await sleep(50);
+  }
+  await server.stop();
+  log.info("stopped", { signal });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

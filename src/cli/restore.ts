@@ -1,0 +1,280 @@
+import { join } from "node:path";
+import process from "node:process";
+import type { Config } from "../config.ts";
+import {
+  asideName,
+  bringBackAccessFiles,
+  chownTree,
+  lockDown,
+  makePgdata,
+  moveAside,
+  pgdataState,
+  type RestoreOptions,
+  readMajor,
+  recoveryFiles,
+  type TargetAction,
+  type TargetKind,
+  writeRecoveryFiles,
+} from "../restore.ts";
+import type { Runtime } from "../runtime/types.ts";
+import { backupFetchArgv, lastLines, WaleRunner } from "../wale.ts";
+import { type Command, loadConfig, wantsHelp } from "./command.ts";
+
+const HELP = `Usage: wale-sidecar restore (--via <sidecar URL> [--stream] | --direct) [options]
+
+Restores PGDATA from the archive, for an init container: WAL-E backup-fetch
+into PGDATA, then the recovery settings for the PostgreSQL version in
+PGDATA/PG_VERSION (12 and later: recovery.signal and postgresql.auto.conf;
+11 and earlier: recovery.conf). Start PostgreSQL next: it replays WAL from
+the archive to the target, or to the end of the archive.
+
+Where PostgreSQL gets WAL (one is required):
+  --via <URL>            through the sidecar: wget <URL>/wal-fetch/%f?dest=%p
+                         (the sidecar shares PGDATA's volume)
+  --via <URL> --stream   through the sidecar's /wal/%f: wget -O %p
+                         (for a database that does not share the volume)
+  --direct               WAL-E itself: wale-sidecar wal-e wal-fetch %f %p
+                         (wale-sidecar and WAL-E on the database's PATH)
+
+Options:
+  --backup <name>        LATEST (the default) or a name from backup-list
+  --target-time <ts>     stop at a time, e.g. '2024-05-01 12:00:00+00'
+  --target-lsn <lsn>     stop at a WAL location, e.g. 0/3000060
+  --target-name <name>   stop at a pg_create_restore_point name
+  --target-action <a>    promote, pause (PostgreSQL's default) or shutdown
+  --if-empty             if PGDATA already holds a database (PG_VERSION),
+                         do nothing and exit 0: for an init container that
+                         runs on every start of the pod
+  --force                move a PGDATA that is not empty aside first
+                         (to PGDATA.old-<time>, printed); nothing is deleted
+  --skip-fetch           PGDATA already holds a base backup (pg_basebackup,
+                         a volume snapshot): only write the settings
+  --owner <uid>:<gid>    the user that runs PostgreSQL; required as root
+  --config-from <dir>    copy pg_hba.conf and pg_ident.conf from <dir> when
+                         PGDATA lacks them (WAL-E does not back them up);
+                         otherwise safe defaults are written (peer locally,
+                         md5 over the network)
+
+PGDATA, WALE_BIN, WALE_FLAGS and WAL-E's variables come from the
+environment, as for the sidecar. PGDATA ends at mode 0700. When
+WALE_SIDECAR_TOKEN is set, restore_command's wget sends it as
+"$WALE_SIDECAR_TOKEN": the PostgreSQL server needs it in its environment.
+`;
+
+export class UsageError extends Error {}
+
+const VALUE_FLAGS = [
+  "--backup",
+  "--target-time",
+  "--target-lsn",
+  "--target-name",
+  "--target-action",
+  "--via",
+  "--owner",
+  "--config-from",
+];
+const SWITCHES = ["--stream", "--direct", "--force", "--skip-fetch", "--if-empty"];
+
+const BACKUP = /^(LATEST|base_[0-9A-F]{24}_[0-9A-F]{8})$/;
+const TIME = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?( ?(Z|UTC|[+-]\d{2}(:?\d{2})?))?$/;
+const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
+// restore_command runs through PostgreSQL's shell: the URL may hold nothing a shell treats specially.
+const URL_CHARS = /^https?:\/\/[A-Za-z0-9.\-_~:[\]]+(\/[A-Za-z0-9.\-_~/]*)?$/;
+
+const hasControlCharacter = (text: string) => [...text].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+
+/** Reads the flags; throws a UsageError with one line for anything wrong. */
+export function parseRestoreArgs(args: string[]): RestoreOptions {
+  const given = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    const eq = arg.indexOf("=");
+    const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
+    if (given.has(flag)) throw new UsageError(`${flag} is given twice`);
+    if (SWITCHES.includes(flag)) {
+      if (flag !== arg) throw new UsageError(`${flag} takes no value`);
+      given.set(flag, "");
+    } else if (VALUE_FLAGS.includes(flag)) {
+      const value = flag !== arg ? arg.slice(eq + 1) : args[++i];
+      if (value === undefined || value === "") throw new UsageError(`${flag} needs a value`);
+      given.set(flag, value);
+    } else {
+      throw new UsageError(`unknown argument "${arg.slice(0, 80)}"`);
+    }
+  }
+
+  const backup = given.get("--backup") ?? "LATEST";
+  if (!BACKUP.test(backup))
+    throw new UsageError(
+      `--backup must be LATEST or a WAL-E backup name (base_<24 hex>_<8 hex>), not "${backup.slice(0, 80)}"`,
+    );
+
+  const targets = (["time", "lsn", "name"] as TargetKind[]).filter((k) => given.has(`--target-${k}`));
+  if (targets.length > 1) throw new UsageError("give at most one of --target-time, --target-lsn and --target-name");
+  const kind = targets[0];
+  const target = kind ? { kind, value: given.get(`--target-${kind}`) as string } : undefined;
+  if (target?.kind === "time" && !TIME.test(target.value)) {
+    throw new UsageError(
+      `--target-time must be a timestamp such as "2024-05-01 12:00:00+00", not "${target.value.slice(0, 80)}"`,
+    );
+  }
+  if (target?.kind === "lsn" && !LSN.test(target.value))
+    throw new UsageError(`--target-lsn must be an LSN such as 0/3000060, not "${target.value.slice(0, 80)}"`);
+  if (target?.kind === "name" && (target.value.length > 63 || hasControlCharacter(target.value))) {
+    throw new UsageError("--target-name must be a restore point name: at most 63 characters, no control characters");
+  }
+
+  const action = given.get("--target-action");
+  if (action !== undefined && !["promote", "pause", "shutdown"].includes(action)) {
+    throw new UsageError(`--target-action must be promote, pause or shutdown, not "${action.slice(0, 80)}"`);
+  }
+  if (action !== undefined && !target)
+    throw new UsageError("--target-action needs a --target-time, --target-lsn or --target-name");
+
+  const via = given.get("--via");
+  if (via !== undefined && given.has("--direct")) throw new UsageError("give --via or --direct, not both");
+  if (via === undefined && !given.has("--direct")) {
+    throw new UsageError(
+      "say where PostgreSQL gets WAL: --via <sidecar URL> (through the sidecar) or --direct (WAL-E itself)",
+    );
+  }
+  if (given.has("--stream") && via === undefined) throw new UsageError("--stream goes with --via");
+  if (via !== undefined && !URL_CHARS.test(via)) {
+    throw new UsageError(
+      `--via must be an http:// URL of the sidecar, such as http://wale:80, without query or special characters (got "${via.slice(0, 80)}")`,
+    );
+  }
+
+  const ownerText = given.get("--owner");
+  const ownerMatch = ownerText === undefined ? null : /^(\d{1,9}):(\d{1,9})$/.exec(ownerText);
+  if (ownerText !== undefined && !ownerMatch)
+    throw new UsageError(`--owner must be <uid>:<gid> in numbers, such as 70:70, not "${ownerText.slice(0, 80)}"`);
+
+  const skipFetch = given.has("--skip-fetch");
+  if (skipFetch && given.has("--backup")) throw new UsageError("--skip-fetch fetches no backup: drop --backup");
+  if (skipFetch && given.has("--force"))
+    throw new UsageError("--skip-fetch restores onto what PGDATA holds: drop --force");
+  if (given.has("--if-empty") && (skipFetch || given.has("--force"))) {
+    throw new UsageError("--if-empty leaves a PGDATA with a database alone: drop --force and --skip-fetch");
+  }
+
+  return {
+    backup,
+    target,
+    action: action as TargetAction | undefined,
+    wal: via !== undefined ? { via: via.replace(/\/+$/, ""), stream: given.has("--stream") } : { direct: true },
+    skipFetch,
+    force: given.has("--force"),
+    owner: ownerMatch ? { uid: Number(ownerMatch[1]), gid: Number(ownerMatch[2]) } : undefined,
+    configFrom: given.get("--config-from"),
+    ifEmpty: given.has("--if-empty"),
+  };
+}
+
+export const restore: Command = {
+  name: "restore",
+  summary: "restore PGDATA from the archive: backup-fetch and recovery settings (init containers, PITR)",
+  help: HELP,
+  async run(runtime, args) {
+    if (wantsHelp(args)) {
+      runtime.stdout(HELP);
+      return 0;
+    }
+    let options: RestoreOptions;
+    try {
+      options = parseRestoreArgs(args);
+    } catch (error) {
+      if (!(error instanceof UsageError)) throw error;
+      runtime.stderr(`wale-sidecar restore: ${error.message}\nRun "wale-sidecar restore --help" for the options.\n`);
+      return 2;
+    }
+    const config = loadConfig(runtime);
+    if (!config) return 1;
+    try {
+      return await runRestore(runtime, config, { ...options, token: config.token !== undefined });
+    } catch (error) {
+      runtime.stderr(`wale-sidecar restore: ${error instanceof Error ? error.message : error}\n`);
+      return 1;
+    }
+  },
+};
+
+/** The restore itself: every check first, then the changes, each one reported. */
+async function runRestore(runtime: Runtime, config: Config, options: RestoreOptions): Promise<number> {
+  const say = (line: string) => runtime.stdout(`wale-sidecar restore: ${line}\n`);
+  const refuse = (line: string) => {
+    runtime.stderr(`wale-sidecar restore: ${line}\n`);
+    return 1;
+  };
+  const pgdata = config.pgdata;
+  const uid = process.getuid?.();
+  if (uid === 0 && !options.owner) {
+    return refuse(
+      "running as root: give --owner <uid>:<gid>, the user that runs PostgreSQL (70:70 in the Alpine images, 999:999 in the Debian ones)",
+    );
+  }
+  if (uid !== 0 && options.owner && options.owner.uid !== uid)
+    return refuse(`only root can give PGDATA to another user (--owner ${options.owner.uid}, running as ${uid})`);
+  if (
+    options.configFrom &&
+    !(await pgdataState(options.configFrom).then((s) => s.kind === "empty" || s.kind === "not-empty"))
+  ) {
+    return refuse(`--config-from ${options.configFrom} is not a directory`);
+  }
+
+  const state = await pgdataState(pgdata);
+  if (state.kind === "not-a-directory") return refuse(`PGDATA ${pgdata} exists and is not a directory`);
+  if (options.skipFetch) {
+    if (state.kind !== "not-empty")
+      return refuse(
+        `--skip-fetch needs a base backup in PGDATA, and ${pgdata} is ${state.kind === "missing" ? "missing" : "empty"}`,
+      );
+  } else if (state.kind === "not-empty") {
+    if (options.ifEmpty && (await pgdataState(join(pgdata, "PG_VERSION"))).kind !== "missing") {
+      say(`${pgdata} already holds a database (PG_VERSION): nothing to do`);
+      return 0;
+    }
+    if (!options.force) {
+      return refuse(
+        `PGDATA ${pgdata} is not empty (${state.entries} entries): refusing to restore over it. --force moves it aside first.`,
+      );
+    }
+    const aside = await asideName(pgdata, new Date());
+    await moveAside(pgdata, aside);
+    say(`moved the old PGDATA aside to ${aside}`);
+  }
+
+  if (!options.skipFetch) {
+    await makePgdata(pgdata);
+    say(`fetching base backup ${options.backup} into ${pgdata} (WAL-E backup-fetch)`);
+    const wale = await new WaleRunner(runtime, config.wale).run(backupFetchArgv(config.wale, pgdata, options.backup));
+    if (wale.exitCode !== 0) {
+      const tail = lastLines(wale.stderr);
+      return refuse(
+        `WAL-E backup-fetch exited with code ${wale.exitCode}; ${pgdata} holds a partial restore (run again with --force)${tail ? `\n${tail}` : ""}`,
+      );
+    }
+  }
+
+  const major = await readMajor(pgdata);
+  const files = recoveryFiles(options, major, new Date());
+  await writeRecoveryFiles(pgdata, files);
+  say(
+    `PostgreSQL ${major}: wrote the recovery settings to ${files.settings.file}${files.signal ? ` and created ${files.signal}` : ""}`,
+  );
+  for (const line of await bringBackAccessFiles(pgdata, options.configFrom)) say(line);
+
+  if (options.owner) await chownTree(pgdata, options.owner);
+  await lockDown(pgdata);
+  say(`${pgdata} is mode 0700${options.owner ? `, owned by ${options.owner.uid}:${options.owner.gid}` : ""}`);
+
+  const goal = options.target
+    ? `to ${options.target.kind} ${options.target.value}, then ${options.action ?? "pause"}`
+    : "to the end of the archive, then promote";
+  const source =
+    "direct" in options.wal
+      ? "WAL-E (wale-sidecar and WAL-E must be on its PATH)"
+      : `the sidecar at ${options.wal.via}`;
+  say(`next: start PostgreSQL on ${pgdata}; it replays WAL from ${source} ${goal}`);
+  return 0;
+}

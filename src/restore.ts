@@ -1,0 +1,200 @@
+/**
+ * A restore as plain steps: what the options mean, which recovery settings
+ * a PostgreSQL major version needs, and the file work around WAL-E's
+ * backup-fetch. The command in src/cli/restore.ts runs them in order.
+ */
+import { chmod, copyFile, lchown, lstat, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+
+export type TargetKind = "time" | "lsn" | "name";
+export type TargetAction = "promote" | "pause" | "shutdown";
+
+export interface RestoreOptions {
+  /** LATEST or a WAL-E backup name. */
+  backup: string;
+  target?: { kind: TargetKind; value: string };
+  action?: TargetAction;
+  /** Where restore_command gets WAL: the sidecar (by /wal-fetch, or /wal when streaming) or WAL-E itself. */
+  wal: { via: string; stream: boolean } | { direct: true };
+  /** The sidecar wants WALE_SIDECAR_TOKEN: wget sends it, expanded by the shell PostgreSQL runs it in. */
+  token?: boolean;
+  /** A PGDATA that already holds a database is left alone, and that is success (for init containers). */
+  ifEmpty?: boolean;
+  /** PGDATA already holds a base backup (pg_basebackup, a snapshot): only write the settings. */
+  skipFetch: boolean;
+  force: boolean;
+  owner?: { uid: number; gid: number };
+  /** A directory holding pg_hba.conf (and pg_ident.conf) to bring back. */
+  configFrom?: string;
+}
+
+/** restore_command for the options. PostgreSQL runs it through a shell, so every part is checked first. */
+export function restoreCommand(wal: RestoreOptions["wal"], token = false): string {
+  if ("direct" in wal) return "wale-sidecar wal-e wal-fetch %f %p";
+  // The token stays out of PGDATA (and every later base backup): the shell expands it from the server's environment.
+  const header = token ? `--header "Authorization: Bearer $WALE_SIDECAR_TOKEN" ` : "";
+  if (wal.stream) return `wget -q -O %p ${header}${wal.via}/wal/%f`;
+  return `wget -q -O - ${header}"${wal.via}/wal-fetch/%f?dest=%p"`;
+}
+
+/** The major version in PGDATA/PG_VERSION: "14" is 14, "9.6" is 9. */
+export function majorVersion(pgVersion: string): number {
+  const match = /^(\d+)(\.\d+)?\s*$/.exec(pgVersion);
+  if (!match)
+    throw new Error(`PG_VERSION does not hold a PostgreSQL version: ${JSON.stringify(pgVersion.slice(0, 20))}`);
+  return Number(match[1]);
+}
+
+/** A string value in postgresql.conf syntax. */
+const quote = (value: string) => `'${value.replace(/\\/g, "\\\\").replace(/'/g, "''")}'`;
+
+export interface RecoveryFiles {
+  /** The file that gets the settings, and whether they are appended to it. */
+  settings: { file: "postgresql.auto.conf" | "recovery.conf"; append: boolean; text: string };
+  /** An empty file to create (12 and later). */
+  signal?: "recovery.signal";
+}
+
+/**
+ * The recovery settings for a major version. From 12 on they are ordinary
+ * settings: appended to postgresql.auto.conf (the last one read wins) with
+ * recovery.signal beside it. They stay in that file after recovery and come
+ * back with every later base backup, so every target is written, the unused
+ * ones empty: a target left from an earlier restore must not stop this one.
+ * Up to 11 they go in recovery.conf, which PostgreSQL renames when done.
+ */
+export function recoveryFiles(options: RestoreOptions, major: number, now: Date): RecoveryFiles {
+  const lines = [
+    `# Written by wale-sidecar restore at ${now.toISOString()}`,
+    `restore_command = ${quote(restoreCommand(options.wal, options.token))}`,
+  ];
+  const target = options.target;
+  if (major >= 12) {
+    // Up to 14 setting any target, even to '', after another one is an error: the chosen one comes last.
+    const chosen = target ? `recovery_target_${target.kind}` : undefined;
+    for (const name of [
+      "recovery_target",
+      "recovery_target_lsn",
+      "recovery_target_name",
+      "recovery_target_time",
+      "recovery_target_xid",
+    ]) {
+      if (name !== chosen) lines.push(`${name} = ''`);
+    }
+    if (target) lines.push(`${chosen} = ${quote(target.value)}`);
+    lines.push(`recovery_target_action = ${quote(options.action ?? "pause")}`);
+    return {
+      settings: { file: "postgresql.auto.conf", append: true, text: `\n${lines.join("\n")}\n` },
+      signal: "recovery.signal",
+    };
+  }
+  // 12 and later follow the latest timeline by default; 11 and earlier need asking.
+  lines.push("recovery_target_timeline = 'latest'");
+  if (target) lines.push(`recovery_target_${target.kind} = ${quote(target.value)}`);
+  if (target && options.action) lines.push(`recovery_target_action = ${quote(options.action)}`);
+  return { settings: { file: "recovery.conf", append: false, text: `${lines.join("\n")}\n` } };
+}
+
+/**
+ * pg_hba.conf when WAL-E brought none and no --config-from was given: local
+ * connections by peer, network connections with a password. md5 accepts
+ * passwords stored as md5 or as SCRAM, so it suits every version.
+ */
+export const DEFAULT_HBA = `# Written by wale-sidecar restore: WAL-E does not back up pg_hba.conf.
+# Local connections as the same operating system user; network connections with a password.
+# TYPE  DATABASE     USER  ADDRESS  METHOD
+local   all          all            peer
+local   replication  all            peer
+host    all          all   all      md5
+host    replication  all   all      md5
+`;
+
+export const DEFAULT_IDENT = "# Written by wale-sidecar restore: WAL-E does not back up pg_ident.conf.\n";
+
+export type PgdataState =
+  | { kind: "missing" }
+  | { kind: "empty" }
+  | { kind: "not-empty"; entries: number }
+  | { kind: "not-a-directory" };
+
+export async function pgdataState(pgdata: string): Promise<PgdataState> {
+  const stat = await lstat(pgdata).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT") return null;
+    throw error;
+  });
+  if (!stat) return { kind: "missing" };
+  if (!stat.isDirectory()) return { kind: "not-a-directory" };
+  const entries = (await readdir(pgdata)).length;
+  return entries === 0 ? { kind: "empty" } : { kind: "not-empty", entries };
+}
+
+/** Where --force moves an old PGDATA: beside it, named for the time, never over anything. */
+export async function asideName(pgdata: string, now: Date): Promise<string> {
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
+  for (let n = 0; ; n++) {
+    const candidate = `${pgdata}.old-${stamp}${n ? `-${n}` : ""}`;
+    if ((await pgdataState(candidate)).kind === "missing") return candidate;
+  }
+}
+
+export async function moveAside(pgdata: string, to: string): Promise<void> {
+  try {
+    await rename(pgdata, to);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EBUSY" || code === "EXDEV" || code === "EACCES" || code === "EPERM") {
+      throw new Error(
+        `cannot move ${pgdata} aside to ${to} (${code}). If PGDATA is a mount point, make PGDATA a subdirectory of the volume (e.g. <mount>/pgdata).`,
+      );
+    }
+    throw error;
+  }
+}
+
+export const readMajor = async (pgdata: string) => majorVersion(await readFile(join(pgdata, "PG_VERSION"), "utf8"));
+
+export async function writeRecoveryFiles(pgdata: string, files: RecoveryFiles): Promise<void> {
+  const path = join(pgdata, files.settings.file);
+  await writeFile(path, files.settings.text, { flag: files.settings.append ? "a" : "w", mode: 0o600 });
+  if (files.signal) await writeFile(join(pgdata, files.signal), "", { mode: 0o600 });
+}
+
+/** Brings back pg_hba.conf and pg_ident.conf when PGDATA lacks them. Returns what it did, one line per file. */
+export async function bringBackAccessFiles(pgdata: string, configFrom: string | undefined): Promise<string[]> {
+  const done: string[] = [];
+  for (const [file, fallback] of [
+    ["pg_hba.conf", DEFAULT_HBA],
+    ["pg_ident.conf", DEFAULT_IDENT],
+  ] as const) {
+    const path = join(pgdata, file);
+    if ((await lstat(path).catch(() => null)) !== null) continue;
+    const source = configFrom ? join(configFrom, file) : undefined;
+    if (source && (await lstat(source).catch(() => null))?.isFile()) {
+      await copyFile(source, path);
+      await chmod(path, 0o600);
+      done.push(`copied ${file} from ${configFrom}`);
+    } else {
+      await writeFile(path, fallback, { mode: 0o600 });
+      done.push(`wrote a default ${file} (WAL-E does not back it up)`);
+    }
+  }
+  return done;
+}
+
+/** Gives everything in PGDATA to `owner` (when run as root); symlinks themselves, not their targets. */
+export async function chownTree(path: string, owner: { uid: number; gid: number }): Promise<void> {
+  await lchown(path, owner.uid, owner.gid);
+  const stat = await lstat(path);
+  if (!stat.isDirectory()) return;
+  for (const entry of await readdir(path)) await chownTree(join(path, entry), owner);
+}
+
+export async function makePgdata(pgdata: string): Promise<void> {
+  await mkdir(pgdata, { recursive: true, mode: 0o700 });
+  await chmod(pgdata, 0o700);
+}
+
+export const lockDown = (pgdata: string) => chmod(pgdata, 0o700);

@@ -1,0 +1,40 @@
+/**
+ * One sidecar: its WAL-E runner, backup jobs, schedule, metrics and HTTP
+ * app, built from the configuration. The serve command runs it; tests build
+ * it around a fake runtime.
+ */
+import { BackupJobs } from "./backups.ts";
+import type { Config } from "./config.ts";
+import { Readiness } from "./health.ts";
+import { Limiter } from "./limiter.ts";
+import type { Logger, Redact } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import type { Deps, Outcome } from "./operations.ts";
+import { createApp } from "./routes.ts";
+import type { Runtime } from "./runtime/types.ts";
+import { type Schedule, startSchedule } from "./schedule.ts";
+import { SingleFlight } from "./single-flight.ts";
+import { Spool } from "./spool.ts";
+import { WaleRunner } from "./wale.ts";
+
+export interface Sidecar {
+  deps: Deps;
+  app: ReturnType<typeof createApp>;
+  schedule: Schedule | null;
+  /** Set on shutdown: new requests get 503. */
+  lifecycle: { draining: boolean };
+}
+
+export function createSidecar(config: Config, runtime: Runtime, log: Logger, redact: Redact): Sidecar {
+  const metrics = new Metrics();
+  const runner = new WaleRunner(runtime, config.wale, new Limiter(config.limits.concurrency, config.limits.queue));
+  const backups = new BackupJobs(config, runner, metrics, log);
+  const spool = new Spool(config, runner);
+  const deps: Deps = { config, runner, metrics, backups, pushes: new SingleFlight<Outcome>(), spool };
+  const schedule = config.backups.schedule
+    ? startSchedule(config.backups.schedule, () => void backups.trigger("schedule"))
+    : null;
+  const lifecycle = { draining: false };
+  const app = createApp({ deps, readiness: new Readiness(config, runner), schedule, lifecycle, log, redact });
+  return { deps, app, schedule, lifecycle };
+}

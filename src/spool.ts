@@ -1,0 +1,186 @@
+/**
+ * The spool: the sidecar's own directory, where WAL fetched for a request
+ * lands before it moves to its destination, and where the segments that
+ * follow are prefetched while PostgreSQL replays.
+ *
+ * Prefetching uses WAL-E's own `wal-prefetch` and its layout:
+ *   <spool>/.wal-e/prefetch/<segment>               complete segments
+ *   <spool>/.wal-e/prefetch/running/<segment>/tmp*  downloads in progress
+ * wal-prefetch downloads into running/ and links the file into prefetch/
+ * only once it is whole; a failed download is removed, never linked. So a
+ * file in prefetch/ is a complete segment, and a hit is a rename: no WAL-E
+ * start on the request's path. The sidecar starts the prefetches itself,
+ * after each successful fetch, so the window of the next WALE_PREFETCH
+ * segments stays full instead of refilling every WALE_PREFETCH requests.
+ *
+ * The spool holds at most WALE_PREFETCH segments (16 MB each), plus the
+ * files of the requests in flight. Everything outside the window is removed.
+ * Prefetches run through the same runner as requests: they count against
+ * WALE_MAX_CONCURRENCY, time out after WALE_FETCH_TIMEOUT, and are killed
+ * on shutdown.
+ */
+import { copyFile, lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import process from "node:process";
+import type { Config } from "./config.ts";
+import { followingSegments, type WalKind } from "./wal-names.ts";
+import { type RunResult, type WaleRunner, walFetchArgv, walPrefetchArgv } from "./wale.ts";
+
+export type Fetched =
+  | { ok: true; path: string; prefetched: boolean; wale?: RunResult }
+  | { ok: false; wale: RunResult };
+
+const PART = ".wale-sidecar-part";
+const POLL_MS = 100;
+const STALL_MS = 10_000;
+
+export class Spool {
+  private readonly inFlight = new Map<string, Promise<unknown>>();
+  private serial = 0;
+  private readonly dir: string;
+  private readonly prefetched: string;
+  private readonly running: string;
+
+  constructor(
+    private readonly config: Config,
+    private readonly runner: WaleRunner,
+  ) {
+    this.dir = config.spool.dir;
+    this.prefetched = join(this.dir, ".wal-e", "prefetch");
+    this.running = join(this.prefetched, "running");
+  }
+
+  /**
+   * Creates the spool (mode 0700) and removes what an earlier run left:
+   * WAL-E links a prefetched file without fsync, so after a crash it may be
+   * damaged. Only the spool's own entries are removed, never anything else.
+   */
+  async prepare(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await rm(join(this.dir, ".wal-e"), { recursive: true, force: true });
+    for (const entry of await readdir(this.dir)) {
+      if (entry.endsWith(PART)) await rm(join(this.dir, entry), { force: true });
+    }
+  }
+
+  /** Gets <name> from the archive into a file of the spool: a prefetched segment if there is one, else WAL-E's wal-fetch. */
+  async fetch(name: string, kind: WalKind): Promise<Fetched> {
+    const path = join(this.dir, `${name}.${process.pid}-${++this.serial}${PART}`);
+    let fetched: Fetched;
+    if (await this.takePrefetched(name, path)) {
+      fetched = { ok: true, path, prefetched: true };
+    } else {
+      const wale = await this.runner.run(walFetchArgv(this.config.wale, name, path), {
+        timeoutMs: this.config.timeouts.fetch,
+      });
+      if (wale.exitCode !== 0) {
+        await rm(path, { force: true });
+        return { ok: false, wale };
+      }
+      fetched = { ok: true, path, prefetched: false, wale };
+    }
+    if (kind === "segment" && this.config.spool.prefetch > 0) await this.prefetchAfter(name);
+    return fetched;
+  }
+
+  /** Moves a spool file into `dest` atomically: a rename, or on another file system a synced copy renamed into place. */
+  async moveTo(path: string, dest: string): Promise<void> {
+    try {
+      await rename(path, dest);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EXDEV") {
+        await rm(path, { force: true });
+        throw error;
+      }
+    }
+    const temp = join(dirname(dest), `.${basename(dest)}.${process.pid}-${++this.serial}${PART}`);
+    try {
+      await copyFile(path, temp);
+      const handle = await open(temp, "r+");
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, dest);
+    } finally {
+      await rm(temp, { force: true });
+      await rm(path, { force: true });
+    }
+  }
+
+  /** Waits for a prefetch of <name> in progress, then claims the complete file if there is one. */
+  private async takePrefetched(name: string, path: string): Promise<boolean> {
+    const running = this.inFlight.get(name);
+    if (running) await this.whileGrowing(name, running);
+    try {
+      await rename(join(this.prefetched, name), path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Waits for a running prefetch as long as its download grows, as WAL-E's
+   * own wal-fetch does: a prefetch stuck on the network must not hold up
+   * recovery. After STALL_MS without progress the caller fetches itself.
+   */
+  private async whileGrowing(name: string, running: Promise<unknown>): Promise<void> {
+    let finished = false;
+    const done = () => {
+      finished = true;
+    };
+    running.then(done, done);
+    let size = -1;
+    let still = 0;
+    while (still < STALL_MS) {
+      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, POLL_MS))]);
+      if (finished) return;
+      const now = await directorySize(join(this.running, name));
+      still = now > size ? 0 : still + POLL_MS;
+      size = now;
+    }
+  }
+
+  /** Starts wal-prefetch for the segments after <name> that are neither prefetched nor on their way, and drops the rest. */
+  private async prefetchAfter(name: string): Promise<void> {
+    const window = followingSegments(name, this.config.spool.prefetch);
+    await this.dropOutside(new Set(window));
+    for (const segment of window) {
+      if (this.inFlight.has(segment) || (await exists(join(this.prefetched, segment)))) continue;
+      const argv = walPrefetchArgv(this.config.wale, this.dir, segment);
+      // A failed prefetch (or one turned away by a full queue) leaves nothing
+      // behind; the request for that segment runs wal-fetch itself.
+      const done = this.runner
+        .run(argv, { timeoutMs: this.config.timeouts.fetch })
+        .catch(() => undefined)
+        .finally(() => this.inFlight.delete(segment));
+      this.inFlight.set(segment, done);
+    }
+  }
+
+  /** Removes prefetched segments outside the window, and downloads that no live prefetch owns. */
+  private async dropOutside(window: Set<string>): Promise<void> {
+    for (const entry of await readdir(this.prefetched).catch(() => [])) {
+      if (entry !== "running" && !window.has(entry)) await rm(join(this.prefetched, entry), { force: true });
+    }
+    for (const entry of await readdir(this.running).catch(() => [])) {
+      if (!this.inFlight.has(entry)) await rm(join(this.running, entry), { recursive: true, force: true });
+    }
+  }
+}
+
+async function directorySize(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir).catch(() => []))
+    total += (await lstat(join(dir, entry)).catch(() => null))?.size ?? 0;
+  return total;
+}
+
+const exists = (path: string) =>
+  lstat(path).then(
+    () => true,
+    () => false,
+  );

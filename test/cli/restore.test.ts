@@ -1,0 +1,81 @@
+import { describe, expect, test } from "bun:test";
+import { parseRestoreArgs, UsageError } from "../../src/cli/restore.ts";
+
+describe("parseRestoreArgs", () => {
+  test("the defaults: LATEST, no target", () => {
+    expect(parseRestoreArgs(["--via", "http://wale:8080/"])).toEqual({
+      backup: "LATEST",
+      target: undefined,
+      action: undefined,
+      wal: { via: "http://wale:8080", stream: false },
+      skipFetch: false,
+      force: false,
+      owner: undefined,
+      configFrom: undefined,
+      ifEmpty: false,
+    });
+  });
+
+  test("every option, in both spellings", () => {
+    const options = parseRestoreArgs([
+      "--backup=base_000000010000000000000004_00000028",
+      "--target-time",
+      "2026-01-02 03:04:05.123456+00",
+      "--target-action=promote",
+      "--direct",
+      "--force",
+      "--owner",
+      "70:70",
+      "--config-from=/etc/pg",
+    ]);
+    expect(options).toMatchObject({
+      backup: "base_000000010000000000000004_00000028",
+      target: { kind: "time", value: "2026-01-02 03:04:05.123456+00" },
+      action: "promote",
+      wal: { direct: true },
+      force: true,
+      owner: { uid: 70, gid: 70 },
+      configFrom: "/etc/pg",
+    });
+    expect(parseRestoreArgs(["--via", "http://[::1]:80", "--stream", "--target-lsn", "0/3000060"])).toMatchObject({
+      wal: { via: "http://[::1]:80", stream: true },
+      target: { kind: "lsn", value: "0/3000060" },
+    });
+    expect(parseRestoreArgs(["--direct", "--skip-fetch"]).skipFetch).toBe(true);
+    expect(parseRestoreArgs(["--direct", "--if-empty"]).ifEmpty).toBe(true);
+  });
+
+  test.each([
+    [[], /--via <sidecar URL> .* or --direct/],
+    [["--via", "http://a", "--direct"], /not both/],
+    [["--direct", "--stream"], /--stream goes with --via/],
+    [["--direct", "--bogus"], /unknown argument "--bogus"/],
+    [["--direct", "--force", "--force"], /--force is given twice/],
+    [["--direct", "--force=yes"], /--force takes no value/],
+    [["--direct", "--backup"], /--backup needs a value/],
+    [["--direct", "--backup", "yesterday"], /--backup must be LATEST or a WAL-E backup name/],
+    [["--direct", "--target-time", "now"], /--target-time must be a timestamp/],
+    [["--direct", "--target-time", "2026-01-01 00:00'; rm -rf /"], /--target-time must be a timestamp/],
+    [["--direct", "--target-lsn", "3000060"], /--target-lsn must be an LSN/],
+    [["--direct", "--target-time", "2026-01-01 00:00", "--target-lsn", "0/1"], /at most one of/],
+    [["--direct", "--target-action", "promote"], /--target-action needs a --target-time/],
+    [["--direct", "--target-name", "x", "--target-action", "resume"], /promote, pause or shutdown/],
+    [["--via", "http://wale/$(reboot)"], /--via must be an http:\/\/ URL/],
+    [["--via", "http://wale/x?y=1"], /--via must be an http:\/\/ URL/],
+    [["--via", "wale:80"], /--via must be an http:\/\/ URL/],
+    [["--direct", "--owner", "postgres"], /--owner must be <uid>:<gid>/],
+    [["--direct", "--skip-fetch", "--backup", "LATEST"], /drop --backup/],
+    [["--direct", "--skip-fetch", "--force"], /drop --force/],
+    [["--direct", "--if-empty", "--force"], /--if-empty leaves a PGDATA with a database alone/],
+  ])("%j is refused: %s", (args, message) => {
+    let error: unknown;
+    try {
+      parseRestoreArgs(args as string[]);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as Error).message).toMatch(message);
+    expect((error as Error).message).not.toContain("\n");
+  });
+});

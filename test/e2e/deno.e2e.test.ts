@@ -1,0 +1,47 @@
+/**
+ * The same sidecar on Deno 2: `deno run src/main.deno.ts serve` archives a
+ * real segment from PostgreSQL 15, through the real wget and WAL-E.
+ */
+import { expect, test } from "bun:test";
+import { join, resolve } from "node:path";
+import {
+  archiveThrough,
+  freePort,
+  makeStore,
+  startPostgres,
+  startSidecar,
+  TOOLS,
+  useScope,
+  waitFor,
+} from "../support/harness.ts";
+
+const scope = useScope();
+const ROOT = resolve(import.meta.dir, "../..");
+
+test("a segment archived through the sidecar running on Deno is in the store", async () => {
+  const store = makeStore(scope);
+  const port = freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const pg = await startPostgres(scope, { version: 15, conf: ["archive_mode = on", archiveThrough(url)] });
+  const deno = [TOOLS.deno, "run", "-A", "--config", join(ROOT, "deno.json"), join(ROOT, "src/main.deno.ts"), "serve"];
+  const env = {
+    PGDATA: pg.pgdata,
+    WALE_FILE_PREFIX: store.prefix,
+    DENO_DIR: scope.tempDir("deno"),
+    DENO_NO_UPDATE_CHECK: "1",
+  };
+  const sidecar = await startSidecar(scope, env, port, deno);
+  expect(sidecar.output()).toContain('"version"');
+
+  const segment = await pg.switchWal();
+  await waitFor(`${segment} in the store`, () => store.walFiles().includes(segment));
+  const pushes = await waitFor("the push to be logged", () => {
+    const logged = sidecar.requests().filter((r) => r.route === "/wal-push" && r.status === 200);
+    return logged.length > 0 && logged;
+  });
+  expect(pushes.every((r) => r.exit === 0)).toBe(true);
+  expect(store.walFiles()).toContain(pushes[0]?.file as string);
+
+  await sidecar.stop();
+  expect(sidecar.output()).toContain('"msg":"stopping","signal":"SIGTERM"');
+}, 120_000);

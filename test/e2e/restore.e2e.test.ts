@@ -1,0 +1,223 @@
+/**
+ * `wale-sidecar restore` on real PostgreSQL and real WAL-E: point-in-time
+ * recovery on 14 (WAL-E's backup-push needs it), a pg_basebackup on 15
+ * replayed through the streaming /wal route, and the refusals.
+ */
+import { expect, test } from "bun:test";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import {
+  asDbUser,
+  DB_OWNER,
+  freePort,
+  makeStore,
+  run,
+  type Scope,
+  type Store,
+  startArchivingSource,
+  startPostgres,
+  startSidecar,
+  TOOLS,
+  useScope,
+  waitFor,
+} from "../support/harness.ts";
+
+const scope = useScope();
+const CHECKSUM = "SELECT count(*) || ':' || md5(coalesce(string_agg(id::text || batch, ',' ORDER BY id), '')) FROM t";
+const PATH = `${dirname(TOOLS.sidecar)}:${dirname(TOOLS.wale)}:${process.env.PATH ?? "/usr/bin:/bin"}`;
+
+const restoreEnv = (store: Store, pgdata: string) => ({
+  PATH,
+  WALE_BIN: TOOLS.wale,
+  WALE_FILE_PREFIX: store.prefix,
+  PGDATA: pgdata,
+});
+
+/** Runs `wale-sidecar restore` as the database user, or as root with --owner when the tests run as root. */
+const restore = (env: Record<string, string>, args: string[], asRoot = false) =>
+  run(
+    asRoot && DB_OWNER
+      ? [TOOLS.sidecar, "restore", "--owner", DB_OWNER, ...args]
+      : asDbUser([TOOLS.sidecar, "restore", ...args]),
+    {
+      env,
+      check: false,
+    },
+  );
+
+async function startRestored(scope: Scope, version: 14 | 15, pgdata: string, env: Record<string, string>) {
+  const pg = await startPostgres(scope, { version, pgdata, env, conf: ["archive_mode = off"] });
+  await waitFor("recovery to end", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 120_000);
+  return pg;
+}
+
+test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and B; --force keeps the old PGDATA", async () => {
+  const store = makeStore(scope);
+  const { source, url } = await startArchivingSource(scope, store, 14);
+  await source.sql("CREATE TABLE t (id int PRIMARY KEY, batch text); CHECKPOINT;");
+  expect((await fetch(`${url}/backup-push`)).status).toBe(200);
+
+  await source.sql("INSERT INTO t SELECT g, 'A' FROM generate_series(1, 1000) g");
+  const batchA = await source.sql(CHECKSUM);
+  // The target is the server's own clock, after A's commit and before B's:
+  // recovery stops at B's commit, the first one past the target.
+  const target = await source.sql("SELECT clock_timestamp()");
+  await source.sql("SELECT pg_sleep(0.01)");
+  await source.sql("INSERT INTO t SELECT g, 'B' FROM generate_series(1001, 2500) g");
+  const both = await source.sql(CHECKSUM);
+  const last = await source.switchWal();
+  await waitFor("the last segment in the store", () => store.walFiles().includes(last));
+  await source.stop();
+  expect(batchA.startsWith("1000:")).toBe(true);
+  expect(both.startsWith("2500:")).toBe(true);
+
+  // Point in time, WAL straight from WAL-E (restore_command runs wale-sidecar wal-e), restored as root with --owner.
+  const pgdata = join(scope.tempDir("pitr"), "data");
+  const env = restoreEnv(store, pgdata);
+  const pitr = await restore(
+    env,
+    ["--direct", "--target-time", target, "--target-action", "promote", "--config-from", source.pgdata],
+    true,
+  );
+  expect(pitr.stderr).toBe("");
+  expect(pitr.exitCode).toBe(0);
+  expect(pitr.stdout).toContain(
+    "PostgreSQL 14: wrote the recovery settings to postgresql.auto.conf and created recovery.signal",
+  );
+  expect(pitr.stdout).toContain(`copied pg_hba.conf from ${source.pgdata}`);
+  expect(pitr.stdout).toContain(`${pgdata} is mode 0700`);
+  const first = await startRestored(scope, 14, pgdata, env);
+  expect(await first.sql(CHECKSUM)).toBe(batchA);
+  await first.stop();
+
+  // The latest, through a sidecar with prefetch, over the first restore: --force moves it aside.
+  const fetchPort = freePort();
+  const fetcher = await startSidecar(scope, { PGDATA: pgdata, WALE_FILE_PREFIX: store.prefix }, fetchPort);
+  const refused = await restore(env, ["--via", `http://127.0.0.1:${fetchPort}`, "--config-from", source.pgdata]);
+  expect(refused.exitCode).toBe(1);
+  expect(refused.stderr).toMatch(/^wale-sidecar restore: PGDATA .* is not empty .* --force moves it aside first\.\n$/);
+
+  const latest = await restore(env, [
+    "--via",
+    `http://127.0.0.1:${fetchPort}`,
+    "--force",
+    "--config-from",
+    source.pgdata,
+  ]);
+  expect(latest.exitCode).toBe(0);
+  const aside = /moved the old PGDATA aside to (\S+)/.exec(latest.stdout)?.[1] as string;
+  expect(aside).toStartWith(`${pgdata}.old-`);
+  scope.defer(() => rmSync(aside, { recursive: true, force: true }));
+  expect(existsSync(join(aside, "PG_VERSION"))).toBe(true);
+  expect(existsSync(join(aside, "global", "pg_control"))).toBe(true);
+
+  const second = await startRestored(scope, 14, pgdata, env);
+  expect(await second.sql(CHECKSUM)).toBe(both);
+  const fetches = fetcher.requests();
+  expect(fetches.filter((r) => r.route === "/wal-fetch" && r.status === 200).length).toBeGreaterThan(1);
+  // Segments after the first come from the sidecar's prefetch: no WAL-E start on the request's path.
+  expect(
+    fetches.some((r) => r.route === "/wal-fetch" && r.status === 200 && r.prefetched === true && r.exit === undefined),
+  ).toBe(true);
+  expect(fetches.every((r) => r.status === 200 || r.status === 404)).toBe(true);
+}, 300_000);
+
+test("PostgreSQL 15: a pg_basebackup, WAL archived through the sidecar, replayed from the streaming /wal route", async () => {
+  const store = makeStore(scope);
+  const { source } = await startArchivingSource(scope, store, 15);
+  await source.sql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS batch FROM generate_series(1, 2000) g");
+
+  const pgdata = join(scope.tempDir("pg15-restore"), "data");
+  await run(
+    asDbUser([
+      join(TOOLS.pgBin[15], "pg_basebackup"),
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(source.port),
+      "-U",
+      "postgres",
+      "-D",
+      pgdata,
+      "-X",
+      "none",
+      "-c",
+      "fast",
+    ]),
+  );
+  await source.sql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(2001, 6000) g");
+  const expected = await source.sql(CHECKSUM);
+  const last = await source.switchWal();
+  await waitFor("the last segment in the store", () => store.walFiles().includes(last));
+  await source.stop();
+
+  // This sidecar shares no volume with the restored server: its PGDATA is elsewhere, and WAL goes over HTTP.
+  const streamPort = freePort();
+  const streamer = await startSidecar(
+    scope,
+    { PGDATA: scope.tempDir("elsewhere"), WALE_FILE_PREFIX: store.prefix },
+    streamPort,
+  );
+  const env = restoreEnv(store, pgdata);
+  const settings = await restore(env, ["--via", `http://127.0.0.1:${streamPort}`, "--stream", "--skip-fetch"]);
+  expect(settings.exitCode).toBe(0);
+  expect(settings.stdout).toContain(
+    "PostgreSQL 15: wrote the recovery settings to postgresql.auto.conf and created recovery.signal",
+  );
+
+  const restored = await startRestored(scope, 15, pgdata, env);
+  expect(await restored.sql(CHECKSUM)).toBe(expected);
+  expect(expected.startsWith("6000:")).toBe(true);
+  expect(await restored.sql("SHOW restore_command")).toBe(`wget -q -O %p http://127.0.0.1:${streamPort}/wal/%f`);
+  const streamed = streamer.requests();
+  expect(streamed.filter((r) => r.route === "/wal" && r.status === 200).length).toBeGreaterThan(1);
+  expect(streamed.some((r) => r.route === "/wal" && r.status === 200 && r.prefetched === true)).toBe(true);
+  expect(streamed.some((r) => r.route === "/wal" && r.status === 404)).toBe(true);
+  expect(streamed.every((r) => r.status === 200 || r.status === 404)).toBe(true);
+}, 300_000);
+
+test("a PGDATA that is not empty, bad flags, and root without --owner are refused; --if-empty leaves it; nothing changes", async () => {
+  const store = makeStore(scope);
+  const parent = scope.tempDir("refuse");
+  const pgdata = join(parent, "data");
+  mkdirSync(pgdata);
+  writeFileSync(join(pgdata, "PG_VERSION"), "14\n");
+  const env = restoreEnv(store, pgdata);
+  const untouched = () => {
+    expect(readdirSync(parent)).toEqual(["data"]);
+    expect(readdirSync(pgdata)).toEqual(["PG_VERSION"]);
+  };
+
+  const notEmpty = await restore(env, ["--direct"]);
+  expect(notEmpty.exitCode).toBe(1);
+  expect(notEmpty.stderr).toBe(
+    `wale-sidecar restore: PGDATA ${pgdata} is not empty (1 entries): refusing to restore over it. --force moves it aside first.\n`,
+  );
+  untouched();
+
+  // An init container on every start of the pod: a database already there is left alone, and that is success.
+  const again = await restore(env, ["--direct", "--if-empty"]);
+  expect(again.exitCode).toBe(0);
+  expect(again.stdout).toBe(`wale-sidecar restore: ${pgdata} already holds a database (PG_VERSION): nothing to do\n`);
+  untouched();
+
+  for (const [args, message] of [
+    [["--direct", "--target-time", "yesterday"], "--target-time must be a timestamp"],
+    [["--direct", "--target-action", "promote"], "--target-action needs a --target-time"],
+    [["--force"], "say where PostgreSQL gets WAL"],
+    [["--via", "http://x/`id`", "--force"], "--via must be an http:// URL"],
+  ] as const) {
+    const bad = await restore(env, [...args]);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toStartWith(`wale-sidecar restore: ${message}`);
+    expect(bad.stderr.trim().split("\n")).toHaveLength(2);
+    untouched();
+  }
+
+  if (DB_OWNER) {
+    const root = await run([TOOLS.sidecar, "restore", "--direct", "--force"], { env, check: false });
+    expect(root.exitCode).toBe(1);
+    expect(root.stderr).toContain("running as root: give --owner <uid>:<gid>");
+    untouched();
+  }
+}, 60_000);

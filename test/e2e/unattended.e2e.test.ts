@@ -1,0 +1,225 @@
+/**
+ * Running unattended: backup jobs that join, a schedule, retention, time
+ * limits, graceful shutdown and metrics, with real WAL-E, real PostgreSQL 14
+ * and 15, and the compiled sidecar.
+ */
+import { expect, test } from "bun:test";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  archiveThrough,
+  asDbUser,
+  freePort,
+  makeStore,
+  type Postgres,
+  run,
+  running,
+  type Store,
+  script,
+  segmentRange,
+  startPostgres,
+  startSidecar,
+  TOOLS,
+  useScope,
+  waitFor,
+} from "../support/harness.ts";
+
+const scope = useScope();
+
+/** The base backups in a file store: WAL-E writes a sentinel when one is complete. */
+const backupsIn = (store: Store) => {
+  try {
+    return readdirSync(join(store.dir, "basebackups_005")).filter((f) => f.endsWith("_backup_stop_sentinel.json"));
+  } catch {
+    return [];
+  }
+};
+
+/** PostgreSQL 14 archiving through a sidecar that can also take its base backups. */
+async function backupPair(env: Record<string, string> = {}) {
+  const store = makeStore(scope);
+  const port = freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const pg = await startPostgres(scope, { version: 14, conf: ["archive_mode = on", archiveThrough(url)] });
+  const sidecar = await startSidecar(
+    scope,
+    {
+      PGDATA: pg.pgdata,
+      WALE_FILE_PREFIX: store.prefix,
+      PGHOST: "127.0.0.1",
+      PGPORT: String(pg.port),
+      PGUSER: "postgres",
+      ...env,
+    },
+    port,
+  );
+  return { store, pg, sidecar };
+}
+
+/** WAL-E's pg_start_backup waits for a spread checkpoint; one now keeps it short. */
+const backup = async (pg: Postgres, url: string) => {
+  await pg.sql("CHECKPOINT");
+  return fetch(`${url}/backup-push`);
+};
+
+test("overlapping backup-push calls make one backup; retention keeps the newest N", async () => {
+  const { store, pg, sidecar } = await backupPair({ WALE_BACKUP_RETAIN: "2" });
+  await pg.sql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g; CHECKPOINT");
+
+  const [a, b] = await Promise.all([fetch(`${sidecar.url}/backup-push`), fetch(`${sidecar.url}/backup-push`)]);
+  const bodies = [await a.text(), await b.text()];
+  expect([a.status, b.status]).toEqual([200, 200]);
+  expect(bodies.filter((body) => body.includes("joined the backup already running"))).toHaveLength(1);
+  expect(backupsIn(store)).toHaveLength(1);
+  const list = await fetch(`${sidecar.url}/backup-list`);
+  expect(list.status).toBe(200);
+  const listed = (await list.json()) as Array<{ name: string }>;
+  expect(listed).toHaveLength(1);
+  expect(listed[0]?.name).toMatch(/^base_[0-9A-F]{24}_[0-9A-F]{8}$/);
+
+  for (let i = 0; i < 2; i++) {
+    await pg.sql("INSERT INTO t SELECT g FROM generate_series(1, 1000) g");
+    expect((await backup(pg, sidecar.url)).status).toBe(200);
+  }
+  // Three backups taken, WALE_BACKUP_RETAIN=2: the oldest is gone.
+  const kept = backupsIn(store);
+  expect(kept).toHaveLength(2);
+  expect(kept).not.toContain(`${listed[0]?.name}_backup_stop_sentinel.json`);
+}, 180_000);
+
+test("a per-second schedule fires, and shows in /readyz and /metrics", async () => {
+  // A backup is likely running when the test ends: a short grace stops it quickly.
+  const { store, sidecar } = await backupPair({ WALE_BACKUP_SCHEDULE: "* * * * * *", WALE_SHUTDOWN_GRACE: "1" });
+  const ready = await (await fetch(`${sidecar.url}/readyz`)).text();
+  expect(ready).toMatch(/^ready\n/);
+  expect(ready).toMatch(/next backup: \d{4}-\d\d-\d\dT/);
+  expect(await (await fetch(`${sidecar.url}/metrics`)).text()).toMatch(
+    /^wale_sidecar_next_backup_timestamp_seconds \d+/m,
+  );
+  await waitFor("a scheduled backup in the store", () => backupsIn(store).length > 0, 120_000);
+  const scheduled = sidecar
+    .output()
+    .split("\n")
+    .filter((l) => l.includes('"msg":"backup started"') && l.includes('"trigger":"schedule"'));
+  expect(scheduled.length).toBeGreaterThan(0);
+}, 180_000);
+
+test("SIGTERM during a wal-push: the push completes, and the next archive attempt has no gap", async () => {
+  const store = makeStore(scope);
+  const dir = scope.tempDir("slow");
+  const marker = join(dir, "pushing");
+  // Real WAL-E, started 2 s late, so that the push is in flight when SIGTERM comes.
+  const slow = script(dir, "slow-wal-e", `touch ${marker}\nsleep 2\nexec ${TOOLS.wale} "$@"`);
+
+  const port = freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const pg = await startPostgres(scope, { version: 15, conf: ["archive_mode = on", archiveThrough(url)] });
+  const env = { PGDATA: pg.pgdata, WALE_FILE_PREFIX: store.prefix };
+  const first = await startSidecar(scope, { ...env, WALE_BIN: slow, WALE_SHUTDOWN_GRACE: "30" }, port);
+
+  const segment = await pg.switchWal();
+  await waitFor("the push to start", () => Bun.file(marker).exists(), 30_000);
+  process.kill(first.pid, "SIGTERM");
+  await Bun.sleep(200);
+  // Draining: alive, but not ready and not taking new work.
+  expect((await fetch(`${url}/healthz`)).status).toBe(200);
+  expect((await fetch(`${url}/readyz`)).status).toBe(503);
+  const refused = await fetch(`${url}/wal-push/${segment}`);
+  expect(refused.status).toBe(503);
+  expect(refused.headers.get("retry-after")).toBe("5");
+
+  expect(await first.exited).toBe(0);
+  expect(store.walFiles()).toContain(segment);
+  expect(first.requests().some((r) => r.file === segment && r.status === 200)).toBe(true);
+  expect(first.output()).toContain('"msg":"stopped"');
+
+  await startSidecar(scope, env, port);
+  const last = await pg.switchWal();
+  await waitFor("archiving to resume", () => store.walFiles().includes(last), 90_000);
+  const segments = store.walFiles().filter((f) => /^[0-9A-F]{24}$/.test(f));
+  expect(segments).toEqual(segmentRange(segments[0] as string, last));
+}, 180_000);
+
+/**
+ * A stand-in for a hung upload, in a PGDATA of its own holding one segment:
+ * it and its child never finish on their own, and it writes both pids down.
+ */
+function hungEngine() {
+  const dir = scope.tempDir("hung");
+  mkdirSync(join(dir, "pg_wal"));
+  writeFileSync(join(dir, "pg_wal", SEG), "");
+  const pidFile = join(dir, "pids");
+  const bin = script(dir, "hung-wal-e", `echo $$ > ${pidFile}\nsleep 300 &\necho $! >> ${pidFile}\nwait`);
+  const pids = () => readFileSync(pidFile, "utf8").trim().split("\n").map(Number);
+  return { dir, bin, pids };
+}
+const SEG = "000000010000000000000001";
+
+test("a WAL-E that runs past its time limit gets 504, and nothing it started is left", async () => {
+  const hung = hungEngine();
+  const sidecar = await startSidecar(scope, { PGDATA: hung.dir, WALE_BIN: hung.bin, WALE_PUSH_TIMEOUT: "1" });
+
+  const response = await fetch(`${sidecar.url}/wal-push/${SEG}`);
+  expect(response.status).toBe(504);
+  expect(await response.text()).toBe(`wal-push ${SEG} timed out after 1 s; WAL-E was killed\n`);
+  const started = hung.pids();
+  expect(started).toHaveLength(2);
+  for (const pid of started) expect(running(pid)).toBe(false);
+}, 60_000);
+
+test("after the grace period, WAL-E still running is killed with its group, and the sidecar exits 0", async () => {
+  const hung = hungEngine();
+  const sidecar = await startSidecar(scope, { PGDATA: hung.dir, WALE_BIN: hung.bin, WALE_SHUTDOWN_GRACE: "1" });
+
+  const push = fetch(`${sidecar.url}/wal-push/${SEG}`);
+  await waitFor("WAL-E to start", () => hung.pids().length === 2, 10_000);
+  process.kill(sidecar.pid, "SIGTERM");
+  const response = await push;
+  expect(response.status).toBe(500);
+  expect(await response.text()).toContain("WAL-E exited with code 143");
+  expect(await sidecar.exited).toBe(0);
+  for (const pid of hung.pids()) expect(running(pid)).toBe(false);
+  expect(sidecar.output()).toContain("grace period over: killing WAL-E");
+}, 60_000);
+
+test("/metrics counts exactly the traffic sent", async () => {
+  const store = makeStore(scope);
+  const dir = scope.tempDir("pgdata");
+  // Made by the database user: WAL-E writes RECOVERYXLOG there as that user.
+  await run(asDbUser(["mkdir", "-p", join(dir, "pg_wal/archive_status")]));
+  writeFileSync(join(dir, "pg_wal", SEG), "not really WAL, but WAL-E only moves bytes");
+  const sidecar = await startSidecar(scope, { PGDATA: dir, WALE_FILE_PREFIX: store.prefix });
+  const get = async (path: string) => (await fetch(`${sidecar.url}${path}`)).status;
+
+  expect(await get(`/wal-push/${SEG}`)).toBe(200);
+  expect(await get(`/wal-push/pg_wal/${SEG}`)).toBe(200);
+  expect(await get("/wal-push/000000010000000000000009")).toBe(404);
+  expect(await get("/wal-push/not-a-segment")).toBe(400);
+  expect(await get(`/wal-fetch/${SEG}?dest=pg_wal/RECOVERYXLOG`)).toBe(200);
+  expect(await get("/wal-fetch/000000010000000000000002")).toBe(404);
+  expect(readFileSync(join(dir, "pg_wal/RECOVERYXLOG"), "utf8")).toBe("not really WAL, but WAL-E only moves bytes");
+
+  const metrics = await (await fetch(`${sidecar.url}/metrics`)).text();
+  const value = (series: string) =>
+    Number(metrics.match(new RegExp(`^${series.replace(/[{}]/g, "\\$&")} (\\S+)$`, "m"))?.[1]);
+  expect(value('wale_sidecar_requests_total{route="/wal-push",status="200"}')).toBe(2);
+  expect(value('wale_sidecar_requests_total{route="/wal-push",status="404"}')).toBe(1);
+  expect(value('wale_sidecar_requests_total{route="/wal-push",status="400"}')).toBe(1);
+  expect(value('wale_sidecar_requests_total{route="/wal-fetch",status="200"}')).toBe(1);
+  expect(value('wale_sidecar_requests_total{route="/wal-fetch",status="404"}')).toBe(1);
+  expect(value('wale_sidecar_wale_runs_total{operation="wal-push",outcome="success"}')).toBe(2);
+  expect(value('wale_sidecar_wale_runs_total{operation="wal-fetch",outcome="success"}')).toBe(1);
+  expect(value('wale_sidecar_wale_runs_total{operation="wal-fetch",outcome="not_found"}')).toBe(1);
+  expect(value('wale_sidecar_wale_duration_seconds_count{operation="wal-push"}')).toBe(2);
+  expect(value(`wale_sidecar_last_archived_segment_info{file="${SEG}"}`)).toBe(1);
+  expect(value('wale_sidecar_last_success_timestamp_seconds{operation="wal-push"}')).toBeGreaterThan(
+    Date.now() / 1000 - 60,
+  );
+  expect(value('wale_sidecar_in_flight{operation="wal-push"}')).toBe(0);
+  // The metrics request itself is not counted before it is answered, and nothing else was sent.
+  const counted = [...metrics.matchAll(/^wale_sidecar_requests_total\{[^}]*\} (\d+)$/gm)].reduce(
+    (n, m) => n + Number(m[1]),
+    0,
+  );
+  expect(counted).toBe(6);
+}, 60_000);

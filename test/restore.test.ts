@@ -1,0 +1,152 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  asideName,
+  bringBackAccessFiles,
+  DEFAULT_HBA,
+  majorVersion,
+  pgdataState,
+  type RestoreOptions,
+  recoveryFiles,
+  restoreCommand,
+  writeRecoveryFiles,
+} from "../src/restore.ts";
+
+const base = mkdtempSync(join(tmpdir(), "restore-"));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+const NOW = new Date("2026-01-02T03:04:05.678Z");
+const options = (extra: Partial<RestoreOptions> = {}): RestoreOptions => ({
+  backup: "LATEST",
+  wal: { via: "http://wale:8080", stream: false },
+  skipFetch: false,
+  force: false,
+  ...extra,
+});
+
+describe("restoreCommand", () => {
+  test("through the sidecar, streamed, or straight to WAL-E", () => {
+    expect(restoreCommand({ via: "http://wale", stream: false })).toBe(
+      `wget -q -O - "http://wale/wal-fetch/%f?dest=%p"`,
+    );
+    expect(restoreCommand({ via: "http://wale", stream: true })).toBe("wget -q -O %p http://wale/wal/%f");
+    expect(restoreCommand({ direct: true })).toBe("wale-sidecar wal-e wal-fetch %f %p");
+  });
+  test("with a token, wget sends it from the server's environment, never the value itself", () => {
+    const header = `--header "Authorization: Bearer $WALE_SIDECAR_TOKEN"`;
+    expect(restoreCommand({ via: "http://wale", stream: false }, true)).toBe(
+      `wget -q -O - ${header} "http://wale/wal-fetch/%f?dest=%p"`,
+    );
+    expect(restoreCommand({ via: "http://wale", stream: true }, true)).toBe(
+      `wget -q -O %p ${header} http://wale/wal/%f`,
+    );
+  });
+});
+
+describe("majorVersion", () => {
+  test.each([
+    ["14\n", 14],
+    ["9.6\n", 9],
+    ["11", 11],
+  ])("%j is %d", (text, major) => expect(majorVersion(text)).toBe(major));
+  test("anything else is an error", () => expect(() => majorVersion("banana")).toThrow(/PG_VERSION/));
+});
+
+describe("recoveryFiles", () => {
+  test("12 and later: appended to postgresql.auto.conf, every target written (the chosen one last), recovery.signal", () => {
+    const files = recoveryFiles(
+      options({ target: { kind: "time", value: "2026-01-01 00:00:00+00" }, action: "promote" }),
+      14,
+      NOW,
+    );
+    expect(files.signal).toBe("recovery.signal");
+    expect(files.settings).toMatchObject({ file: "postgresql.auto.conf", append: true });
+    expect(files.settings.text).toBe(`
+# Written by wale-sidecar restore at 2026-01-02T03:04:05.678Z
+restore_command = 'wget -q -O - "http://wale:8080/wal-fetch/%f?dest=%p"'
+recovery_target = ''
+recovery_target_lsn = ''
+recovery_target_name = ''
+recovery_target_xid = ''
+recovery_target_time = '2026-01-01 00:00:00+00'
+recovery_target_action = 'promote'
+`);
+  });
+  test("12 and later without a target: every target empty, so one left in the backup cannot stop recovery", () => {
+    const text = recoveryFiles(options(), 15, NOW).settings.text;
+    expect(text).toContain("recovery_target_time = ''");
+    expect(text).toContain("recovery_target_action = 'pause'");
+  });
+  test("11 and earlier: recovery.conf, latest timeline, no signal file", () => {
+    const files = recoveryFiles(
+      options({ wal: { direct: true }, target: { kind: "lsn", value: "0/3000060" }, action: "shutdown" }),
+      11,
+      NOW,
+    );
+    expect(files.signal).toBeUndefined();
+    expect(files.settings).toMatchObject({ file: "recovery.conf", append: false });
+    expect(files.settings.text.split("\n").slice(1)).toEqual([
+      "restore_command = 'wale-sidecar wal-e wal-fetch %f %p'",
+      "recovery_target_timeline = 'latest'",
+      "recovery_target_lsn = '0/3000060'",
+      "recovery_target_action = 'shutdown'",
+      "",
+    ]);
+  });
+  test("quotes and backslashes in a restore point name are escaped", () => {
+    const text = recoveryFiles(options({ target: { kind: "name", value: `it's a\\b` } }), 13, NOW).settings.text;
+    expect(text).toContain(`recovery_target_name = 'it''s a\\\\b'`);
+  });
+  test("written to PGDATA: appended to what the backup brought", async () => {
+    const pgdata = join(base, "write");
+    mkdirSync(pgdata);
+    writeFileSync(join(pgdata, "postgresql.auto.conf"), "work_mem = '8MB'\n");
+    await writeRecoveryFiles(pgdata, recoveryFiles(options(), 14, NOW));
+    const auto = readFileSync(join(pgdata, "postgresql.auto.conf"), "utf8");
+    expect(auto.startsWith("work_mem = '8MB'\n\n# Written by wale-sidecar")).toBe(true);
+    expect(readFileSync(join(pgdata, "recovery.signal"), "utf8")).toBe("");
+  });
+});
+
+describe("bringBackAccessFiles", () => {
+  test("copies from --config-from, writes defaults for what is missing there, keeps what PGDATA has", async () => {
+    const pgdata = join(base, "hba");
+    const from = join(base, "from");
+    mkdirSync(pgdata);
+    mkdirSync(from);
+    writeFileSync(join(from, "pg_hba.conf"), "local all all trust\n");
+    expect(await bringBackAccessFiles(pgdata, from)).toEqual([
+      `copied pg_hba.conf from ${from}`,
+      "wrote a default pg_ident.conf (WAL-E does not back it up)",
+    ]);
+    expect(readFileSync(join(pgdata, "pg_hba.conf"), "utf8")).toBe("local all all trust\n");
+    expect(statSync(join(pgdata, "pg_hba.conf")).mode & 0o777).toBe(0o600);
+    expect(await bringBackAccessFiles(pgdata, undefined)).toEqual([]);
+  });
+  test("without --config-from: the safe default, no trust anywhere", async () => {
+    const pgdata = join(base, "hba-default");
+    mkdirSync(pgdata);
+    await bringBackAccessFiles(pgdata, undefined);
+    expect(readFileSync(join(pgdata, "pg_hba.conf"), "utf8")).toBe(DEFAULT_HBA);
+    expect(DEFAULT_HBA).not.toMatch(/\btrust\b/);
+  });
+});
+
+describe("PGDATA", () => {
+  test("missing, empty, not empty, not a directory", async () => {
+    const dir = join(base, "state");
+    expect(await pgdataState(dir)).toEqual({ kind: "missing" });
+    mkdirSync(dir);
+    expect(await pgdataState(dir)).toEqual({ kind: "empty" });
+    writeFileSync(join(dir, "PG_VERSION"), "14\n");
+    expect(await pgdataState(dir)).toEqual({ kind: "not-empty", entries: 1 });
+    expect(await pgdataState(join(dir, "PG_VERSION"))).toEqual({ kind: "not-a-directory" });
+  });
+  test("the aside name is beside PGDATA, named for the time, and never an existing path", async () => {
+    const pgdata = join(base, "aside");
+    expect(await asideName(pgdata, NOW)).toBe(`${pgdata}.old-20260102T030405Z`);
+    mkdirSync(`${pgdata}.old-20260102T030405Z`);
+    expect(await asideName(pgdata, NOW)).toBe(`${pgdata}.old-20260102T030405Z-1`);
+  });
+});
