@@ -60,12 +60,13 @@ async function execToPing(engine: { pgdata: string; bin: string }): Promise<numb
   }
 }
 
-/** Sends `count` GETs to `url`, `clients` at a time; every one must answer 200. */
-async function hammer(url: string, count: number, clients: number) {
+/** Sends `count` GETs to `base` + a segment name in turn, `clients` at a time; every one must answer 200. */
+async function hammer(base: string, segments: string[], count: number, clients: number) {
   let sent = 0;
   const client = async () => {
     while (sent < count) {
       sent += 1;
+      const url = `${base}${segments[sent % segments.length]}`;
       const response = await fetch(url);
       await response.text();
       if (!response.ok) throw new Error(`${url} answered ${response.status}`);
@@ -83,8 +84,13 @@ interface Memory {
 }
 
 /** Sends `count` /wal-push and samples RSS every 0.5 s for 3 s: the first sample may precede a garbage collection. */
-async function afterRequests(url: string, pid: number, sizes: BinarySizes): Promise<Omit<Memory, "idle">> {
-  await hammer(url, sizes.requests, sizes.clients);
+async function afterRequests(
+  url: string,
+  segments: string[],
+  pid: number,
+  sizes: BinarySizes,
+): Promise<Omit<Memory, "idle">> {
+  await hammer(url, segments, sizes.requests, sizes.clients);
   const samples: number[] = [];
   for (let i = 0; i < 6; i++) {
     await Bun.sleep(500);
@@ -102,13 +108,14 @@ export async function theBinary(scope: Scope, sizes: BinarySizes): Promise<Secti
   const later: number[] = [];
   for (let i = 0; i < sizes.sidecars; i++) {
     const sidecar = await startSidecar(scope, { PGDATA: engine.pgdata, WALE_BIN: engine.bin });
-    const url = `${sidecar.url}/wal-push/${engine.segment}`;
+    const url = `${sidecar.url}/wal-push/`;
     await Bun.sleep(1000);
     const idle = rss(sidecar.pid);
-    memory.push({ idle, ...(await afterRequests(url, sidecar.pid, sizes)) });
+    memory.push({ idle, ...(await afterRequests(url, engine.segments, sidecar.pid, sizes)) });
     // The last one goes on, to show whether growth continues past the first batch.
     if (i === sizes.sidecars - 1) {
-      for (let batch = 0; batch < 2; batch++) later.push((await afterRequests(url, sidecar.pid, sizes)).settled);
+      for (let batch = 0; batch < 2; batch++)
+        later.push((await afterRequests(url, engine.segments, sidecar.pid, sizes)).settled);
     }
     await sidecar.stop();
   }

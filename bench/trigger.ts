@@ -100,7 +100,8 @@ function whyMissed(figures: Figure[]): string[] {
 export async function triggerOverhead(scope: Scope, sizes: TriggerSizes): Promise<Section> {
   const engine = noopEngine(scope);
   const sidecar = await startSidecar(scope, { PGDATA: engine.pgdata, WALE_BIN: engine.bin });
-  const url = `${sidecar.url}/wal-push/${engine.segment}`;
+  // wrk-report.lua appends a segment name from engine.segments to this, one per request.
+  const url = `${sidecar.url}/wal-push/`;
   const figures: Figure[] = [];
 
   for (const clients of CLIENTS) {
@@ -108,7 +109,7 @@ export async function triggerOverhead(scope: Scope, sizes: TriggerSizes): Promis
     const direct: LoadRun[] = [];
     const ping: LoadRun[] = [];
     // One wrk thread: it keeps up with far more than this, and leaves the cores to what is measured.
-    const wrk = (target: string) => [
+    const wrk = (target: string, ...args: string[]) => [
       "wrk",
       "-t1",
       `-c${clients}`,
@@ -118,6 +119,8 @@ export async function triggerOverhead(scope: Scope, sizes: TriggerSizes): Promis
       "-s",
       REPORT,
       target,
+      "--",
+      ...args,
     ];
     const spawnLoop = [
       "bun",
@@ -128,7 +131,7 @@ export async function triggerOverhead(scope: Scope, sizes: TriggerSizes): Promis
     ];
     // Alternated, so that drift on the machine touches both alike.
     for (let i = 0; i < sizes.repeats; i++) {
-      viaSidecar.push(await wrkRun(sidecar.pid, wrk(url)));
+      viaSidecar.push(await wrkRun(sidecar.pid, wrk(url, String(engine.segments.length))));
       direct.push(await loadRun(asDbUser(spawnLoop)));
       ping.push(await wrkRun(sidecar.pid, wrk(`${sidecar.url}/ping`)));
     }
