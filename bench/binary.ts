@@ -152,6 +152,10 @@ export async function theBinary(scope: Scope, sizes: BinarySizes): Promise<Secti
         `collection (the highest sample is shown too). MB = 10^6 bytes. Per sidecar, idle: ${mb(memory.map((m) => m.idle))}; ` +
         `after: ${mb(memory.map((m) => m.settled))}; highest: ${mb(memory.map((m) => m.peak))}.`,
       `The last sidecar then took two more batches of ${sizes.requests}; its RSS after each: ${mb(later)} MB.`,
+      `Reading the growth: a leak adds about the same for every batch, so the third batch would end near ` +
+        `${round(settled + 2 * growth, 1)} MB; it ended at ${round(later[later.length - 1] ?? Number.NaN, 1)} MB. ` +
+        `What the first batch adds and the later ones do not is JavaScriptCore's heap and Bun's spawn buffers ` +
+        `growing to their working size; RSS then moves in a garbage-collection sawtooth around it.`,
     ],
   };
 }

@@ -3,6 +3,8 @@
  * TypeBox, and passed down as one typed object. Nothing else reads the
  * environment.
  */
+
+import { createHash } from "node:crypto";
 import { type Static, Type as T } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { Cron } from "croner";
@@ -55,7 +57,7 @@ export const EnvSchema = T.Object({
     description: "a number of waiting requests, 0 or more",
   }),
   WALE_LOG_FORMAT: T.Union([T.Literal("json"), T.Literal("text")], { default: "json", description: "json or text" }),
-  WALE_SPOOL_DIR: AbsolutePath("/tmp/wale-sidecar-spool"),
+  WALE_SPOOL_DIR: T.Optional(AbsolutePath()),
   WALE_PREFETCH: T.Integer({ default: 8, minimum: 0, maximum: 32, description: "a number of segments from 0 to 32" }),
 });
 type Env = Static<typeof EnvSchema>;
@@ -121,12 +123,32 @@ export const isWaleVariable = (name: string) =>
 /** Names whose values are secret: credentials of every WAL-E backend, and the token. */
 export const SECRET_NAME = /SECRET|KEY|TOKEN|PASSWORD|PASSPHRASE|CREDENTIAL|^GS_|^WABS_/i;
 
+/** The variables by which WAL-E chooses its store. */
+export const STORAGE_PREFIXES = [
+  "WALE_S3_PREFIX",
+  "WALE_WABS_PREFIX",
+  "WALE_GS_PREFIX",
+  "WALE_SWIFT_PREFIX",
+  "WALE_FILE_PREFIX",
+];
+
+/**
+ * A spool of this database's and this archive's own. Prefetched files are
+ * known by segment name alone, so two sidecars sharing one spool (two
+ * databases on one host) could hand each other's WAL to the wrong recovery.
+ */
+function defaultSpool(pgdata: string, env: Record<string, string>): string {
+  const identity = [pgdata, ...STORAGE_PREFIXES.map((name) => env[name] ?? "")].join("\0");
+  return `/tmp/wale-sidecar-spool-${createHash("sha256").update(identity).digest("hex").slice(0, 12)}`;
+}
+
 /** Parses the environment, or throws a ConfigError naming the first bad variable. */
 export function parseConfig(environment: Record<string, string | undefined>): Config {
   const env = readEnv(environment);
   const pgdata = trimSlash(env.PGDATA);
   const pgwal = trimSlash(env.PGWAL ?? `${pgdata}/pg_wal`);
-  const spoolDir = trimSlash(env.WALE_SPOOL_DIR);
+  const waleEnvironment = waleEnv(environment);
+  const spoolDir = trimSlash(env.WALE_SPOOL_DIR ?? defaultSpool(pgdata, waleEnvironment));
   // The sidecar empties its spool at start: a spool inside the database would lose data.
   for (const [name, root] of [
     ["PGDATA", pgdata],
@@ -146,7 +168,7 @@ export function parseConfig(environment: Record<string, string | undefined>): Co
       pushFlags: splitFlags(env.WALE_PUSH_FLAGS),
       fetchFlags: splitFlags(env.WALE_FETCH_FLAGS),
       backupPushFlags: splitFlags(env.WALE_BACKUP_PUSH_FLAGS),
-      env: waleEnv(environment),
+      env: waleEnvironment,
     },
     timeouts: {
       push: env.WALE_PUSH_TIMEOUT * 1000,

@@ -4,7 +4,7 @@
  */
 import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
-import type { Config } from "./config.ts";
+import { type Config, STORAGE_PREFIXES } from "./config.ts";
 import type { WaleRunner } from "./wale.ts";
 
 export interface Check {
@@ -12,15 +12,6 @@ export interface Check {
   ok: boolean;
   detail: string;
 }
-
-/** The variables by which WAL-E chooses its store. */
-export const STORAGE_PREFIXES = [
-  "WALE_S3_PREFIX",
-  "WALE_WABS_PREFIX",
-  "WALE_GS_PREFIX",
-  "WALE_SWIFT_PREFIX",
-  "WALE_FILE_PREFIX",
-];
 
 /** A good `wal-e version` is remembered this long; readiness probes come every few seconds. */
 const VERSION_CACHE_MS = 60_000;

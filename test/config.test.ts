@@ -17,7 +17,10 @@ describe("parseConfig", () => {
     });
     expect(config.wale.env.WALE_LOG_DESTINATION).toBe("stderr");
     expect(config.wale.env.WALE_S3_PREFIX).toBeUndefined();
-    expect(config.spool).toEqual({ dir: "/tmp/wale-sidecar-spool", prefetch: 8 });
+    expect(config.spool).toEqual({
+      dir: expect.stringMatching(/^\/tmp\/wale-sidecar-spool-[0-9a-f]{12}$/),
+      prefetch: 8,
+    });
   });
 
   test("WALE_SPOOL_DIR and WALE_PREFETCH", () => {
@@ -66,6 +69,15 @@ describe("parseConfig", () => {
     expect(set.shutdownGraceMs).toBe(5_000);
     expect(set.backups).toEqual({ schedule: "0 3 * * *", retain: 7 });
     expect(set.logFormat).toBe("text");
+  });
+
+  test("the default spool is one per database and archive", () => {
+    const spool = (env: Record<string, string>) => parseConfig(env).spool.dir;
+    const a = spool({ PGDATA: "/a", WALE_S3_PREFIX: "s3://b/one" });
+    expect(spool({ PGDATA: "/a", WALE_S3_PREFIX: "s3://b/one" })).toBe(a);
+    expect(spool({ PGDATA: "/a", WALE_S3_PREFIX: "s3://b/two" })).not.toBe(a);
+    expect(spool({ PGDATA: "/b", WALE_S3_PREFIX: "s3://b/one" })).not.toBe(a);
+    expect(spool({ PGDATA: "/a", WALE_S3_PREFIX: "s3://b/one", WALE_SPOOL_DIR: "/spool" })).toBe("/spool");
   });
 
   test("PGWAL follows PGDATA", () => {
