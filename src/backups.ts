@@ -106,6 +106,21 @@ export class BackupJobs {
     } else {
       this.fail(job, 500, `backup-push failed: WAL-E exited with code ${wale.exitCode}`);
     }
+    if (wale.exitCode >= 128) await this.endBackupMode(job);
+  }
+
+  /**
+   * WAL-E calls pg_stop_backup in a `finally` that a kill (a timeout, the end
+   * of the shutdown grace) skips. PostgreSQL then stays in exclusive backup
+   * mode: every later backup-push fails with "a backup is already in
+   * progress", and a crash leaves a backup_label behind. End it here; when
+   * no backup is in progress PostgreSQL just says so.
+   */
+  private async endBackupMode(job: BackupJob) {
+    const argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", "SELECT pg_stop_backup()"];
+    const result = await this.runner.run(argv, { timeoutMs: 60_000, mustRun: true, afterClose: true });
+    const fields = { job: job.id, exit: result.exitCode, stderr: result.stderr.trim() || undefined };
+    (result.exitCode === 0 ? this.log.warn : this.log.error)("ended the backup mode WAL-E left behind", fields);
   }
 
   private async prune(job: BackupJob) {

@@ -8,7 +8,7 @@ import type { BackupJobs } from "./backups.ts";
 import type { Config } from "./config.ts";
 import { badRequest, HttpError } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
-import { fetchDestination, segmentToPush } from "./paths.ts";
+import { fetchDestination, isDirectory, segmentToPush } from "./paths.ts";
 import type { SingleFlight } from "./single-flight.ts";
 import type { Spool } from "./spool.ts";
 import { type NameCheck, walNameFromPath } from "./wal-names.ts";
@@ -44,6 +44,8 @@ export interface Outcome {
   prefetched?: boolean;
   /** A binary body (application/octet-stream) instead of `body`. */
   bytes?: Uint8Array;
+  /** missing=ok: the archive does not hold the file, answered as a 200. */
+  missing?: boolean;
 }
 
 /** GET /wal-push/:file — archive PGWAL/<file>. Concurrent pushes of one file share one WAL-E run. */
@@ -65,13 +67,13 @@ export function walPush(deps: Deps, rawPath: string): Promise<Outcome> {
 }
 
 /** GET /wal-fetch/:file?dest= — restore <file> from the archive to PGWAL/<file>, or to PGDATA/<dest>. */
-export function walFetch(deps: Deps, rawPath: string, dest: string | undefined): Promise<Outcome> {
+export function walFetch(deps: Deps, rawPath: string, dest: string | undefined, missingOk = false): Promise<Outcome> {
   return settle("wal-fetch", async () => {
     const check = validCheck(walNameFromPath(rawPath));
     const target = await fetchDestination(deps.config, check.name, dest);
     return track(deps, "wal-fetch", check.name, async () => {
       const fetched = await deps.spool.fetch(check.name, check.kind);
-      if (!fetched.ok) return notFetched(deps, "wal-fetch", check.name, fetched.wale);
+      if (!fetched.ok) return notFetched(deps, "wal-fetch", check.name, fetched.wale, missingOk);
       await deps.spool.moveTo(fetched.path, target);
       return { status: 200, body: `fetched ${check.name}\n`, wale: fetched.wale, prefetched: fetched.prefetched };
     });
@@ -79,12 +81,12 @@ export function walFetch(deps: Deps, rawPath: string, dest: string | undefined):
 }
 
 /** GET /wal/:file — the bytes of <file> from the archive, for hosts that do not share PGDATA. */
-export function walStream(deps: Deps, rawPath: string): Promise<Outcome> {
+export function walStream(deps: Deps, rawPath: string, missingOk = false): Promise<Outcome> {
   return settle("wal", async () => {
     const check = validCheck(walNameFromPath(rawPath));
     return track(deps, "wal", check.name, async () => {
       const fetched = await deps.spool.fetch(check.name, check.kind);
-      if (!fetched.ok) return notFetched(deps, "wal", check.name, fetched.wale);
+      if (!fetched.ok) return notFetched(deps, "wal", check.name, fetched.wale, missingOk);
       try {
         const bytes = new Uint8Array(await readFile(fetched.path));
         return { status: 200, body: "", bytes, wale: fetched.wale, prefetched: fetched.prefetched };
@@ -95,10 +97,24 @@ export function walStream(deps: Deps, rawPath: string): Promise<Outcome> {
   });
 }
 
-function notFetched(deps: Deps, operation: Operation, name: string, wale: RunResult): Result {
-  if (!wale.timedOut && isNotInArchive(wale, name))
-    return { status: 404, body: `${name} is not in the archive\n`, wale };
-  return failed(deps, operation, name, wale);
+/**
+ * PostgreSQL takes any restore_command exit from 1 to 125 for "not in the
+ * archive" and ends recovery there, and wget exits 8 for a 404 and a 500
+ * alike. So with `missing=ok` a confirmed absence is a 200 that says so (an
+ * empty body on /wal, whose files are never empty), and every other answer
+ * is an error the restore_command retries and then aborts recovery on.
+ */
+async function notFetched(
+  deps: Deps,
+  operation: Operation,
+  name: string,
+  wale: RunResult,
+  missingOk: boolean,
+): Promise<Result> {
+  if (wale.timedOut || !(await isNotInArchive(wale, name, isDirectory))) return failed(deps, operation, name, wale);
+  if (!missingOk) return { status: 404, body: `${name} is not in the archive\n`, wale };
+  if (operation === "wal") return { status: 200, body: "", bytes: new Uint8Array(), missing: true, wale };
+  return { status: 200, body: `missing ${name}\n`, missing: true, wale };
 }
 
 /** GET /backup-push — a base backup of PGDATA, answered when it is done. Joins a backup already running. */

@@ -5,7 +5,7 @@
  * symlink to it; both real directories are allowed roots. Symlinks anywhere
  * else lead out and are refused.
  */
-import { lstat, realpath } from "node:fs/promises";
+import { lstat, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { badRequest, notFound } from "./errors.ts";
 import { printable } from "./wal-names.ts";
@@ -64,5 +64,12 @@ function destProblem(dest: string): string | null {
   if (parts.some((p) => p === "" || p === ".")) return "has an empty or . component";
   return null;
 }
+
+/** Is there a directory at `path`? (For the store root of WAL-E's file backend.) */
+export const isDirectory = (path: string) =>
+  stat(path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 
 const inside = (path: string, root: string) => path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);

@@ -28,13 +28,35 @@ export interface RestoreOptions {
   configFrom?: string;
 }
 
-/** restore_command for the options. PostgreSQL runs it through a shell, so every part is checked first. */
+/**
+ * restore_command for the options. PostgreSQL runs it through a shell, so
+ * every part is checked first.
+ *
+ * PostgreSQL reads any exit from 1 to 125 as "not in the archive" and ends
+ * recovery there, promoting a database that lacks the rest of the WAL; only
+ * an exit above 125 aborts recovery. wget exits 8 for a 404 and a 500 alike.
+ * So the sidecar is asked with missing=ok, which turns a confirmed absence
+ * into a 200 that says so, and the shell maps: fetched → 0, missing → 1,
+ * anything else (WAL-E failing, the sidecar restarting or busy) → tried
+ * again, 6 times 5 s apart, then 255, which stops PostgreSQL rather than
+ * ending recovery early. A restart of the server resumes the recovery.
+ */
 export function restoreCommand(wal: RestoreOptions["wal"], token = false): string {
   if ("direct" in wal) return "wale-sidecar wal-e wal-fetch %f %p";
   // The token stays out of PGDATA (and every later base backup): the shell expands it from the server's environment.
   const header = token ? `--header "Authorization: Bearer $WALE_SIDECAR_TOKEN" ` : "";
-  if (wal.stream) return `wget -q -O %p ${header}${wal.via}/wal/%f`;
-  return `wget -q -O - ${header}"${wal.via}/wal-fetch/%f?dest=%p"`;
+  const tries = (get: string) => `ok=; for i in 1 2 3 4 5 6; do ${get} && ok=1 && break; sleep 5; done`;
+  if (wal.stream) {
+    // Into a temporary file first: wget leaves a partial file behind when a transfer breaks.
+    return (
+      `${tries(`wget -q -O %p.part ${header}"${wal.via}/wal/%f?missing=ok"`)}; ` +
+      `test -n "$ok" || { rm -f %p.part; exit 255; }; test -s %p.part || { rm -f %p.part; exit 1; }; mv %p.part %p`
+    );
+  }
+  return (
+    `${tries(`r=$(wget -q -O - ${header}"${wal.via}/wal-fetch/%f?dest=%p&missing=ok")`)}; ` +
+    `case "$r" in fetched*) exit 0;; missing*) exit 1;; esac; exit 255`
+  );
 }
 
 /** The major version in PGDATA/PG_VERSION: "14" is 14, "9.6" is 9. */

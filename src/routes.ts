@@ -30,6 +30,12 @@ const FileParam = t.Object({
   }),
 });
 
+const MissingParam = t.Optional(
+  t.Literal("ok", {
+    description: "Answer a file the archive lacks with 200 and say so, for restore_command: see the README.",
+  }),
+);
+
 const Responses = (codes: Record<number, string>) =>
   Object.fromEntries(Object.entries(codes).map(([code, description]) => [code, { description }]));
 
@@ -74,13 +80,18 @@ export function createApp({ deps, readiness, schedule, lifecycle, log, redact }:
       wale_ms: outcome.wale ? Math.round(outcome.wale.ms) : undefined,
       joined: outcome.joined || undefined,
       prefetched: outcome.prefetched || undefined,
+      missing: outcome.missing || undefined,
       stderr: outcome.wale?.stderr.trim() || undefined,
       reason: outcome.status >= 400 && outcome.status < 500 ? outcome.body.trim() : undefined,
       method: request.method,
     };
     (outcome.status >= 500 ? log.error : outcome.status >= 400 ? log.warn : log.info)("request", fields);
     if (outcome.bytes) {
-      const headers = { "content-type": "application/octet-stream", "content-length": String(outcome.bytes.length) };
+      const headers: Record<string, string> = {
+        "content-type": "application/octet-stream",
+        "content-length": String(outcome.bytes.length),
+      };
+      if (outcome.missing) headers["x-wal-missing"] = "true";
       return new Response(outcome.bytes as Uint8Array<ArrayBuffer>, { status: outcome.status, headers });
     }
     const type =
@@ -97,13 +108,26 @@ export function createApp({ deps, readiness, schedule, lifecycle, log, redact }:
     };
 
   const walPushRoute = timed((request) => walPush(deps, rawTail(request, "/wal-push/")));
+  /** `missing=ok` (see notFetched), or a 400 for any other value. */
+  const missingOk = (query: URLSearchParams): boolean | string => {
+    const values = query.getAll("missing");
+    if (values.length === 0) return false;
+    return values.length === 1 && values[0] === "ok" ? true : "missing may only be given once, as missing=ok\n";
+  };
   const walFetchRoute = timed((request) => {
-    const dests = new URL(request.url).searchParams.getAll("dest");
+    const query = new URL(request.url).searchParams;
+    const dests = query.getAll("dest");
+    const missing = missingOk(query);
     if (dests.length > 1)
       return Promise.resolve({ operation: "wal-fetch", status: 400, body: "dest may be given once\n" });
-    return walFetch(deps, rawTail(request, "/wal-fetch/"), dests[0]);
+    if (typeof missing === "string") return Promise.resolve({ operation: "wal-fetch", status: 400, body: missing });
+    return walFetch(deps, rawTail(request, "/wal-fetch/"), dests[0], missing);
   });
-  const walStreamRoute = timed((request) => walStream(deps, rawTail(request, "/wal/")));
+  const walStreamRoute = timed((request) => {
+    const missing = missingOk(new URL(request.url).searchParams);
+    if (typeof missing === "string") return Promise.resolve({ operation: "wal", status: 400, body: missing });
+    return walStream(deps, rawTail(request, "/wal/"), missing);
+  });
 
   const methodNotAllowed = () => text(405, "method not allowed: use GET\n", { allow: "GET" });
   const hidden = { detail: { hide: true } };
@@ -219,20 +243,25 @@ export function createApp({ deps, readiness, schedule, lifecycle, log, redact }:
             examples: ["pg_wal/RECOVERYXLOG"],
           }),
         ),
+        missing: MissingParam,
       }),
       detail: {
         summary: "Restore <file> from the archive with wal-e wal-fetch",
-        description: `restore_command = 'wget -q -O - "http://<sidecar>/wal-fetch/%f?dest=%p"'`,
+        description:
+          "For restore_command use missing=ok and the shell line in the README: PostgreSQL ends recovery on any " +
+          "failure of restore_command that is not a crash, so only a confirmed absence may look like one.",
         responses: FetchResponses("the file is in place", "not a WAL file name, or dest leads outside PGDATA/PGWAL"),
       },
     })
     .get("/wal-fetch/*", walFetchRoute, hidden)
     .get("/wal/:file", walStreamRoute, {
       params: FileParam,
+      query: t.Object({ missing: MissingParam }),
       detail: {
         summary: "The bytes of <file> from the archive (for hosts that do not share PGDATA)",
         description:
-          "restore_command = 'wget -q -O %p http://<sidecar>/wal/%f'. Same name rules and status codes as /wal-fetch.",
+          "Same name rules and status codes as /wal-fetch. With missing=ok a file the archive lacks is a 200 with an " +
+          "empty body and X-Wal-Missing: true (WAL files are never empty).",
         responses: FetchResponses(
           "application/octet-stream: the whole file, with Content-Length",
           "not a WAL file name",

@@ -87,12 +87,12 @@ export class WaleRunner {
    * in a shell. With a timeout (ms, 0 for none), an overdue run is killed with
    * its process group and reported as timedOut once it is gone. Past the
    * concurrency cap it waits for a slot, or throws a 503 when the queue is
-   * full (unless `mustRun`).
+   * full (unless `mustRun`). After close() only `afterClose` clean-up runs.
    */
-  async run(argv: string[], { timeoutMs = 0, mustRun = false } = {}): Promise<RunResult> {
+  async run(argv: string[], { timeoutMs = 0, mustRun = false, afterClose = false } = {}): Promise<RunResult> {
     const release = await this.limiter.acquire(mustRun);
     try {
-      if (this.closed) throw new HttpError(503, "shutting down; retry against the new instance");
+      if (this.closed && !afterClose) throw new HttpError(503, "shutting down; retry against the new instance");
       return await this.spawnAndWait(argv, timeoutMs);
     } finally {
       release();
@@ -125,6 +125,8 @@ export class WaleRunner {
       const stdout = new Tail(child.stdout, STDOUT_KEEP);
       const stderr = new Tail(child.stderr, STDERR_KEEP);
       const exitCode = await child.exited;
+      // Exited: a timer firing now would mark a finished run timed out, and signal a reaped pid.
+      clearTimeout(timer);
       // Processes WAL-E leaves running (its prefetchers) hold the pipes open;
       // what WAL-E itself wrote is in by now, give it a moment and move on.
       const [out, err] = await Promise.all([stdout.text(STREAM_LINGER_MS), stderr.text(STREAM_LINGER_MS)]);
@@ -197,17 +199,30 @@ class Tail {
 /**
  * Did wal-fetch fail only because the archive lacks the file? PostgreSQL asks
  * for segments past the end of the archive on every recovery, so this is the
- * normal end of a restore, not an error.
+ * normal end of a restore, not an error. Anything less than certain is a
+ * failure: a wrong "not found" ends a recovery early.
  *
  *   - file backend: an unhandled FileNotFoundError on the archived object,
- *     `<prefix>/wal_005/<name>.lzo`; WAL-E exits 2.
+ *     `<prefix>/wal_005/<name>.lzo`; WAL-E exits 2. A store that is not there
+ *     at all (a volume not mounted) says the same, so its root must exist.
  *   - S3 (and WABS, GS, Swift): WAL-E logs "could no longer locate object"
- *     at INFO (hidden by --terse), and exits 1 with no ERROR or CRITICAL line.
+ *     at INFO (hidden by --terse), and exits 1 with no ERROR or CRITICAL
+ *     line. An uncaught exception also exits 1, with a traceback.
  */
-export function isNotInArchive(result: RunResult, name: string): boolean {
-  const object = `wal_005/${name}.lzo`;
-  if (result.exitCode === 2) return /FileNotFoundError/.test(result.stderr) && result.stderr.includes(object);
+export async function isNotInArchive(
+  result: RunResult,
+  name: string,
+  directoryExists: (path: string) => Promise<boolean>,
+): Promise<boolean> {
+  if (result.exitCode === 2) {
+    const object = new RegExp(
+      `FileNotFoundError: .*No such file or directory: '([^']*)/wal_005/${name.replaceAll(".", "\\.")}\\.lzo'`,
+    );
+    const store = object.exec(result.stderr)?.[1];
+    return store !== undefined && (await directoryExists(store));
+  }
   if (result.exitCode === 1) {
+    if (/Traceback|\w+Error:/.test(result.stderr)) return false;
     return /could no(t| longer) locate/.test(result.stderr) || !/\b(ERROR|CRITICAL)\b/.test(result.stderr);
   }
   return false;

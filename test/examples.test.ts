@@ -176,6 +176,11 @@ describe.each(examples.filter((e) => e.sidecars.length > 0).map((e) => [e.file, 
     expect(missing(example).filter((name) => !PENDING_FROM_OTHER_ISSUES.includes(name))).toEqual([]);
   });
 
+  test("every command and args entry is a string (an unquoted `: ` turns one into a YAML mapping)", () => {
+    const lists = objects(example.docs).flatMap((o) => [o.command, o.args, o.entrypoint].filter(Array.isArray));
+    expect(lists.flat().filter((entry) => typeof entry !== "string")).toEqual([]);
+  });
+
   test("every sidecar is configured with env, not a file the check cannot read", () => {
     expect(example.sidecars.flatMap((s) => s.problems.map((p) => `${s.where}: ${p}`))).toEqual([]);
   });

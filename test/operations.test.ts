@@ -81,7 +81,7 @@ describe("walFetch", () => {
     expect(readFileSync(join(pgdata, "pg_wal", "RECOVERYXLOG"), "utf8")).toBe(`bytes of ${SEG}`);
   });
   test("a segment the archive lacks is 404", async () => {
-    const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '/s/wal_005/${SEG}.lzo'`;
+    const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '${base}/wal_005/${SEG}.lzo'`;
     const { deps: d } = deps({ exitCode: 2, stderr });
     expect(await walFetch(d, SEG, undefined)).toMatchObject({ status: 404, body: `${SEG} is not in the archive\n` });
   });
@@ -105,7 +105,7 @@ describe("walStream", () => {
     expect(readdirSync(spoolDir)).toEqual([]);
   });
   test("a segment the archive lacks is 404 and leaves nothing behind", async () => {
-    const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '/s/wal_005/${SEG}.lzo'`;
+    const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '${base}/wal_005/${SEG}.lzo'`;
     const { deps: d } = deps({ exitCode: 2, stderr });
     expect(await walStream(d, SEG)).toMatchObject({ status: 404, operation: "wal" });
     expect(readdirSync(spoolDir)).toEqual([]);

@@ -26,21 +26,26 @@ const options = (extra: Partial<RestoreOptions> = {}): RestoreOptions => ({
 });
 
 describe("restoreCommand", () => {
-  test("through the sidecar, streamed, or straight to WAL-E", () => {
-    expect(restoreCommand({ via: "http://wale", stream: false })).toBe(
-      `wget -q -O - "http://wale/wal-fetch/%f?dest=%p"`,
+  test("through the sidecar asks with missing=ok; straight to WAL-E runs the passthrough", () => {
+    expect(restoreCommand({ via: "http://wale", stream: false })).toContain(
+      `wget -q -O - "http://wale/wal-fetch/%f?dest=%p&missing=ok"`,
     );
-    expect(restoreCommand({ via: "http://wale", stream: true })).toBe("wget -q -O %p http://wale/wal/%f");
+    expect(restoreCommand({ via: "http://wale", stream: true })).toContain(
+      `wget -q -O %p.part "http://wale/wal/%f?missing=ok"`,
+    );
     expect(restoreCommand({ direct: true })).toBe("wale-sidecar wal-e wal-fetch %f %p");
   });
   test("with a token, wget sends it from the server's environment, never the value itself", () => {
     const header = `--header "Authorization: Bearer $WALE_SIDECAR_TOKEN"`;
-    expect(restoreCommand({ via: "http://wale", stream: false }, true)).toBe(
-      `wget -q -O - ${header} "http://wale/wal-fetch/%f?dest=%p"`,
+    expect(restoreCommand({ via: "http://wale", stream: false }, true)).toContain(
+      `wget -q -O - ${header} "http://wale/wal-fetch/%f?dest=%p&missing=ok"`,
     );
-    expect(restoreCommand({ via: "http://wale", stream: true }, true)).toBe(
-      `wget -q -O %p ${header} http://wale/wal/%f`,
+    expect(restoreCommand({ via: "http://wale", stream: true }, true)).toContain(
+      `wget -q -O %p.part ${header} "http://wale/wal/%f?missing=ok"`,
     );
+  });
+  test("no single quote, so it fits a postgresql.conf string as it is", () => {
+    for (const stream of [false, true]) expect(restoreCommand({ via: "http://wale", stream }, true)).not.toContain("'");
   });
 });
 
@@ -64,7 +69,7 @@ describe("recoveryFiles", () => {
     expect(files.settings).toMatchObject({ file: "postgresql.auto.conf", append: true });
     expect(files.settings.text).toBe(`
 # Written by wale-sidecar restore at 2026-01-02T03:04:05.678Z
-restore_command = 'wget -q -O - "http://wale:8080/wal-fetch/%f?dest=%p"'
+restore_command = '${restoreCommand({ via: "http://wale:8080", stream: false })}'
 recovery_target = ''
 recovery_target_lsn = ''
 recovery_target_name = ''

@@ -96,10 +96,29 @@ describe("status codes", () => {
     expect(a.logs().find((l) => l.msg === "request")).toMatchObject({ route: "/wal", file: SEG, status: 200 });
   });
   test("/wal of a segment the archive lacks: 404 in text", async () => {
-    const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '/s/wal_005/${SEG}.lzo'`;
+    const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '${base}/wal_005/${SEG}.lzo'`;
     const r = await app({ exitCode: 2, stderr }).get(`/wal/${SEG}`);
     expect(r).toMatchObject({ status: 404, body: `${SEG} is not in the archive\n` });
     expect(r.headers.get("content-type")).toContain("text/plain");
+  });
+  test("missing=ok: a confirmed absence is a 200 that says so; a failure stays a failure", async () => {
+    const absent = `FileNotFoundError: [Errno 2] No such file or directory: '${base}/wal_005/${SEG}.lzo'`;
+    const fetch = await app({ exitCode: 2, stderr: absent }).get(
+      `/wal-fetch/${SEG}?dest=pg_wal/RECOVERYXLOG&missing=ok`,
+    );
+    expect(fetch).toMatchObject({ status: 200, body: `missing ${SEG}\n` });
+    const stream = await app({ exitCode: 2, stderr: absent }).get(`/wal/${SEG}?missing=ok`);
+    expect(stream).toMatchObject({ status: 200, body: "" });
+    expect(stream.headers.get("x-wal-missing")).toBe("true");
+    expect(stream.headers.get("content-length")).toBe("0");
+    // The store itself is not there: not a confirmed absence.
+    const unmounted = absent.replace(base, "/not/mounted");
+    expect((await app({ exitCode: 2, stderr: unmounted }).get(`/wal-fetch/${SEG}?missing=ok`)).status).toBe(500);
+    expect((await app({ exitCode: 1, stderr: "ERROR: boom" }).get(`/wal/${SEG}?missing=ok`)).status).toBe(500);
+    const bad = app();
+    expect(await bad.get(`/wal-fetch/${SEG}?missing=yes`)).toMatchObject({ status: 400 });
+    expect(await bad.get(`/wal/${SEG}?missing=ok&missing=ok`)).toMatchObject({ status: 400 });
+    expect(bad.spawned).toEqual([]);
   });
   test("/wal with a bad name: 400, nothing spawned", async () => {
     const a = app();
@@ -161,7 +180,7 @@ test("/swagger documents every route with its schema", async () => {
     "/wal/{file}",
   ]);
   const fetchParams = spec.paths["/wal-fetch/{file}"].get.parameters.map((p: { name: string }) => p.name).sort();
-  expect(fetchParams).toEqual(["dest", "file"]);
+  expect(fetchParams).toEqual(["dest", "file", "missing"]);
   expect(Object.keys(spec.paths["/wal-fetch/{file}"].get.responses)).toEqual(["200", "400", "404", "500", "504"]);
   expect(Object.keys(spec.paths["/wal/{file}"].get.responses)).toEqual(["200", "400", "404", "500", "504"]);
 });

@@ -60,28 +60,43 @@ const result = (exitCode: number, stderr: string): RunResult => ({
 const NAME = "000000010000000000000002";
 
 describe("isNotInArchive", () => {
-  test("file backend: exit 2 with FileNotFoundError on the archived object", () => {
-    const stderr = `wal_e.main   CRITICAL MSG: An unprocessed exception has avoided all error handling
+  const exists =
+    (...dirs: string[]) =>
+    async (path: string) =>
+      dirs.includes(path);
+  const missing = `wal_e.main   CRITICAL MSG: An unprocessed exception has avoided all error handling
         FileNotFoundError: [Errno 2] No such file or directory: '/store/wal_005/${NAME}.lzo'`;
-    expect(isNotInArchive(result(2, stderr), NAME)).toBe(true);
+  test("file backend: exit 2 with FileNotFoundError on the archived object, in a store that exists", async () => {
+    expect(await isNotInArchive(result(2, missing), NAME, exists("/store"))).toBe(true);
   });
-  test("file backend: a FileNotFoundError about something else is a failure", () => {
-    const stderr = "FileNotFoundError: [Errno 2] No such file or directory: '/pg/pg_wal/archive_status'";
-    expect(isNotInArchive(result(2, stderr), NAME)).toBe(false);
+  test("file backend: the same message from a store that is not there (a volume not mounted) is a failure", async () => {
+    expect(await isNotInArchive(result(2, missing), NAME, exists())).toBe(false);
   });
-  test("S3: exit 1 with nothing logged at ERROR (the 404 is logged at INFO, hidden by --terse)", () => {
-    expect(isNotInArchive(result(1, ""), NAME)).toBe(true);
-    expect(isNotInArchive(result(1, "lzop: <stdin>: not a lzop file\n"), NAME)).toBe(true);
-    expect(isNotInArchive(result(1, "MSG: could no longer locate object while performing wal restore"), NAME)).toBe(
-      true,
-    );
+  test("file backend: a FileNotFoundError about something else, or another file, is a failure", async () => {
+    const other = "FileNotFoundError: [Errno 2] No such file or directory: '/pg/pg_wal/archive_status'";
+    expect(await isNotInArchive(result(2, other), NAME, exists("/store", "/pg/pg_wal"))).toBe(false);
+    expect(await isNotInArchive(result(2, missing), "000000010000000000000009", exists("/store"))).toBe(false);
   });
-  test("S3: exit 1 with an ERROR line is a failure", () => {
-    expect(isNotInArchive(result(1, "wal_e.main   ERROR    MSG: no storage prefix defined"), NAME)).toBe(false);
+  test("S3: exit 1 with nothing logged at ERROR (the 404 is logged at INFO, hidden by --terse)", async () => {
+    for (const stderr of [
+      "",
+      "lzop: <stdin>: not a lzop file\n",
+      "MSG: could no longer locate object while performing wal restore",
+    ]) {
+      expect(await isNotInArchive(result(1, stderr), NAME, exists())).toBe(true);
+    }
   });
-  test("other exit codes are failures", () => {
-    expect(isNotInArchive(result(127, ""), NAME)).toBe(false);
-    expect(isNotInArchive(result(137, ""), NAME)).toBe(false);
+  test("exit 1 with an ERROR line, or an uncaught exception, is a failure", async () => {
+    for (const stderr of [
+      "wal_e.main   ERROR    MSG: no storage prefix defined",
+      'Traceback (most recent call last):\n  File "x", line 1\nOSError: [Errno 24] Too many open files',
+    ]) {
+      expect(await isNotInArchive(result(1, stderr), NAME, exists())).toBe(false);
+    }
+  });
+  test("other exit codes are failures", async () => {
+    expect(await isNotInArchive(result(127, ""), NAME, exists())).toBe(false);
+    expect(await isNotInArchive(result(137, ""), NAME, exists())).toBe(false);
   });
 });
 

@@ -140,6 +140,8 @@ async function shutdown({ signal, config, sidecar, server, log, inFlight }: Stop
   if (busy()) {
     log.warn("grace period over: killing WAL-E", { in_flight: inFlight(), wale_running: runner.inFlight });
     await runner.close();
+    // A killed backup-push still has clean-up to do (see BackupJobs).
+    await Promise.race([backups.idle(), sleep(15_000)]);
     // Let the requests whose WAL-E was killed send their answers.
     for (let i = 0; i < 40 && inFlight() > 0; i++) await sleep(50);
   }

@@ -6,6 +6,7 @@
 import { expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { restoreCommand } from "../../src/restore.ts";
 import {
   asDbUser,
   DB_OWNER,
@@ -168,12 +169,15 @@ test("PostgreSQL 15: a pg_basebackup, WAL archived through the sidecar, replayed
   const restored = await startRestored(scope, 15, pgdata, env);
   expect(await restored.sql(CHECKSUM)).toBe(expected);
   expect(expected.startsWith("6000:")).toBe(true);
-  expect(await restored.sql("SHOW restore_command")).toBe(`wget -q -O %p http://127.0.0.1:${streamPort}/wal/%f`);
+  expect(await restored.sql("SHOW restore_command")).toBe(
+    restoreCommand({ via: `http://127.0.0.1:${streamPort}`, stream: true }),
+  );
   const streamed = streamer.requests();
   expect(streamed.filter((r) => r.route === "/wal" && r.status === 200).length).toBeGreaterThan(1);
   expect(streamed.some((r) => r.route === "/wal" && r.status === 200 && r.prefetched === true)).toBe(true);
-  expect(streamed.some((r) => r.route === "/wal" && r.status === 404)).toBe(true);
-  expect(streamed.every((r) => r.status === 200 || r.status === 404)).toBe(true);
+  // The end of the archive: a confirmed absence, answered as such (missing=ok).
+  expect(streamed.some((r) => r.route === "/wal" && r.status === 200 && r.missing === true)).toBe(true);
+  expect(streamed.every((r) => r.status === 200)).toBe(true);
 }, 300_000);
 
 test("a PGDATA that is not empty, bad flags, and root without --owner are refused; --if-empty leaves it; nothing changes", async () => {

@@ -87,6 +87,26 @@ test("overlapping backup-push calls make one backup; retention keeps the newest 
   expect(kept).not.toContain(`${listed[0]?.name}_backup_stop_sentinel.json`);
 }, 180_000);
 
+test("a backup killed at its time limit leaves no backup mode behind: the next backup succeeds", async () => {
+  const dir = scope.tempDir("slow-backup");
+  mkdirSync(join(dir, "slow"));
+  // The first backup-push gets an lzop that stalls, after pg_start_backup has run.
+  script(join(dir, "slow"), "lzop", `sleep 60\nexec ${Bun.which("lzop")} "$@"`);
+  const wale = script(
+    dir,
+    "wal-e",
+    `if [ ! -e ${dir}/once ]; then touch ${dir}/once; PATH=${dir}/slow:$PATH exec ${TOOLS.wale} "$@"; fi\nexec ${TOOLS.wale} "$@"`,
+  );
+  const { store, pg, sidecar } = await backupPair({ WALE_BIN: wale, WALE_BACKUP_TIMEOUT: "5" });
+  await pg.sql("CHECKPOINT");
+  const killed = await fetch(`${sidecar.url}/backup-push`);
+  expect(killed.status).toBe(504);
+  expect(await pg.sql("SELECT pg_is_in_backup()")).toBe("f");
+  expect(sidecar.output()).toContain("ended the backup mode WAL-E left behind");
+  expect((await backup(pg, sidecar.url)).status).toBe(200);
+  expect(backupsIn(store)).toHaveLength(1);
+}, 180_000);
+
 test("a per-second schedule fires, and shows in /readyz and /metrics", async () => {
   // A backup is likely running when the test ends: a short grace stops it quickly.
   const { store, sidecar } = await backupPair({ WALE_BACKUP_SCHEDULE: "* * * * * *", WALE_SHUTDOWN_GRACE: "1" });

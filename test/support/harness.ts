@@ -20,6 +20,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { restoreCommand } from "../../src/restore.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const PG14_PREFIX = process.env.PG14_PREFIX ?? "/opt/pg14";
@@ -316,8 +317,9 @@ export async function startWriteLoad(scope: Scope, pg: Postgres, { scale = 1, cl
 
 /** archive_command through the sidecar with the real wget, as the README shows it. */
 export const archiveThrough = (sidecarUrl: string) => `archive_command = 'wget -q -O - ${sidecarUrl}/wal-push/%f'`;
+/** restore_command through a sidecar's /wal-fetch, as `wale-sidecar restore --via` writes it. */
 export const restoreThrough = (sidecarUrl: string) =>
-  `restore_command = 'wget -q -O - "${sidecarUrl}/wal-fetch/%f?dest=%p"'`;
+  `restore_command = '${restoreCommand({ via: sidecarUrl, stream: false })}'`;
 
 // -------------------------------------------------------------- sidecar
 
@@ -464,7 +466,12 @@ export interface Restore {
  * them up), recovery.signal, and restore_command through a sidecar of its
  * own. Resolves once pg_is_in_recovery() is false.
  */
-export async function restoreLatest(scope: Scope, store: Store, source: Postgres): Promise<Restore> {
+export async function restoreLatest(
+  scope: Scope,
+  store: Store,
+  source: Postgres,
+  fetcherEnv: Record<string, string> = {},
+): Promise<Restore> {
   const target = scope.tempDir("restored");
   const waleEnv = { PATH: process.env.PATH ?? "", WALE_BIN: TOOLS.wale, WALE_FILE_PREFIX: store.prefix };
   await run(asDbUser([TOOLS.sidecar, "wal-e", "backup-fetch", target, "LATEST"]), { env: waleEnv });
@@ -473,7 +480,7 @@ export async function restoreLatest(scope: Scope, store: Store, source: Postgres
   await run(asDbUser(["cp", ...files, target]));
   await run(asDbUser(["touch", join(target, "recovery.signal")]));
 
-  const fetcher = await startSidecar(scope, { PGDATA: target, WALE_FILE_PREFIX: store.prefix });
+  const fetcher = await startSidecar(scope, { PGDATA: target, WALE_FILE_PREFIX: store.prefix, ...fetcherEnv });
   const pg = await startPostgres(scope, {
     version: source.version,
     pgdata: target,
