@@ -24,7 +24,7 @@ export interface RestoreOptions {
   skipFetch: boolean;
   force: boolean;
   owner?: { uid: number; gid: number };
-  /** A directory holding pg_hba.conf (and pg_ident.conf) to bring back. */
+  /** A directory holding postgresql.conf, pg_hba.conf and pg_ident.conf to bring back. */
   configFrom?: string;
 }
 
@@ -133,6 +133,19 @@ host    replication  all   all      md5
 
 export const DEFAULT_IDENT = "# Written by wale-sidecar restore: WAL-E does not back up pg_ident.conf.\n";
 
+/** postgresql.conf, which WAL-E does not back up either: without one PostgreSQL does not start. */
+export const DEFAULT_POSTGRESQL_CONF = `# Written by wale-sidecar restore: WAL-E does not back up postgresql.conf.
+# Bring your own with --config-from; this one only lets clients in over the network.
+listen_addresses = '*'
+`;
+
+/**
+ * Written into PGDATA before backup-fetch and removed once the restore is
+ * complete. A PGDATA that holds it is a restore cut short (a killed pod):
+ * it has PG_VERSION, but PostgreSQL must never start on it.
+ */
+export const INCOMPLETE_MARKER = "wale-sidecar-restore.incomplete";
+
 export type PgdataState =
   | { kind: "missing" }
   | { kind: "empty" }
@@ -184,10 +197,11 @@ export async function writeRecoveryFiles(pgdata: string, files: RecoveryFiles): 
   if (files.signal) await writeFile(join(pgdata, files.signal), "", { mode: 0o600 });
 }
 
-/** Brings back pg_hba.conf and pg_ident.conf when PGDATA lacks them. Returns what it did, one line per file. */
+/** Brings back postgresql.conf, pg_hba.conf and pg_ident.conf when PGDATA lacks them. Returns what it did, one line per file. */
 export async function bringBackAccessFiles(pgdata: string, configFrom: string | undefined): Promise<string[]> {
   const done: string[] = [];
   for (const [file, fallback] of [
+    ["postgresql.conf", DEFAULT_POSTGRESQL_CONF],
     ["pg_hba.conf", DEFAULT_HBA],
     ["pg_ident.conf", DEFAULT_IDENT],
   ] as const) {

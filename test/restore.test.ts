@@ -122,9 +122,11 @@ describe("bringBackAccessFiles", () => {
     mkdirSync(from);
     writeFileSync(join(from, "pg_hba.conf"), "local all all trust\n");
     expect(await bringBackAccessFiles(pgdata, from)).toEqual([
+      "wrote a default postgresql.conf (WAL-E does not back it up)",
       `copied pg_hba.conf from ${from}`,
       "wrote a default pg_ident.conf (WAL-E does not back it up)",
     ]);
+    expect(readFileSync(join(pgdata, "postgresql.conf"), "utf8")).toContain("listen_addresses = '*'");
     expect(readFileSync(join(pgdata, "pg_hba.conf"), "utf8")).toBe("local all all trust\n");
     expect(statSync(join(pgdata, "pg_hba.conf")).mode & 0o777).toBe(0o600);
     expect(await bringBackAccessFiles(pgdata, undefined)).toEqual([]);

@@ -1,3 +1,4 @@
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import type { Config } from "../config.ts";
@@ -5,6 +6,7 @@ import {
   asideName,
   bringBackAccessFiles,
   chownTree,
+  INCOMPLETE_MARKER,
   lockDown,
   makePgdata,
   moveAside,
@@ -30,8 +32,9 @@ the archive to the target, or to the end of the archive.
 
 Where PostgreSQL gets WAL (one is required):
   --via <URL>            through the sidecar: wget <URL>/wal-fetch/%f?dest=%p
-                         (the sidecar shares PGDATA's volume)
-  --via <URL> --stream   through the sidecar's /wal/%f: wget -O %p
+                         (the sidecar shares PGDATA's volume); a failure is
+                         retried, then stops recovery: it never ends it early
+  --via <URL> --stream   through the sidecar's /wal/%f into %p
                          (for a database that does not share the volume)
   --direct               WAL-E itself: wale-sidecar wal-e wal-fetch %f %p
                          (wale-sidecar and WAL-E on the database's PATH)
@@ -44,16 +47,18 @@ Options:
   --target-action <a>    promote, pause (PostgreSQL's default) or shutdown
   --if-empty             if PGDATA already holds a database (PG_VERSION),
                          do nothing and exit 0: for an init container that
-                         runs on every start of the pod
+                         runs on every start of the pod. A restore that was
+                         cut short is refused, or with --force redone
   --force                move a PGDATA that is not empty aside first
                          (to PGDATA.old-<time>, printed); nothing is deleted
   --skip-fetch           PGDATA already holds a base backup (pg_basebackup,
                          a volume snapshot): only write the settings
   --owner <uid>:<gid>    the user that runs PostgreSQL; required as root
-  --config-from <dir>    copy pg_hba.conf and pg_ident.conf from <dir> when
-                         PGDATA lacks them (WAL-E does not back them up);
-                         otherwise safe defaults are written (peer locally,
-                         md5 over the network)
+  --config-from <dir>    copy postgresql.conf, pg_hba.conf and pg_ident.conf
+                         from <dir> when PGDATA lacks them (WAL-E does not
+                         back them up); otherwise defaults are written
+                         (listen on all addresses; peer locally, md5 over
+                         the network)
 
 PGDATA, WALE_BIN, WALE_FLAGS and WAL-E's variables come from the
 environment, as for the sidecar. PGDATA ends at mode 0700. When
@@ -154,8 +159,8 @@ export function parseRestoreArgs(args: string[]): RestoreOptions {
   if (skipFetch && given.has("--backup")) throw new UsageError("--skip-fetch fetches no backup: drop --backup");
   if (skipFetch && given.has("--force"))
     throw new UsageError("--skip-fetch restores onto what PGDATA holds: drop --force");
-  if (given.has("--if-empty") && (skipFetch || given.has("--force"))) {
-    throw new UsageError("--if-empty leaves a PGDATA with a database alone: drop --force and --skip-fetch");
+  if (given.has("--if-empty") && skipFetch) {
+    throw new UsageError("--if-empty leaves a PGDATA with a database alone: drop --skip-fetch");
   }
 
   return {
@@ -230,9 +235,16 @@ async function runRestore(runtime: Runtime, config: Config, options: RestoreOpti
         `--skip-fetch needs a base backup in PGDATA, and ${pgdata} is ${state.kind === "missing" ? "missing" : "empty"}`,
       );
   } else if (state.kind === "not-empty") {
-    if (options.ifEmpty && (await pgdataState(join(pgdata, "PG_VERSION"))).kind !== "missing") {
+    const incomplete = (await pgdataState(join(pgdata, INCOMPLETE_MARKER))).kind !== "missing";
+    const database = (await pgdataState(join(pgdata, "PG_VERSION"))).kind !== "missing";
+    if (options.ifEmpty && database && !incomplete) {
       say(`${pgdata} already holds a database (PG_VERSION): nothing to do`);
       return 0;
+    }
+    if (incomplete && !options.force) {
+      return refuse(
+        `an earlier restore into ${pgdata} did not finish (${INCOMPLETE_MARKER}): PostgreSQL must not start on it. --force moves it aside and restores again.`,
+      );
     }
     if (!options.force) {
       return refuse(
@@ -246,6 +258,10 @@ async function runRestore(runtime: Runtime, config: Config, options: RestoreOpti
 
   if (!options.skipFetch) {
     await makePgdata(pgdata);
+    await writeFile(
+      join(pgdata, INCOMPLETE_MARKER),
+      "wale-sidecar restore is not done with this PGDATA; do not start PostgreSQL on it.\n",
+    );
     say(`fetching base backup ${options.backup} into ${pgdata} (WAL-E backup-fetch)`);
     const wale = await new WaleRunner(runtime, config.wale).run(backupFetchArgv(config.wale, pgdata, options.backup));
     if (wale.exitCode !== 0) {
@@ -266,6 +282,7 @@ async function runRestore(runtime: Runtime, config: Config, options: RestoreOpti
 
   if (options.owner) await chownTree(pgdata, options.owner);
   await lockDown(pgdata);
+  await rm(join(pgdata, INCOMPLETE_MARKER), { force: true });
   say(`${pgdata} is mode 0700${options.owner ? `, owned by ${options.owner.uid}:${options.owner.gid}` : ""}`);
 
   const goal = options.target

@@ -66,7 +66,7 @@ describe("parseRestoreArgs", () => {
     [["--direct", "--owner", "postgres"], /--owner must be <uid>:<gid>/],
     [["--direct", "--skip-fetch", "--backup", "LATEST"], /drop --backup/],
     [["--direct", "--skip-fetch", "--force"], /drop --force/],
-    [["--direct", "--if-empty", "--force"], /--if-empty leaves a PGDATA with a database alone/],
+    [["--direct", "--if-empty", "--skip-fetch"], /--if-empty leaves a PGDATA with a database alone/],
   ])("%j is refused: %s", (args, message) => {
     let error: unknown;
     try {

@@ -6,7 +6,7 @@
 import { expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { restoreCommand } from "../../src/restore.ts";
+import { INCOMPLETE_MARKER, restoreCommand } from "../../src/restore.ts";
 import {
   asDbUser,
   DB_OWNER,
@@ -47,6 +47,9 @@ const restore = (env: Record<string, string>, args: string[], asRoot = false) =>
   );
 
 async function startRestored(scope: Scope, version: 14 | 15, pgdata: string, env: Record<string, string>) {
+  // A finished restore: no marker left, and a postgresql.conf (WAL-E does not back it up) before the harness adds to it.
+  expect(existsSync(join(pgdata, INCOMPLETE_MARKER))).toBe(false);
+  expect(existsSync(join(pgdata, "postgresql.conf"))).toBe(true);
   const pg = await startPostgres(scope, { version, pgdata, env, conf: ["archive_mode = off"] });
   await waitFor("recovery to end", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 120_000);
   return pg;
@@ -203,6 +206,15 @@ test("a PGDATA that is not empty, bad flags, and root without --owner are refuse
   const again = await restore(env, ["--direct", "--if-empty"]);
   expect(again.exitCode).toBe(0);
   expect(again.stdout).toBe(`wale-sidecar restore: ${pgdata} already holds a database (PG_VERSION): nothing to do\n`);
+  untouched();
+
+  // A restore cut short (a killed pod) has PG_VERSION too, and its marker: never taken for a database.
+  writeFileSync(join(pgdata, INCOMPLETE_MARKER), "");
+  const cut = await restore(env, ["--direct", "--if-empty"]);
+  expect(cut.exitCode).toBe(1);
+  expect(cut.stderr).toContain("did not finish");
+  expect(cut.stderr).toContain("--force");
+  rmSync(join(pgdata, INCOMPLETE_MARKER));
   untouched();
 
   for (const [args, message] of [
