@@ -79,7 +79,8 @@ export class Spool {
       }
       fetched = { ok: true, path, prefetched: false, wale };
     }
-    if (kind === "segment" && this.config.spool.prefetch > 0) await this.prefetchAfter(name);
+    // Prefetching is an optimisation: its trouble must not fail the fetch that succeeded.
+    if (kind === "segment" && this.config.spool.prefetch > 0) await this.prefetchAfter(name).catch(() => undefined);
     return fetched;
   }
 
