@@ -10,7 +10,9 @@
  *       segmentsPerSecond }, "ratio" } } }
  * Its output goes to the runner's.
  */
+
 import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { run, type Scope } from "../test/support/harness.ts";
 import { type Figure, round, type Section, targeted } from "./figures.ts";
@@ -39,14 +41,36 @@ export async function restore(scope: Scope, sizes: { segments: number; smoke: bo
   return {
     title: TITLE,
     figures: fromRestoreScript(result),
-    notes: [`bench/restore.ts, BENCH_SEGMENTS=${sizes.segments}.`],
+    notes: [`bench/restore.ts, BENCH_SEGMENTS=${sizes.segments}.`, ...cpuNotes(result)],
   };
+}
+
+/**
+ * Why the ratio has a ceiling here: prefetching runs the same WAL-E starts,
+ * only side by side. Once they fill the cores, the time cannot fall below
+ * their CPU divided by the cores, whatever the depth.
+ */
+function cpuNotes(result: RestoreResult): string[] {
+  const cores = availableParallelism();
+  return Object.entries(result.results ?? {}).flatMap(([kind, r]) => {
+    if (r.serial.waleCpuSeconds === undefined || r.prefetched.waleCpuSeconds === undefined) return [];
+    const perSegment = r.prefetched.waleCpuSeconds / r.prefetched.segments;
+    const floor = r.prefetched.waleCpuSeconds / cores;
+    return [
+      `${kind} WAL, where the time goes: WAL-E and lzop (the sidecar's children) used ${round(r.serial.waleCpuSeconds)} CPU-s ` +
+        `with -p=0 and ${round(r.prefetched.waleCpuSeconds)} CPU-s with prefetch, ${round(perSegment, 3)} s a segment: ` +
+        `one Python start per segment either way. On ${cores} cores the prefetched replay cannot take less than ` +
+        `${round(floor)} s, so the ratio cannot pass ${round(r.serial.seconds / floor)} here (measured ` +
+        `${round(r.ratio)}), before PostgreSQL's own replay takes its share of the same cores.`,
+    ];
+  });
 }
 
 interface Replay {
   segments: number;
   seconds: number;
   segmentsPerSecond: number;
+  waleCpuSeconds?: number;
 }
 
 interface RestoreResult {

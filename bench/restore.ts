@@ -21,7 +21,8 @@
  * installs and dist/wale-sidecar (bun run build); run as root or as a user
  * that may run PostgreSQL.
  */
-import { writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   asDbUser,
@@ -74,6 +75,15 @@ interface Figures {
   segments: number;
   seconds: number;
   segmentsPerSecond: number;
+  /** CPU seconds of everything the sidecar ran (WAL-E, lzop): its reaped children, from /proc. */
+  waleCpuSeconds: number;
+}
+
+/** CPU seconds (user + system) of the reaped children of `pid`: cutime and cstime in /proc/<pid>/stat. */
+function childrenCpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  const ticks = Number(spawnSync("getconf", ["CLK_TCK"]).stdout.toString().trim()) || 100;
+  return (Number(fields[13]) + Number(fields[14])) / ticks;
 }
 
 /** Restores the latest backup and replays the archive through a sidecar with the given prefetch depth. */
@@ -100,6 +110,7 @@ async function replay(scope: Scope, store: Store, accessFrom: string, prefetch: 
   await waitFor("recovery to end", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 1_800_000);
   const seconds = (performance.now() - started) / 1000;
   await pg.stop();
+  const waleCpuSeconds = childrenCpuSeconds(sidecar.pid);
   await sidecar.stop();
 
   const fetched = sidecar
@@ -107,7 +118,7 @@ async function replay(scope: Scope, store: Store, accessFrom: string, prefetch: 
     .filter((r) => r.route === "/wal-fetch" && r.status === 200 && SEGMENT.test(String(r.file)));
   if (fetched.length < SEGMENTS) throw new Error(`only ${fetched.length} segments were replayed through the sidecar`);
   if (process.env.BENCH_DEBUG) for (const r of sidecar.requests()) say(`${r.file} ${r.status} ${r.ms} ms`);
-  return { segments: fetched.length, seconds, segmentsPerSecond: fetched.length / seconds };
+  return { segments: fetched.length, seconds, segmentsPerSecond: fetched.length / seconds, waleCpuSeconds };
 }
 
 const row = (name: string, f: Figures) =>

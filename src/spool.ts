@@ -33,9 +33,13 @@ export type Fetched =
 const PART = ".wale-sidecar-part";
 const POLL_MS = 100;
 const STALL_MS = 10_000;
+/** A segment whose prefetch failed is not prefetched again for this long (a request still fetches it). */
+const RETRY_FAILED_MS = 30_000;
 
 export class Spool {
   private readonly inFlight = new Map<string, Promise<unknown>>();
+  /** When a prefetch of a segment last failed. */
+  private readonly failedAt = new Map<string, number>();
   private serial = 0;
   private readonly dir: string;
   private readonly prefetched: string;
@@ -150,16 +154,24 @@ export class Spool {
     const window = followingSegments(name, this.config.spool.prefetch);
     await this.dropOutside(new Set(window));
     for (const segment of window) {
+      // Past a segment that just failed (the end of the archive, most often)
+      // the rest fail too: each try is a WAL-E start that takes a core.
+      if ((this.failedAt.get(segment) ?? Number.NEGATIVE_INFINITY) > performance.now() - RETRY_FAILED_MS) break;
       if (this.inFlight.has(segment) || (await exists(join(this.prefetched, segment)))) continue;
       const argv = walPrefetchArgv(this.config.wale, this.dir, segment);
       // A failed prefetch (or one turned away by a full queue) leaves nothing
       // behind; the request for that segment runs wal-fetch itself.
       const done = this.runner
         .run(argv, { timeoutMs: this.config.timeouts.fetch })
-        .catch(() => undefined)
+        .then((result) => {
+          if (result.exitCode === 0) this.failedAt.delete(segment);
+          else this.failedAt.set(segment, performance.now());
+        })
+        .catch(() => this.failedAt.set(segment, performance.now()))
         .finally(() => this.inFlight.delete(segment));
       this.inFlight.set(segment, done);
     }
+    if (this.failedAt.size > 1024) this.failedAt.clear();
   }
 
   /** Removes prefetched segments outside the window, and downloads that no live prefetch owns. */
