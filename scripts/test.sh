@@ -18,5 +18,11 @@ bun run typecheck
 bun run lint
 bun run lint:dockerfile
 bun run test:deno
-bun test "$@"
+results="$(mktemp)"
+trap 'rm -f "$results"' EXIT
+bun test "$@" 2>&1 | tee "$results"
 bun run bench --smoke
+# One plain closing line for whoever reads the end of the log.
+printf 'tests: %s passed, %s failed\n' \
+  "$(grep -Eo '^ *[0-9]+ pass$' "$results" | grep -Eo '[0-9]+' | tail -1)" \
+  "$(grep -Eo '^ *[0-9]+ fail$' "$results" | grep -Eo '[0-9]+' | tail -1)"
