@@ -3,7 +3,7 @@
  * a PostgreSQL major version needs, and the file work around WAL-E's
  * backup-fetch. The command in src/cli/restore.ts runs them in order.
  */
-import { chmod, copyFile, lchown, lstat, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { chmod, copyFile, lchown, lstat, mkdir, readdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 export type TargetKind = "time" | "lsn" | "name";
@@ -57,14 +57,6 @@ export function restoreCommand(wal: RestoreOptions["wal"], token = false): strin
     `${tries(`r=$(wget -q -O - ${header}"${wal.via}/wal-fetch/%f?dest=%p&missing=ok")`)}; ` +
     `case "$r" in fetched*) exit 0;; missing*) exit 1;; esac; exit 255`
   );
-}
-
-/** The major version in PGDATA/PG_VERSION: "14" is 14, "9.6" is 9. */
-export function majorVersion(pgVersion: string): number {
-  const match = /^(\d+)(\.\d+)?\s*$/.exec(pgVersion);
-  if (!match)
-    throw new Error(`PG_VERSION does not hold a PostgreSQL version: ${JSON.stringify(pgVersion.slice(0, 20))}`);
-  return Number(match[1]);
 }
 
 /** A string value in postgresql.conf syntax. */
@@ -188,8 +180,6 @@ export async function moveAside(pgdata: string, to: string): Promise<void> {
     throw error;
   }
 }
-
-export const readMajor = async (pgdata: string) => majorVersion(await readFile(join(pgdata, "PG_VERSION"), "utf8"));
 
 export async function writeRecoveryFiles(pgdata: string, files: RecoveryFiles): Promise<void> {
   const path = join(pgdata, files.settings.file);

@@ -6,7 +6,6 @@ import {
   asideName,
   bringBackAccessFiles,
   DEFAULT_HBA,
-  majorVersion,
   pgdataState,
   type RestoreOptions,
   recoveryFiles,
@@ -47,15 +46,6 @@ describe("restoreCommand", () => {
   test("no single quote, so it fits a postgresql.conf string as it is", () => {
     for (const stream of [false, true]) expect(restoreCommand({ via: "http://wale", stream }, true)).not.toContain("'");
   });
-});
-
-describe("majorVersion", () => {
-  test.each([
-    ["14\n", 14],
-    ["9.6\n", 9],
-    ["11", 11],
-  ])("%j is %d", (text, major) => expect(majorVersion(text)).toBe(major));
-  test("anything else is an error", () => expect(() => majorVersion("banana")).toThrow(/PG_VERSION/));
 });
 
 describe("recoveryFiles", () => {

@@ -2,6 +2,7 @@ import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import type { Config } from "../config.ts";
+import { majorVersion } from "../pg-version.ts";
 import {
   asideName,
   bringBackAccessFiles,
@@ -12,7 +13,6 @@ import {
   moveAside,
   pgdataState,
   type RestoreOptions,
-  readMajor,
   recoveryFiles,
   type TargetAction,
   type TargetKind,
@@ -272,7 +272,7 @@ async function runRestore(runtime: Runtime, config: Config, options: RestoreOpti
     }
   }
 
-  const major = await readMajor(pgdata);
+  const major = await majorVersion(pgdata);
   const files = recoveryFiles(options, major, new Date());
   await writeRecoveryFiles(pgdata, files);
   say(
