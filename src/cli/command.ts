@@ -24,4 +24,23 @@ export function loadConfig(runtime: Runtime): Config | null {
   }
 }
 
-export const wantsHelp = (args: string[]) => args.includes("--help") || args.includes("-h");
+/**
+ * The start every subcommand shares: --help prints its help (exit 0), and a
+ * command that takes no arguments refuses any (exit 2). Undefined: go on.
+ */
+export function helpOrRefusal(
+  runtime: Runtime,
+  command: Command,
+  args: string[],
+  takesArguments = true,
+): number | undefined {
+  if (args.includes("--help") || args.includes("-h")) {
+    runtime.stdout(command.help);
+    return 0;
+  }
+  if (!takesArguments && args.length > 0) {
+    runtime.stderr(`wale-sidecar ${command.name}: unexpected argument "${args[0]}"\n\n${command.help}`);
+    return 2;
+  }
+  return undefined;
+}

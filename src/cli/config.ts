@@ -1,6 +1,6 @@
 import { type Config, isWaleVariable, SECRET_NAME } from "../config.ts";
 import { redactor } from "../log.ts";
-import { type Command, loadConfig, wantsHelp } from "./command.ts";
+import { type Command, helpOrRefusal, loadConfig } from "./command.ts";
 
 export const config: Command = {
   name: "config",
@@ -17,14 +17,8 @@ Exits 1 with one line naming the variable when the configuration is invalid,
 as the sidecar itself would.
 `,
   async run(runtime, args) {
-    if (wantsHelp(args)) {
-      runtime.stdout(this.help);
-      return 0;
-    }
-    if (args.length > 0) {
-      runtime.stderr(`wale-sidecar config: unexpected argument "${args[0]}"\n\n${this.help}`);
-      return 2;
-    }
+    const early = helpOrRefusal(runtime, this, args, false);
+    if (early !== undefined) return early;
     const loaded = loadConfig(runtime);
     if (!loaded) return 1;
     runtime.stdout(`${redactor(loaded.secrets)(JSON.stringify(effective(loaded), null, 2))}\n`);

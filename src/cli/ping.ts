@@ -1,4 +1,4 @@
-import { type Command, loadConfig, wantsHelp } from "./command.ts";
+import { type Command, helpOrRefusal, loadConfig } from "./command.ts";
 
 export const ping: Command = {
   name: "ping",
@@ -10,10 +10,8 @@ the answer is 200 "pong", 1 otherwise. The image has no curl; its
 HEALTHCHECK uses this.
 `,
   async run(runtime, args) {
-    if (wantsHelp(args)) {
-      runtime.stdout(this.help);
-      return 0;
-    }
+    const early = helpOrRefusal(runtime, this, args);
+    if (early !== undefined) return early;
     const config = loadConfig(runtime);
     if (!config) return 1;
     const url = args[0] ?? `http://127.0.0.1:${config.listen.port}/ping`;

@@ -20,7 +20,7 @@ import {
 } from "../restore.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { backupFetchArgv, lastLines, WaleRunner } from "../wale.ts";
-import { type Command, loadConfig, wantsHelp } from "./command.ts";
+import { type Command, helpOrRefusal, loadConfig } from "./command.ts";
 
 const HELP = `Usage: wale-sidecar restore (--via <sidecar URL> [--stream] | --direct) [options]
 
@@ -181,10 +181,8 @@ export const restore: Command = {
   summary: "restore PGDATA from the archive: backup-fetch and recovery settings (init containers, PITR)",
   help: HELP,
   async run(runtime, args) {
-    if (wantsHelp(args)) {
-      runtime.stdout(HELP);
-      return 0;
-    }
+    const early = helpOrRefusal(runtime, this, args);
+    if (early !== undefined) return early;
     let options: RestoreOptions;
     try {
       options = parseRestoreArgs(args);

@@ -3,7 +3,7 @@ import { createLogger, type Logger, redactor } from "../log.ts";
 import type { Server } from "../runtime/types.ts";
 import { createSidecar, type Sidecar } from "../sidecar.ts";
 import { VERSION } from "../version.ts";
-import { type Command, loadConfig, wantsHelp } from "./command.ts";
+import { type Command, helpOrRefusal, loadConfig } from "./command.ts";
 
 export const serve: Command = {
   name: "serve",
@@ -39,14 +39,8 @@ within WALE_SHUTDOWN_GRACE seconds, then WAL-E is killed, and the process
 exits 0.
 `,
   async run(runtime, args) {
-    if (wantsHelp(args)) {
-      runtime.stdout(this.help);
-      return 0;
-    }
-    if (args.length > 0) {
-      runtime.stderr(`wale-sidecar serve: unexpected argument "${args[0]}"\n\n${this.help}`);
-      return 2;
-    }
+    const early = helpOrRefusal(runtime, this, args, false);
+    if (early !== undefined) return early;
     const config = loadConfig(runtime);
     if (!config) return 1;
 
