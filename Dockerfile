@@ -27,8 +27,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 COPY scripts/wal-e-requirements.txt /tmp/wal-e-requirements.txt
+# WAL-E's sdist is not compiled to bytecode on install, and the postgres user
+# cannot write __pycache__ here: compile it once, not at every WAL-E start.
 RUN python3 -m venv /opt/wal-e \
  && /opt/wal-e/bin/pip install --no-cache-dir --disable-pip-version-check -r /tmp/wal-e-requirements.txt \
+ && /opt/wal-e/bin/python -m compileall -q /opt/wal-e/lib/python3*/site-packages/wal_e \
  && rm /tmp/wal-e-requirements.txt
 
 RUN groupadd --system --gid "${WALE_GID}" postgres \

@@ -46,22 +46,25 @@ export async function restore(scope: Scope, sizes: { segments: number; smoke: bo
 }
 
 /**
- * Why the ratio has a ceiling here: prefetching runs the same WAL-E starts,
- * only side by side. Once they fill the cores, the time cannot fall below
- * their CPU divided by the cores, whatever the depth.
+ * Where the time goes. -p=0 starts WAL-E (a Python start, about 0.1 CPU-s)
+ * for every segment; with prefetch one worker process downloads them all,
+ * and WAL-E starts only for what it cannot serve (the first segment, history
+ * files, the end of the archive). Whatever the depth, the replay cannot take
+ * less than that CPU divided by the cores.
  */
 function cpuNotes(result: RestoreResult): string[] {
   const cores = availableParallelism();
   return Object.entries(result.results ?? {}).flatMap(([kind, r]) => {
     if (r.serial.waleCpuSeconds === undefined || r.prefetched.waleCpuSeconds === undefined) return [];
-    const perSegment = r.prefetched.waleCpuSeconds / r.prefetched.segments;
     const floor = r.prefetched.waleCpuSeconds / cores;
     return [
-      `${kind} WAL, where the time goes: WAL-E and lzop (the sidecar's children) used ${round(r.serial.waleCpuSeconds)} CPU-s ` +
-        `with -p=0 and ${round(r.prefetched.waleCpuSeconds)} CPU-s with prefetch, ${round(perSegment, 3)} s a segment: ` +
-        `one Python start per segment either way. On ${cores} cores the prefetched replay cannot take less than ` +
-        `${round(floor)} s, so the ratio cannot pass ${round(r.serial.seconds / floor)} here (measured ` +
-        `${round(r.ratio)}), before PostgreSQL's own replay takes its share of the same cores.`,
+      `${kind} WAL, where the time goes: the sidecar's children (WAL-E, lzop, the prefetch worker) used ` +
+        `${round(r.serial.waleCpuSeconds)} CPU-s with -p=0, ${round(r.serial.waleCpuSeconds / r.serial.segments, 3)} s a ` +
+        `segment, and ${round(r.prefetched.waleCpuSeconds)} CPU-s with prefetch, ` +
+        `${round(r.prefetched.waleCpuSeconds / r.prefetched.segments, 3)} s a segment. On ${cores} cores that alone ` +
+        `would let the prefetched replay take ${round(floor)} s, a ratio of up to ${round(r.serial.seconds / floor)} ` +
+        `(measured ${round(r.ratio)}): the rest is PostgreSQL's replay, the restore_command's wget, and WAL-E's ` +
+        `own waits (it polls lzop every 100 ms).`,
     ];
   });
 }

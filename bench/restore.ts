@@ -22,7 +22,7 @@
  * that may run PostgreSQL.
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   asDbUser,
@@ -75,15 +75,34 @@ interface Figures {
   segments: number;
   seconds: number;
   segmentsPerSecond: number;
-  /** CPU seconds of everything the sidecar ran (WAL-E, lzop): its reaped children, from /proc. */
+  /** CPU seconds of everything the sidecar ran (WAL-E, lzop, the prefetch worker), from /proc. */
   waleCpuSeconds: number;
 }
 
-/** CPU seconds (user + system) of the reaped children of `pid`: cutime and cstime in /proc/<pid>/stat. */
+/**
+ * CPU seconds (user + system) of everything `pid` started: its reaped
+ * children (cutime and cstime in /proc/<pid>/stat) and those still running,
+ * such as the prefetch worker, with everything they started in turn.
+ */
 function childrenCpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
   const ticks = Number(spawnSync("getconf", ["CLK_TCK"]).stdout.toString().trim()) || 100;
-  return (Number(fields[13]) + Number(fields[14])) / ticks;
+  // The fields after "(comm) ": [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime.
+  const stat = (p: string) => readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  const stats = new Map<string, string[]>();
+  for (const p of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      stats.set(p, stat(p));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const children = (p: string) => [...stats].filter(([, fields]) => fields[1] === p).map(([child]) => child);
+  const below = (p: string): number => {
+    const fields = stats.get(p) ?? [];
+    return Number(fields[13]) + Number(fields[14]) + children(p).reduce((sum, c) => sum + own(c) + below(c), 0);
+  };
+  const own = (p: string) => Number(stats.get(p)?.[11]) + Number(stats.get(p)?.[12]);
+  return below(String(pid)) / ticks;
 }
 
 /** Restores the latest backup and replays the archive through a sidecar with the given prefetch depth. */

@@ -2,7 +2,8 @@
  * No Docker engine runs here, so the Dockerfile is kept honest by reading it:
  *   1. dockerfile-utils' validator finds no problem;
  *   2. the runtime stage installs the same Debian packages as scripts/setup.sh
- *      (RUNTIME_DEBS), and WAL-E from the same requirements file;
+ *      (RUNTIME_DEBS), and WAL-E from the same requirements file, compiled
+ *      to bytecode as setup.sh does;
  *   3. the build stage uses the Bun version that setup.sh installs;
  *   4. the entry point, command, user and health check are the promised ones.
  */
@@ -27,6 +28,13 @@ if (setupDebs.length === 0 || setupDebs.join(" ") !== dockerDebs.join(" ")) {
 }
 if (!runtimeStage.includes("pip install --no-cache-dir --disable-pip-version-check -r /tmp/wal-e-requirements.txt")) {
   problems.push("the runtime stage must install WAL-E from scripts/wal-e-requirements.txt");
+}
+// WAL-E compiled to bytecode at install, as setup.sh does (see there).
+if (!setup.includes('/bin/python" -m compileall -q "$WALE_VENV"/lib/python3*/site-packages/wal_e')) {
+  problems.push("setup.sh must compile WAL-E to bytecode");
+}
+if (!runtimeStage.includes("/opt/wal-e/bin/python -m compileall -q /opt/wal-e/lib/python3*/site-packages/wal_e")) {
+  problems.push("the runtime stage must compile WAL-E to bytecode, as setup.sh does");
 }
 const bunInSetup = setup.match(/^BUN_VERSION="([^"]+)"/m)?.[1];
 const bunInDocker = dockerfile.match(/^ARG BUN_VERSION=(\S+)/m)?.[1];

@@ -8,7 +8,7 @@ import type { BackupJobs } from "./backups.ts";
 import type { Config } from "./config.ts";
 import { badRequest, HttpError } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
-import { fetchDestination, isDirectory, segmentToPush } from "./paths.ts";
+import { fetchDestination, segmentToPush } from "./paths.ts";
 import type { SingleFlight } from "./single-flight.ts";
 import type { Spool } from "./spool.ts";
 import { type NameCheck, walNameFromPath } from "./wal-names.ts";
@@ -18,6 +18,7 @@ import {
   lastLines,
   type Operation,
   type RunResult,
+  type StoreProbe,
   type WaleRunner,
   walPushArgv,
 } from "./wale.ts";
@@ -29,6 +30,8 @@ export interface Deps {
   backups: BackupJobs;
   pushes: SingleFlight<Outcome>;
   spool: Spool;
+  /** Whether the store is there, before an absence is believed. */
+  store: StoreProbe;
 }
 
 export interface Outcome {
@@ -111,7 +114,7 @@ async function notFetched(
   wale: RunResult,
   missingOk: boolean,
 ): Promise<Result> {
-  if (wale.timedOut || !(await isNotInArchive(wale, name, isDirectory))) return failed(deps, operation, name, wale);
+  if (wale.timedOut || !(await isNotInArchive(wale, name, deps.store))) return failed(deps, operation, name, wale);
   if (!missingOk) return { status: 404, body: `${name} is not in the archive\n`, wale };
   if (operation === "wal") return { status: 200, body: "", bytes: new Uint8Array(), missing: true, wale };
   return { status: 200, body: `missing ${name}\n`, missing: true, wale };

@@ -10,12 +10,13 @@ import { Limiter } from "./limiter.ts";
 import type { Logger, Redact } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import type { Deps, Outcome } from "./operations.ts";
+import { isDirectory } from "./paths.ts";
 import { createApp } from "./routes.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { type Schedule, startSchedule } from "./schedule.ts";
 import { SingleFlight } from "./single-flight.ts";
 import { Spool } from "./spool.ts";
-import { WaleRunner } from "./wale.ts";
+import { StoreCheck, WaleRunner } from "./wale.ts";
 
 export interface Sidecar {
   deps: Deps;
@@ -29,8 +30,9 @@ export function createSidecar(config: Config, runtime: Runtime, log: Logger, red
   const metrics = new Metrics();
   const runner = new WaleRunner(runtime, config.wale, new Limiter(config.limits.concurrency, config.limits.queue));
   const backups = new BackupJobs(config, runner, metrics, log);
-  const spool = new Spool(config, runner);
-  const deps: Deps = { config, runner, metrics, backups, pushes: new SingleFlight<Outcome>(), spool };
+  const spool = new Spool(config, runner, log);
+  const store = new StoreCheck(runner, config.wale, config.timeouts.fetch, isDirectory);
+  const deps: Deps = { config, runner, metrics, backups, pushes: new SingleFlight<Outcome>(), spool, store };
   const schedule = config.backups.schedule
     ? startSchedule(config.backups.schedule, () => void backups.trigger("schedule"))
     : null;

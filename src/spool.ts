@@ -3,28 +3,30 @@
  * lands before it moves to its destination, and where the segments that
  * follow are prefetched while PostgreSQL replays.
  *
- * Prefetching uses WAL-E's own `wal-prefetch` and its layout:
+ * Prefetching uses WAL-E's own wal-prefetch and its layout:
  *   <spool>/.wal-e/prefetch/<segment>               complete segments
  *   <spool>/.wal-e/prefetch/running/<segment>/tmp*  downloads in progress
  * wal-prefetch downloads into running/ and links the file into prefetch/
  * only once it is whole; a failed download is removed, never linked. So a
  * file in prefetch/ is a complete segment, and a hit is a rename: no WAL-E
- * start on the request's path. The sidecar starts the prefetches itself,
- * after each successful fetch, so the window of the next WALE_PREFETCH
- * segments stays full instead of refilling every WALE_PREFETCH requests.
+ * start on the request's path. The spool decides what to prefetch: after
+ * each successful fetch, the next WALE_PREFETCH segments that are neither
+ * there nor on their way. The prefetcher (src/prefetcher.ts) runs them.
  *
  * The spool holds at most WALE_PREFETCH segments (16 MB each), plus the
  * files of the requests in flight. Everything outside the window is removed.
  * Prefetches run through the same runner as requests: they count against
- * WALE_MAX_CONCURRENCY, time out after WALE_FETCH_TIMEOUT, and are killed
- * on shutdown.
+ * WALE_MAX_CONCURRENCY, are stopped after WALE_FETCH_TIMEOUT, and on
+ * shutdown.
  */
 import { copyFile, lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+import { createPrefetcher, type Prefetcher } from "./prefetcher.ts";
 import { followingSegments, type WalKind } from "./wal-names.ts";
-import { type RunResult, type WaleRunner, walFetchArgv, walPrefetchArgv } from "./wale.ts";
+import { type RunResult, type WaleRunner, walFetchArgv } from "./wale.ts";
 
 export type Fetched =
   | { ok: true; path: string; prefetched: boolean; wale?: RunResult }
@@ -37,17 +39,21 @@ const STALL_MS = 10_000;
 const RETRY_FAILED_MS = 30_000;
 
 export class Spool {
-  private readonly inFlight = new Map<string, Promise<unknown>>();
+  /** Segments on their way, each to whether it landed. */
+  private readonly inFlight = new Map<string, Promise<boolean>>();
   /** When a prefetch of a segment last failed. */
   private readonly failedAt = new Map<string, number>();
   private serial = 0;
   private readonly dir: string;
   private readonly prefetched: string;
   private readonly running: string;
+  /** Set by prepare(); null with WALE_PREFETCH=0. */
+  private prefetcher: Prefetcher | null = null;
 
   constructor(
     private readonly config: Config,
     private readonly runner: WaleRunner,
+    private readonly log: Logger,
   ) {
     this.dir = config.spool.dir;
     this.prefetched = join(this.dir, ".wal-e", "prefetch");
@@ -65,6 +71,21 @@ export class Spool {
     for (const entry of await readdir(this.dir)) {
       if (entry.endsWith(PART)) await rm(join(this.dir, entry), { force: true });
     }
+    this.prefetcher = await createPrefetcher(this.config, this.runner, this.log);
+  }
+
+  /** How segments are prefetched, for the start-up log line. */
+  get prefetching(): string {
+    return this.prefetcher?.description ?? "off";
+  }
+
+  /**
+   * On shutdown: stops prefetching, and starts none for the requests still
+   * in flight. A request waiting for a prefetched segment fetches it itself.
+   */
+  stop(): void {
+    this.prefetcher?.stop();
+    this.prefetcher = null;
   }
 
   /** Gets <name> from the archive into a file of the spool: a prefetched segment if there is one, else WAL-E's wal-fetch. */
@@ -84,7 +105,7 @@ export class Spool {
       fetched = { ok: true, path, prefetched: false, wale };
     }
     // Prefetching is an optimisation: its trouble must not fail the fetch that succeeded.
-    if (kind === "segment" && this.config.spool.prefetch > 0) await this.prefetchAfter(name).catch(() => undefined);
+    if (kind === "segment" && this.prefetcher) await this.prefetchAfter(name, this.prefetcher).catch(() => undefined);
     return fetched;
   }
 
@@ -118,7 +139,7 @@ export class Spool {
   /** Waits for a prefetch of <name> in progress, then claims the complete file if there is one. */
   private async takePrefetched(name: string, path: string): Promise<boolean> {
     const running = this.inFlight.get(name);
-    if (running) await this.whileGrowing(name, running);
+    if (running) await this.whileGrowing(running);
     try {
       await rename(join(this.prefetched, name), path);
       return true;
@@ -131,8 +152,9 @@ export class Spool {
    * Waits for a running prefetch as long as its download grows, as WAL-E's
    * own wal-fetch does: a prefetch stuck on the network must not hold up
    * recovery. After STALL_MS without progress the caller fetches itself.
+   * Progress is that of every download: <name> may wait behind the others.
    */
-  private async whileGrowing(name: string, running: Promise<unknown>): Promise<void> {
+  private async whileGrowing(running: Promise<boolean>): Promise<void> {
     let finished = false;
     const done = () => {
       finished = true;
@@ -143,35 +165,43 @@ export class Spool {
     while (still < STALL_MS) {
       await Promise.race([running, new Promise((resolve) => setTimeout(resolve, POLL_MS))]);
       if (finished) return;
-      const now = await directorySize(join(this.running, name));
+      const now = await downloadedBytes(this.running);
       still = now > size ? 0 : still + POLL_MS;
       size = now;
     }
   }
 
-  /** Starts wal-prefetch for the segments after <name> that are neither prefetched nor on their way, and drops the rest. */
-  private async prefetchAfter(name: string): Promise<void> {
+  /**
+   * Prefetches the segments after <name> that are neither prefetched nor on
+   * their way, and drops the rest. Past a segment whose prefetch just failed
+   * (the end of the archive, most often) nothing is started: the rest would
+   * fail too, each a WAL-E start that takes a core.
+   */
+  private async prefetchAfter(name: string, prefetcher: Prefetcher): Promise<void> {
     const window = followingSegments(name, this.config.spool.prefetch);
     await this.dropOutside(new Set(window));
+    const wanted: string[] = [];
     for (const segment of window) {
-      // Past a segment that just failed (the end of the archive, most often)
-      // the rest fail too: each try is a WAL-E start that takes a core.
       if ((this.failedAt.get(segment) ?? Number.NEGATIVE_INFINITY) > performance.now() - RETRY_FAILED_MS) break;
       if (this.inFlight.has(segment) || (await exists(join(this.prefetched, segment)))) continue;
-      const argv = walPrefetchArgv(this.config.wale, this.dir, segment);
-      // A failed prefetch (or one turned away by a full queue) leaves nothing
-      // behind; the request for that segment runs wal-fetch itself.
-      const done = this.runner
-        .run(argv, { timeoutMs: this.config.timeouts.fetch })
-        .then((result) => {
-          if (result.exitCode === 0) this.failedAt.delete(segment);
-          else this.failedAt.set(segment, performance.now());
-        })
-        .catch(() => this.failedAt.set(segment, performance.now()))
-        .finally(() => this.inFlight.delete(segment));
-      this.inFlight.set(segment, done);
+      wanted.push(segment);
     }
     if (this.failedAt.size > 1024) this.failedAt.clear();
+    // Another request may have started some of them during the awaits above:
+    // from here to inFlight.set nothing awaits.
+    const fresh = wanted.filter((segment) => !this.inFlight.has(segment));
+    // A segment that does not land leaves nothing behind; the request for it runs wal-fetch itself.
+    if (fresh.length === 0) return;
+    prefetcher.start(fresh).forEach((landed, i) => {
+      const segment = fresh[i] as string;
+      const done = landed.then((ok) => {
+        if (ok) this.failedAt.delete(segment);
+        else this.failedAt.set(segment, performance.now());
+        this.inFlight.delete(segment);
+        return ok;
+      });
+      this.inFlight.set(segment, done);
+    });
   }
 
   /** Removes prefetched segments outside the window, and downloads that no live prefetch owns. */
@@ -185,10 +215,14 @@ export class Spool {
   }
 }
 
-async function directorySize(dir: string): Promise<number> {
+/** The bytes downloaded so far by every prefetch in progress: running/<segment>/<temporary file>. */
+async function downloadedBytes(running: string): Promise<number> {
   let total = 0;
-  for (const entry of await readdir(dir).catch(() => []))
-    total += (await lstat(join(dir, entry)).catch(() => null))?.size ?? 0;
+  for (const segment of await readdir(running).catch(() => [])) {
+    const dir = join(running, segment);
+    for (const file of await readdir(dir).catch(() => []))
+      total += (await lstat(join(dir, file)).catch(() => null))?.size ?? 0;
+  }
   return total;
 }
 

@@ -2,11 +2,16 @@
  * The WAL-E command builder and runner.
  *
  * Builders return argv arrays; nothing here goes through a shell. The runner
- * waits for WAL-E to exit and keeps a bounded tail of what it printed.
+ * waits for WAL-E to exit and keeps a bounded tail of what it printed; a
+ * session is a long-lived helper (the prefetch worker) fed on its stdin.
  */
+import { constants } from "node:fs";
+import { access, open } from "node:fs/promises";
+import { basename, delimiter, join } from "node:path";
 import type { Config } from "./config.ts";
 import { HttpError } from "./errors.ts";
 import { Limiter } from "./limiter.ts";
+import PREFETCH_PY from "./prefetch.py" with { type: "text" };
 import type { Child, Runtime } from "./runtime/types.ts";
 
 export type Operation = "wal-push" | "wal-fetch" | "wal" | "backup-push" | "backup-list";
@@ -36,16 +41,77 @@ export const backupPushArgv = (wale: Wale, pgdata: string) =>
 export const deleteRetainArgv = (wale: Wale, retain: number) =>
   command(wale, "delete", ["--confirm"], "retain", String(retain));
 
-/** `wal-e [flags] backup-list --detail` */
-export const backupListArgv = (wale: Wale) => command(wale, "backup-list", ["--detail"]);
+/** `wal-e [flags] backup-list [--detail]` (--detail reads every backup's sentinel, one request each) */
+export const backupListArgv = (wale: Wale, detail = true) => command(wale, "backup-list", detail ? ["--detail"] : []);
 
 /** `wal-e [flags] wal-prefetch <base> <segment>`: downloads into <base>/.wal-e/prefetch/, complete files only. */
 export const walPrefetchArgv = (wale: Wale, base: string, segment: string) =>
   command(wale, "wal-prefetch", [], base, segment);
 
+/**
+ * `<python> -c <src/prefetch.py> [flags] wal-prefetch <base>`: WAL-E's
+ * wal-prefetch for each segment name written to its stdin, in one Python
+ * process run by the interpreter that runs WAL-E (see walePython).
+ */
+export const walPrefetchWorkerArgv = (python: string, wale: Wale, base: string) => [
+  python,
+  "-c",
+  PREFETCH_PY,
+  ...wale.flags,
+  "wal-prefetch",
+  base,
+];
+
 /** `wal-e [flags] backup-fetch <PGDATA> <backup>` */
 export const backupFetchArgv = (wale: Wale, pgdata: string, backup: string) =>
   command(wale, "backup-fetch", [], pgdata, backup);
+
+/**
+ * The Python that runs WAL-E, when WALE_BIN is WAL-E's own console script:
+ * its first line names the interpreter (`#!/opt/wal-e/bin/python3`, or
+ * `#!/usr/bin/env python3`) and it loads wal_e.cmd's main (pip writes
+ * `from wal_e.cmd import main`, setuptools `load_entry_point('wal-e==...`).
+ * Null for anything else, a wrapper script above all: a wrapper may set up
+ * the environment (a store, credentials) that the worker would then miss.
+ * Prefetching then starts `wal-e wal-prefetch` once per segment
+ * (src/prefetcher.ts).
+ */
+export async function walePython(wale: Wale): Promise<string | null> {
+  const path = wale.env.PATH ?? "";
+  const bin = wale.bin.includes("/") ? wale.bin : await onPath(wale.bin, path);
+  const script = bin ? await head(bin).catch(() => "") : "";
+  if (!/^from wal_e\.cmd import main$|load_entry_point\('wal-e==/m.test(script)) return null;
+  const [, interpreter = "", arg] = /^#!\s*(\S+)(?:[ \t]+(\S+))?[ \t]*$/.exec(script.split("\n")[0] ?? "") ?? [];
+  const python = basename(interpreter) === "env" ? arg : arg === undefined ? interpreter : undefined;
+  if (!python || !/^python[0-9.]*$/.test(basename(python))) return null;
+  // A stale first line (a venv moved or rebuilt) names an interpreter that is gone.
+  return python.includes("/") ? ((await executable(python)) ? python : null) : await onPath(python, path);
+}
+
+async function onPath(name: string, path: string): Promise<string | null> {
+  for (const dir of path.split(delimiter).filter(Boolean)) {
+    const candidate = join(dir, name);
+    if (await executable(candidate)) return candidate;
+  }
+  return null;
+}
+
+const executable = (path: string) =>
+  access(path, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
+
+/** The first 4 KB of a file, as text (a console script is smaller); rejects when it cannot be read. */
+async function head(path: string): Promise<string> {
+  const handle = await open(path, "r");
+  try {
+    const { buffer, bytesRead } = await handle.read(new Uint8Array(4096), 0, 4096, 0);
+    return new TextDecoder().decode(buffer.subarray(0, bytesRead));
+  } finally {
+    await handle.close();
+  }
+}
 
 export interface RunResult {
   exitCode: number;
@@ -62,6 +128,18 @@ const STDOUT_KEEP = 4 * 1024 * 1024;
 /** How long a killed WAL-E gets between SIGTERM and SIGKILL. */
 const KILL_GRACE_MS = 5_000;
 const STREAM_LINGER_MS = 1_000;
+
+/** A process that takes work on its stdin while it runs (see WaleRunner.session). */
+export interface Session {
+  /** Writes lines to its stdin, in one write; rejects once the process is gone. */
+  send(lines: string[]): Promise<void>;
+  /** Closes its stdin: the process finishes what it has and exits. */
+  end(): void;
+  /** Kills it with its process group. */
+  kill(): void;
+  /** Once it has exited: its exit code and the end of its stderr (stdout went to onLine). */
+  done: Promise<RunResult>;
+}
 
 /**
  * Runs WAL-E and keeps track of every run in flight, so that a timeout or a
@@ -97,6 +175,52 @@ export class WaleRunner {
     } finally {
       release();
     }
+  }
+
+  /**
+   * Starts argv with a pipe to its stdin, for a helper that takes work as it
+   * comes (src/prefetch.py), and hands each line it prints to `onLine`. It
+   * holds a slot of the concurrency cap until it exits (or is turned away
+   * with a 503 like a run), and close() kills it like a run.
+   */
+  async session(argv: string[], onLine: (line: string) => void): Promise<Session> {
+    const release = await this.limiter.acquire();
+    let child: Child;
+    try {
+      if (this.closed) throw new HttpError(503, "shutting down; retry against the new instance");
+      child = this.runtime.spawn(argv, { env: this.wale.env, stdio: "pipe", input: true, newGroup: true });
+    } catch (error) {
+      release();
+      throw error;
+    }
+    const started = performance.now();
+    this.running.add(child);
+    const stdin = child.stdin?.getWriter();
+    const stdout = readLines(child.stdout, onLine);
+    const stderr = new Tail(child.stderr, STDERR_KEEP);
+    const done = child.exited
+      .then(async (exitCode) => {
+        // Every line it printed is handed over before `done` resolves.
+        await Promise.race([stdout, new Promise((resolve) => setTimeout(resolve, STREAM_LINGER_MS))]);
+        const err = await stderr.text(STREAM_LINGER_MS);
+        return { exitCode, stdout: "", stderr: err, ms: performance.now() - started, timedOut: false };
+      })
+      .finally(() => {
+        this.running.delete(child);
+        release();
+        // Gone, however it ended: let go of the pipe.
+        stdin?.abort().catch(() => {});
+      });
+    const encoder = new TextEncoder();
+    return {
+      send: async (lines) => {
+        if (!stdin) throw new Error("no stdin");
+        await stdin.write(encoder.encode(lines.map((line) => `${line}\n`).join("")));
+      },
+      end: () => void stdin?.close().catch(() => {}),
+      kill: () => void this.terminate(child),
+      done,
+    };
   }
 
   private async spawnAndWait(argv: string[], timeoutMs: number): Promise<RunResult> {
@@ -196,6 +320,32 @@ class Tail {
   }
 }
 
+/** Hands each line of a stream to `onLine` as it comes; resolves at its end. */
+async function readLines(stream: ReadableStream<Uint8Array> | null, onLine: (line: string) => void): Promise<void> {
+  if (!stream) return;
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let rest = "";
+  try {
+    for (let read = await reader.read(); !read.done; read = await reader.read()) {
+      const lines = (rest + decoder.decode(read.value, { stream: true })).split("\n");
+      rest = lines.pop() ?? "";
+      for (const line of lines) onLine(line);
+    }
+  } catch {
+    // The process is gone; what it printed has been handed over.
+  }
+  if (rest) onLine(rest);
+}
+
+/** What isNotInArchive asks, to tell a missing file from a store that is not there. */
+export interface StoreProbe {
+  /** The file backend: is there a directory at the store's root? */
+  directoryExists(path: string): Promise<boolean>;
+  /** Any other backend: does WAL-E list the store (its bucket is there and answers)? */
+  listable(): Promise<boolean>;
+}
+
 /**
  * Did wal-fetch fail only because the archive lacks the file? PostgreSQL asks
  * for segments past the end of the archive on every recovery, so this is the
@@ -207,25 +357,50 @@ class Tail {
  *     at all (a volume not mounted) says the same, so its root must exist.
  *   - S3 (and WABS, GS, Swift): WAL-E logs "could no longer locate object"
  *     at INFO (hidden by --terse), and exits 1 with no ERROR or CRITICAL
- *     line. An uncaught exception also exits 1, with a traceback.
+ *     line. An uncaught exception also exits 1, with a traceback. A bucket
+ *     that is not there (a typo, a deleted bucket) says the same as a
+ *     missing object, so the store must list.
  */
-export async function isNotInArchive(
-  result: RunResult,
-  name: string,
-  directoryExists: (path: string) => Promise<boolean>,
-): Promise<boolean> {
+export async function isNotInArchive(result: RunResult, name: string, store: StoreProbe): Promise<boolean> {
   if (result.exitCode === 2) {
     const object = new RegExp(
       `FileNotFoundError: .*No such file or directory: '([^']*)/wal_005/${name.replaceAll(".", "\\.")}\\.lzo'`,
     );
-    const store = object.exec(result.stderr)?.[1];
-    return store !== undefined && (await directoryExists(store));
+    const root = object.exec(result.stderr)?.[1];
+    return root !== undefined && (await store.directoryExists(root));
   }
   if (result.exitCode === 1) {
     if (/Traceback|\w+Error:/.test(result.stderr)) return false;
-    return /could no(t| longer) locate/.test(result.stderr) || !/\b(ERROR|CRITICAL)\b/.test(result.stderr);
+    const notFound = /could no(t| longer) locate/.test(result.stderr) || !/\b(ERROR|CRITICAL)\b/.test(result.stderr);
+    return notFound && (await store.listable());
   }
   return false;
+}
+
+/** How long a store that listed is taken to be there: recovery may ask for missing files a few times a minute. */
+const LISTED_MS = 60_000;
+
+/** The StoreProbe of a running sidecar: the file system, and `wal-e backup-list` (a yes is remembered a while). */
+export class StoreCheck implements StoreProbe {
+  private listedUntil = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly runner: WaleRunner,
+    private readonly wale: Wale,
+    private readonly timeoutMs: number,
+    readonly directoryExists: (path: string) => Promise<boolean>,
+  ) {}
+
+  async listable(): Promise<boolean> {
+    if (performance.now() < this.listedUntil) return true;
+    const result = await this.runner.run(backupListArgv(this.wale, false), {
+      timeoutMs: this.timeoutMs,
+      mustRun: true,
+    });
+    if (result.exitCode !== 0) return false;
+    this.listedUntil = performance.now() + LISTED_MS;
+    return true;
+  }
 }
 
 /** The last `lines` non-empty lines of WAL-E's stderr, for a response body. */

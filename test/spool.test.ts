@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
+import { createLogger } from "../src/log.ts";
 import { Spool } from "../src/spool.ts";
 import { WaleRunner } from "../src/wale.ts";
 import { fakeRuntime } from "./support/fake-runtime.ts";
@@ -15,6 +16,10 @@ import { fakeRuntime } from "./support/fake-runtime.ts";
 const base = mkdtempSync(join(tmpdir(), "spool-"));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 let n = 0;
+const quiet = createLogger(
+  () => {},
+  (text) => text,
+);
 
 function setup(prefetch: number, spoolDir = join(base, `spool-${++n}`)) {
   const config = parseConfig({
@@ -33,7 +38,7 @@ function setup(prefetch: number, spoolDir = join(base, `spool-${++n}`)) {
     return { exitCode: 0 };
   });
   return {
-    spool: new Spool(config, new WaleRunner(fake.runtime, config.wale)),
+    spool: new Spool(config, new WaleRunner(fake.runtime, config.wale), quiet),
     spawned: fake.spawned,
     dir: spoolDir,
     prefetchDir: join(spoolDir, ".wal-e", "prefetch"),
@@ -95,6 +100,14 @@ describe("Spool", () => {
     expect(subcommands(off.spawned)).toEqual([`wal-fetch ${SEG(1)}`, `wal-fetch ${SEG(2)}`]);
   });
 
+  test("after stop() (shutdown), a request still in flight prefetches nothing more", async () => {
+    const { spool, spawned } = setup(2);
+    await spool.prepare();
+    spool.stop();
+    expect(await spool.fetch(SEG(1), "segment")).toMatchObject({ ok: true, prefetched: false });
+    expect(subcommands(spawned)).toEqual([`wal-fetch ${SEG(1)}`]);
+  });
+
   test("a failed wal-fetch leaves nothing in the spool", async () => {
     const dir = join(base, "failing");
     const config = parseConfig({ PGDATA: join(base, "data"), WALE_SPOOL_DIR: dir, WALE_PREFETCH: "2" });
@@ -102,7 +115,7 @@ describe("Spool", () => {
       writeFileSync(argv.at(-1) as string, "partial");
       return { exitCode: 1, stderr: "ERROR: connection reset" };
     });
-    const spool = new Spool(config, new WaleRunner(fake.runtime, config.wale));
+    const spool = new Spool(config, new WaleRunner(fake.runtime, config.wale), quiet);
     await spool.prepare();
     expect(await spool.fetch(SEG(1), "segment")).toMatchObject({ ok: false, wale: { exitCode: 1 } });
     expect(readdirSync(dir)).toEqual([]);

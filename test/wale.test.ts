@@ -1,11 +1,17 @@
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
 import {
   backupPushArgv,
   isNotInArchive,
   lastLines,
   type RunResult,
+  StoreCheck,
+  type StoreProbe,
   WaleRunner,
+  walePython,
   walFetchArgv,
   walPushArgv,
 } from "../src/wale.ts";
@@ -60,10 +66,12 @@ const result = (exitCode: number, stderr: string): RunResult => ({
 const NAME = "000000010000000000000002";
 
 describe("isNotInArchive", () => {
-  const exists =
-    (...dirs: string[]) =>
-    async (path: string) =>
-      dirs.includes(path);
+  /** A store whose root directories are `dirs`, and which lists (its bucket is there) unless told. */
+  const exists = (...dirs: string[]): StoreProbe => ({
+    directoryExists: async (path) => dirs.includes(path),
+    listable: async () => true,
+  });
+  const noBucket: StoreProbe = { directoryExists: async () => false, listable: async () => false };
   const missing = `wal_e.main   CRITICAL MSG: An unprocessed exception has avoided all error handling
         FileNotFoundError: [Errno 2] No such file or directory: '/store/wal_005/${NAME}.lzo'`;
   test("file backend: exit 2 with FileNotFoundError on the archived object, in a store that exists", async () => {
@@ -77,14 +85,14 @@ describe("isNotInArchive", () => {
     expect(await isNotInArchive(result(2, other), NAME, exists("/store", "/pg/pg_wal"))).toBe(false);
     expect(await isNotInArchive(result(2, missing), "000000010000000000000009", exists("/store"))).toBe(false);
   });
+  const located = "MSG: could no longer locate object while performing wal restore";
   test("S3: exit 1 with nothing logged at ERROR (the 404 is logged at INFO, hidden by --terse)", async () => {
-    for (const stderr of [
-      "",
-      "lzop: <stdin>: not a lzop file\n",
-      "MSG: could no longer locate object while performing wal restore",
-    ]) {
+    for (const stderr of ["", "lzop: <stdin>: not a lzop file\n", located]) {
       expect(await isNotInArchive(result(1, stderr), NAME, exists())).toBe(true);
     }
+  });
+  test("S3: the same from a bucket that is not there (WAL-E cannot list the store) is a failure", async () => {
+    expect(await isNotInArchive(result(1, located), NAME, noBucket)).toBe(false);
   });
   test("exit 1 with an ERROR line, or an uncaught exception, is a failure", async () => {
     for (const stderr of [
@@ -97,6 +105,23 @@ describe("isNotInArchive", () => {
   test("other exit codes are failures", async () => {
     expect(await isNotInArchive(result(127, ""), NAME, exists())).toBe(false);
     expect(await isNotInArchive(result(137, ""), NAME, exists())).toBe(false);
+  });
+});
+
+describe("StoreCheck", () => {
+  test("the store lists when `wal-e backup-list` (without --detail) exits 0; a yes is remembered", async () => {
+    const { runtime, spawned } = fakeRuntime({ exitCode: 0 });
+    const check = new StoreCheck(new WaleRunner(runtime, wale), wale, 1000, async () => true);
+    expect(await check.listable()).toBe(true);
+    expect(await check.listable()).toBe(true);
+    expect(spawned).toEqual([["/opt/wal-e/bin/wal-e", "--terse", "backup-list"]]);
+  });
+  test("a no (WAL-E exits 2 on a bucket that is not there) is asked again each time", async () => {
+    const { runtime, spawned } = fakeRuntime({ exitCode: 2, stderr: "<Code>NoSuchBucket</Code>" });
+    const check = new StoreCheck(new WaleRunner(runtime, wale), wale, 1000, async () => true);
+    expect(await check.listable()).toBe(false);
+    expect(await check.listable()).toBe(false);
+    expect(spawned).toHaveLength(2);
   });
 });
 
@@ -126,4 +151,46 @@ describe("WaleRunner", () => {
 
 test("lastLines keeps the last non-empty lines", () => {
   expect(lastLines("a\n\nb\nc\n", 2)).toBe("b\nc");
+});
+
+describe("walePython: the interpreter of WAL-E's console script", () => {
+  const dir = mkdtempSync(join(tmpdir(), "wale-python-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, text: string, mode = 0o755) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    chmodSync(path, mode);
+    return path;
+  };
+  const python3 = file("python3", "#!/bin/sh\n");
+  const pip = (interpreter: string) => `#!${interpreter}\nimport re\nimport sys\nfrom wal_e.cmd import main\n`;
+  const setuptools = (interpreter: string) =>
+    `#!${interpreter}\n# EASY-INSTALL-ENTRY-SCRIPT: 'wal-e==1.1.1','console_scripts','wal-e'\n` +
+    "sys.exit(load_entry_point('wal-e==1.1.1', 'console_scripts', 'wal-e')())\n";
+  const python = (WALE_BIN: string, PATH = "") => walePython(parseConfig({ WALE_BIN, PATH }).wale);
+
+  test("pip's and setuptools' wal-e, by path or found on PATH", async () => {
+    expect(await python(file("pip", pip(python3)))).toBe(python3);
+    expect(await python(file("setuptools", setuptools(python3)))).toBe(python3);
+    file("wal-e", pip(python3));
+    expect(await python("wal-e", `/nonexistent:${dir}`)).toBe(python3);
+  });
+  test("#!/usr/bin/env python3 finds python3 on PATH", async () => {
+    expect(await python(file("env", pip("/usr/bin/env python3")), dir)).toBe(python3);
+  });
+  test("null where it cannot be sure", async () => {
+    // A wrapper, Python or not: it may set up what the worker would miss.
+    expect(await python(file("sh-wrapper", '#!/bin/sh\nexec /opt/wal-e/bin/wal-e "$@"\n'))).toBeNull();
+    const wrapper = `#!${python3}\nimport os, subprocess, sys\nos.execv("/opt/wal-e/bin/wal-e", sys.argv)\n`;
+    expect(await python(file("py-wrapper", wrapper))).toBeNull();
+    // Interpreter flags, an interpreter that is gone, no Python at all.
+    expect(await python(file("flags", pip(`${python3} -E`)))).toBeNull();
+    expect(await python(file("stale", pip(join(dir, "gone", "python3"))))).toBeNull();
+    expect(await python(file("ruby", pip("/usr/bin/ruby")))).toBeNull();
+    // No file, or not executable where PATH finds it.
+    expect(await python(join(dir, "missing"))).toBeNull();
+    file("plain", pip(python3), 0o644);
+    expect(await python("plain", dir)).toBeNull();
+    expect(await python("wal-e", "")).toBeNull();
+  });
 });

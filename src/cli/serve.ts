@@ -85,6 +85,7 @@ exits 0.
       wale: config.wale.bin,
       spool: config.spool.dir,
       prefetch: config.spool.prefetch,
+      prefetching: sidecar.deps.spool.prefetching,
       next_backup: sidecar.schedule?.next()?.toISOString(),
     });
 
@@ -118,7 +119,8 @@ interface Stopping {
 async function shutdown({ signal, config, sidecar, server, log, inFlight }: Stopping) {
   sidecar.lifecycle.draining = true;
   sidecar.schedule?.stop();
-  const { runner, backups } = sidecar.deps;
+  const { runner, backups, spool } = sidecar.deps;
+  spool.stop();
   log.info("stopping", {
     signal,
     in_flight: inFlight(),

@@ -8,17 +8,29 @@ const signalNumber = (signal: string | number | null): number =>
 export const bunRuntime: Runtime = {
   name: "bun",
 
-  spawn(argv, { env, stdio, newGroup = false }): Child {
+  spawn(argv, { env, stdio, input = false, newGroup = false }): Child {
     const proc = Bun.spawn(argv, {
       env,
       detached: newGroup,
-      stdin: stdio === "pipe" ? "ignore" : "inherit",
+      stdin: stdio === "inherit" ? "inherit" : input ? "pipe" : "ignore",
       stdout: stdio,
       stderr: stdio,
     });
+    const sink = input && stdio === "pipe" ? (proc.stdin as import("bun").FileSink) : null;
     return {
       pid: proc.pid,
       exited: proc.exited.then(() => proc.exitCode ?? 128 + signalNumber(proc.signalCode)),
+      // Bun's stdin is a FileSink; the rest of the code sees a web WritableStream.
+      stdin: sink
+        ? new WritableStream<Uint8Array>({
+            write: async (chunk) => {
+              sink.write(chunk);
+              await sink.flush();
+            },
+            close: async () => void (await sink.end()),
+            abort: async () => void (await sink.end()),
+          })
+        : null,
       stdout: stdio === "pipe" ? (proc.stdout as ReadableStream<Uint8Array>) : null,
       stderr: stdio === "pipe" ? (proc.stderr as ReadableStream<Uint8Array>) : null,
       kill(signal: Signal) {

@@ -13,7 +13,7 @@ function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): v
 export const denoRuntime: Runtime = {
   name: "deno",
 
-  spawn(argv, { env, stdio, newGroup = false }): Child {
+  spawn(argv, { env, stdio, input = false, newGroup = false }): Child {
     // Deno.Command cannot start a process group. setsid(1) makes the child
     // lead a new session and execs it (no fork: the pid stays the child's).
     const [program, ...args] = newGroup ? ["setsid", ...argv] : argv;
@@ -24,7 +24,7 @@ export const denoRuntime: Runtime = {
       // Like Bun.spawn: the child gets exactly `env`, not ours merged with it.
       env,
       clearEnv: true,
-      stdin: stdio === "pipe" ? "null" : "inherit",
+      stdin: stdio === "inherit" ? "inherit" : input ? "piped" : "null",
       stdout: piped,
       stderr: piped,
     }).spawn();
@@ -33,6 +33,7 @@ export const denoRuntime: Runtime = {
       exited: proc.status.then(({ code, signal }) =>
         signal ? 128 + ((constants.signals as Record<string, number>)[signal] ?? 0) : code,
       ),
+      stdin: input && stdio === "pipe" ? proc.stdin : null,
       stdout: stdio === "pipe" ? proc.stdout : null,
       stderr: stdio === "pipe" ? proc.stderr : null,
       kill(signal) {

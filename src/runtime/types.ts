@@ -10,6 +10,8 @@ export interface SpawnOptions {
   env: Record<string, string>;
   /** "pipe" captures the stream; "inherit" passes ours through. */
   stdio: "pipe" | "inherit";
+  /** With stdio "pipe": a pipe to the child's stdin (Child.stdin). Without, its stdin is /dev/null. */
+  input?: boolean;
   /**
    * Start the child as the leader of a new process group, so that kill()
    * reaches everything it starts (WAL-E runs lzop, pv, psql and prefetchers).
@@ -21,6 +23,8 @@ export interface Child {
   readonly pid: number;
   /** Resolves with the exit code; a child killed by a signal gives 128 + its number. */
   readonly exited: Promise<number>;
+  /** Present when spawned with `input`. Closing it gives the child end-of-file. */
+  readonly stdin: WritableStream<Uint8Array> | null;
   /** Present when spawned with stdio "pipe". */
   readonly stdout: ReadableStream<Uint8Array> | null;
   readonly stderr: ReadableStream<Uint8Array> | null;

@@ -1,9 +1,10 @@
 /**
  * The same sidecar on Deno 2: `deno run src/main.deno.ts serve` archives a
- * real segment from PostgreSQL 15, through the real wget and WAL-E.
+ * real segment from PostgreSQL 15, through the real wget and WAL-E, and
+ * streams segments back, prefetched by WAL-E's Python worker.
  */
 import { expect, test } from "bun:test";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import {
   archiveThrough,
   freePort,
@@ -41,6 +42,24 @@ test("a segment archived through the sidecar running on Deno is in the store", a
   });
   expect(pushes.every((r) => r.exit === 0)).toBe(true);
   expect(store.walFiles()).toContain(pushes[0]?.file as string);
+
+  // Streamed back: the first through wal-fetch, the next from the prefetch
+  // worker, which the Deno runtime feeds through a pipe to its stdin.
+  const [first, second] = [await pg.switchWal(), await pg.switchWal()];
+  await waitFor(`${second} in the store`, () => store.walFiles().includes(second));
+  expect(sidecar.output()).toContain(`"prefetching":"one ${dirname(TOOLS.wale)}/python3 process for all segments`);
+  for (const segment of [first, second]) {
+    const response = await fetch(`${url}/wal/${segment}`);
+    expect(response.status).toBe(200);
+    const archived = Bun.spawnSync(["lzop", "-dc", join(store.dir, "wal_005", `${segment}.lzo`)]).stdout;
+    expect(archived.length).toBe(16 * 1024 * 1024);
+    expect(Buffer.from(await response.arrayBuffer()).equals(archived)).toBe(true);
+  }
+  const streamed = sidecar.requests().filter((r) => r.route === "/wal");
+  expect(streamed.map((r) => [r.file, r.prefetched ?? false])).toEqual([
+    [first, false],
+    [second, true],
+  ]);
 
   await sidecar.stop();
   expect(sidecar.output()).toContain('"msg":"stopping","signal":"SIGTERM"');

@@ -32,6 +32,7 @@ export function fakeRuntime(result: Scripted | ((argv: string[]) => Scripted) = 
       return {
         pid: 1,
         exited: Promise.resolve(r.exitCode),
+        stdin: null,
         stdout: streamOf(r.stdout ?? ""),
         stderr: streamOf(r.stderr ?? ""),
         kill() {},

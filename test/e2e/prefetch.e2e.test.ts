@@ -1,0 +1,100 @@
+/**
+ * The prefetch worker for real: src/prefetch.py run by WAL-E's own Python,
+ * through the runner on Bun, downloading from a file store that real
+ * `wal-e wal-push` filled. Restores through the sidecar use it too
+ * (test/e2e/restore.e2e.test.ts); this test looks at the spool itself.
+ */
+import { expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseConfig } from "../../src/config.ts";
+import { createLogger } from "../../src/log.ts";
+import { createPrefetcher } from "../../src/prefetcher.ts";
+import { bunRuntime } from "../../src/runtime/bun.ts";
+import { WaleRunner } from "../../src/wale.ts";
+import { makeStore, run, TOOLS, useScope } from "../support/harness.ts";
+
+const scope = useScope();
+const SEGMENT_BYTES = 16 * 1024 * 1024;
+
+test("one WAL-E Python process prefetches every segment it is given, byte for byte, and only whole ones", async () => {
+  const store = makeStore(scope);
+  const pgwal = join(scope.tempDir("pgwal"), "pg_wal");
+  mkdirSync(join(pgwal, "archive_status"), { recursive: true });
+  const env = { PATH: process.env.PATH ?? "", WALE_BIN: TOOLS.wale, WALE_FILE_PREFIX: store.prefix };
+  const names = ["000000010000000000000002", "000000010000000000000003", "000000010000000000000005"];
+  const contents = new Map<string, Buffer>();
+  for (const name of names) {
+    // A segment as a quiet database writes it: a little data, then zeros.
+    const bytes = Buffer.alloc(SEGMENT_BYTES);
+    randomBytes(64 * 1024).copy(bytes);
+    writeFileSync(join(pgwal, name), bytes);
+    contents.set(name, bytes);
+    await run([TOOLS.wale, "--terse", "wal-push", join(pgwal, name)], {
+      env: { ...env, WALE_LOG_DESTINATION: "stderr" },
+    });
+  }
+
+  const config = parseConfig({ ...env, PGDATA: join(pgwal, ".."), WALE_SPOOL_DIR: scope.tempDir("spool") });
+  const logs: string[] = [];
+  const runner = new WaleRunner(bunRuntime, config.wale);
+  const prefetcher = await createPrefetcher(
+    config,
+    runner,
+    createLogger(
+      (line) => logs.push(line),
+      (text) => text,
+    ),
+  );
+  scope.defer(() => runner.close());
+  expect(prefetcher?.description).toContain(`${join(TOOLS.wale, "..")}/python`);
+
+  // 000000010000000000000004 is not in the archive, as past the end of a recovery.
+  const first = prefetcher?.start(names.slice(0, 2)) ?? [];
+  const second = prefetcher?.start(["000000010000000000000004", "000000010000000000000005"]) ?? [];
+  expect(await Promise.all([...first, ...second])).toEqual([true, true, false, true]);
+  expect(runner.inFlight).toBe(1);
+
+  const prefetched = join(config.spool.dir, ".wal-e", "prefetch");
+  expect(readdirSync(prefetched).sort()).toEqual([...names, "running"].sort());
+  for (const name of names)
+    expect(readFileSync(join(prefetched, name)).equals(contents.get(name) as Buffer)).toBe(true);
+  // Nothing half-downloaded stays behind, and nothing for the missing segment.
+  expect(readdirSync(join(prefetched, "running"))).toEqual([]);
+  expect(existsSync(join(prefetched, "000000010000000000000004"))).toBe(false);
+
+  prefetcher?.stop();
+  for (let i = 0; i < 100 && runner.inFlight > 0; i++) await Bun.sleep(50);
+  expect(runner.inFlight).toBe(0);
+  // A segment past the end of the archive is normal: a miss at info, with WAL-E's reason, and no warning.
+  expect(logs.map((line) => JSON.parse(line))).toEqual([
+    expect.objectContaining({
+      level: "info",
+      msg: "prefetch missed",
+      segment: "000000010000000000000004",
+      reason: expect.stringContaining("FileNotFoundError"),
+    }),
+  ]);
+}, 60_000);
+
+test("a worker that cannot set WAL-E up fails its segments and says why in the log", async () => {
+  // No store prefix: WAL-E refuses to start, as `wal-e wal-prefetch` would.
+  const env = { PATH: process.env.PATH ?? "", WALE_BIN: TOOLS.wale, PGDATA: scope.tempDir("data") };
+  const config = parseConfig({ ...env, WALE_SPOOL_DIR: scope.tempDir("spool") });
+  const logs: string[] = [];
+  const runner = new WaleRunner(bunRuntime, config.wale);
+  scope.defer(() => runner.close());
+  const prefetcher = await createPrefetcher(
+    config,
+    runner,
+    createLogger(
+      (line) => logs.push(line),
+      (text) => text,
+    ),
+  );
+  expect(await Promise.all(prefetcher?.start(["000000010000000000000002"]) ?? [])).toEqual([false]);
+  const warning = JSON.parse(logs.find((line) => line.includes("prefetch worker failed")) ?? "{}");
+  expect(warning).toMatchObject({ level: "warn", exit: 3, lost: 1 });
+  expect(warning.stderr).toContain("no storage prefix defined");
+}, 60_000);
