@@ -97,11 +97,11 @@ function childrenCpuSeconds(pid: number): number {
     }
   }
   const children = (p: string) => [...stats].filter(([, fields]) => fields[1] === p).map(([child]) => child);
+  const own = (p: string) => Number(stats.get(p)?.[11]) + Number(stats.get(p)?.[12]);
   const below = (p: string): number => {
     const fields = stats.get(p) ?? [];
     return Number(fields[13]) + Number(fields[14]) + children(p).reduce((sum, c) => sum + own(c) + below(c), 0);
   };
-  const own = (p: string) => Number(stats.get(p)?.[11]) + Number(stats.get(p)?.[12]);
   return below(String(pid)) / ticks;
 }
 

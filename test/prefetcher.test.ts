@@ -27,6 +27,10 @@ const waleBin = join(base, "wal-e");
 writeFileSync(waleBin, `#!${python3}\nimport sys\nfrom wal_e.cmd import main\n`);
 chmodSync(waleBin, 0o755);
 
+const quiet = createLogger(
+  () => {},
+  (text) => text,
+);
 const SEG = (n: number) => `0000000100000000000000${n.toString(16).toUpperCase().padStart(2, "0")}`;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -207,10 +211,6 @@ describe("the prefetch worker", () => {
     const config = parseConfig({ PGDATA: join(base, "data"), WALE_BIN: waleBin, WALE_SPOOL_DIR: join(base, "spool") });
     const workers = fakeWorkers(() => "ok");
     const runner = new WaleRunner(workers.runtime, config.wale, new Limiter(1, 0));
-    const quiet = createLogger(
-      () => {},
-      (text) => text,
-    );
     // A worker holds its slot while it lives, so a second one (another spool's) cannot start.
     const [first, second] = await Promise.all([1, 2].map(() => createPrefetcher(config, runner, quiet)));
     expect(await Promise.all(first?.start([SEG(2)]) ?? [])).toEqual([true]);
@@ -231,14 +231,7 @@ describe("the prefetch worker", () => {
 
 test("with WALE_MAX_CONCURRENCY=1 the worker would take the only slot: one process a segment", async () => {
   const config = parseConfig({ PGDATA: join(base, "data"), WALE_BIN: waleBin, WALE_MAX_CONCURRENCY: "1" });
-  const prefetcher = await createPrefetcher(
-    config,
-    new WaleRunner(fakeRuntime().runtime, config.wale),
-    createLogger(
-      () => {},
-      (text) => text,
-    ),
-  );
+  const prefetcher = await createPrefetcher(config, new WaleRunner(fakeRuntime().runtime, config.wale), quiet);
   expect(prefetcher?.description).toBe(`${waleBin} wal-prefetch, one process a segment`);
 });
 
@@ -248,14 +241,7 @@ test("where WALE_BIN is no Python script, each segment gets its own wal-e wal-pr
   chmodSync(wrapper, 0o755);
   const config = parseConfig({ PGDATA: join(base, "data"), WALE_BIN: wrapper, WALE_SPOOL_DIR: join(base, "spool") });
   const fake = fakeRuntime((argv) => ({ exitCode: argv.at(-1) === SEG(3) ? 1 : 0 }));
-  const prefetcher = await createPrefetcher(
-    config,
-    new WaleRunner(fake.runtime, config.wale),
-    createLogger(
-      () => {},
-      (text) => text,
-    ),
-  );
+  const prefetcher = await createPrefetcher(config, new WaleRunner(fake.runtime, config.wale), quiet);
   expect(prefetcher?.description).toBe(`${wrapper} wal-prefetch, one process a segment`);
   expect(await Promise.all(prefetcher?.start([SEG(2), SEG(3)]) ?? [])).toEqual([true, false]);
   expect(fake.spawned).toEqual([
@@ -263,14 +249,5 @@ test("where WALE_BIN is no Python script, each segment gets its own wal-e wal-pr
     [wrapper, "--terse", "wal-prefetch", join(base, "spool"), SEG(3)],
   ]);
   const off = { ...config, spool: { ...config.spool, prefetch: 0 } };
-  expect(
-    await createPrefetcher(
-      off,
-      new WaleRunner(fake.runtime, config.wale),
-      createLogger(
-        () => {},
-        (t) => t,
-      ),
-    ),
-  ).toBe(null);
+  expect(await createPrefetcher(off, new WaleRunner(fake.runtime, config.wale), quiet)).toBe(null);
 });

@@ -18,6 +18,19 @@ import { makeStore, run, TOOLS, useScope } from "../support/harness.ts";
 const scope = useScope();
 const SEGMENT_BYTES = 16 * 1024 * 1024;
 
+/** The prefetcher a sidecar with this environment builds, on Bun, with its log lines collected. */
+async function realPrefetcher(env: Record<string, string>) {
+  const config = parseConfig({ ...env, WALE_SPOOL_DIR: scope.tempDir("spool") });
+  const logs: string[] = [];
+  const runner = new WaleRunner(bunRuntime, config.wale);
+  scope.defer(() => runner.close());
+  const log = createLogger(
+    (line) => logs.push(line),
+    (text) => text,
+  );
+  return { config, runner, logs, prefetcher: await createPrefetcher(config, runner, log) };
+}
+
 test("one WAL-E Python process prefetches every segment it is given, byte for byte, and only whole ones", async () => {
   const store = makeStore(scope);
   const pgwal = join(scope.tempDir("pgwal"), "pg_wal");
@@ -36,18 +49,7 @@ test("one WAL-E Python process prefetches every segment it is given, byte for by
     });
   }
 
-  const config = parseConfig({ ...env, PGDATA: join(pgwal, ".."), WALE_SPOOL_DIR: scope.tempDir("spool") });
-  const logs: string[] = [];
-  const runner = new WaleRunner(bunRuntime, config.wale);
-  const prefetcher = await createPrefetcher(
-    config,
-    runner,
-    createLogger(
-      (line) => logs.push(line),
-      (text) => text,
-    ),
-  );
-  scope.defer(() => runner.close());
+  const { config, runner, logs, prefetcher } = await realPrefetcher({ ...env, PGDATA: join(pgwal, "..") });
   expect(prefetcher?.description).toContain(`${join(TOOLS.wale, "..")}/python`);
 
   // 000000010000000000000004 is not in the archive, as past the end of a recovery.
@@ -80,19 +82,11 @@ test("one WAL-E Python process prefetches every segment it is given, byte for by
 
 test("a worker that cannot set WAL-E up fails its segments and says why in the log", async () => {
   // No store prefix: WAL-E refuses to start, as `wal-e wal-prefetch` would.
-  const env = { PATH: process.env.PATH ?? "", WALE_BIN: TOOLS.wale, PGDATA: scope.tempDir("data") };
-  const config = parseConfig({ ...env, WALE_SPOOL_DIR: scope.tempDir("spool") });
-  const logs: string[] = [];
-  const runner = new WaleRunner(bunRuntime, config.wale);
-  scope.defer(() => runner.close());
-  const prefetcher = await createPrefetcher(
-    config,
-    runner,
-    createLogger(
-      (line) => logs.push(line),
-      (text) => text,
-    ),
-  );
+  const { logs, prefetcher } = await realPrefetcher({
+    PATH: process.env.PATH ?? "",
+    WALE_BIN: TOOLS.wale,
+    PGDATA: scope.tempDir("data"),
+  });
   expect(await Promise.all(prefetcher?.start(["000000010000000000000002"]) ?? [])).toEqual([false]);
   const warning = JSON.parse(logs.find((line) => line.includes("prefetch worker failed")) ?? "{}");
   expect(warning).toMatchObject({ level: "warn", exit: 3, lost: 1 });
