@@ -1,4 +1,5 @@
 import type { Config } from "../config.ts";
+import { exposureWarning } from "../http/auth.ts";
 import { createLogger, type Logger, redactor } from "../log.ts";
 import type { Server } from "../runtime/types.ts";
 import { createSidecar, type Sidecar } from "../sidecar.ts";
@@ -88,6 +89,8 @@ exits 0.
       prefetching: sidecar.deps.spool.prefetching,
       next_backup: sidecar.schedule?.next()?.toISOString(),
     });
+    const exposed = exposureWarning(config);
+    if (exposed) log.warn(exposed, { host: config.listen.hostname, port: server.port });
 
     return new Promise<number>((resolve) => {
       let stopping = false;
