@@ -42,7 +42,7 @@ export function isLoopback(host: string): boolean {
 }
 
 /** The one warning line at start, or null: with no token, anyone who reaches the port may run WAL-E. */
-export function exposureWarning(options: Pick<GateOptions, "token" | "listen">): string | null {
+export function exposureWarning(options: { token?: string; listen: { hostname: string } }): string | null {
   if (options.token !== undefined || isLoopback(options.listen.hostname)) return null;
   return "no WALE_SIDECAR_TOKEN: anyone who can reach this port can trigger backups and fetches, and /wal/<file> answers 403";
 }
@@ -77,9 +77,6 @@ export function createGate({ token, listen, lifecycle }: GateOptions) {
     return { allowed: true, trusted };
   };
 }
-
-/** Is the request trusted, on a route where anyone may ask? */
-export type Gate = ReturnType<typeof createGate>;
 
 const digest = (text: string) => createHash("sha256").update(text).digest();
 

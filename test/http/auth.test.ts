@@ -69,7 +69,8 @@ describe("serve warns at start, once, with no token on a non-loopback address", 
       stdout: (text: string) => void out.push(text),
     };
     const exit = serve.run(runtime, []);
-    for (let i = 0; i < 200 && !out.join("").includes('"listening"'); i++) await Bun.sleep(10);
+    for (let i = 0; i < 200 && !out.join("").includes('"listening"'); i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
     for (const listener of listeners) listener();
     expect(await exit).toBe(0);
     return out
@@ -88,12 +89,12 @@ describe("serve warns at start, once, with no token on a non-loopback address", 
       /^no WALE_SIDECAR_TOKEN: anyone who can reach this port can trigger backups and fetches/,
     );
   });
-  test.each([{ WALE_LISTEN_HOST: "127.0.0.1" }, { WALE_LISTEN_HOST: "0.0.0.0", WALE_SIDECAR_TOKEN: TOKEN }])(
-    "%o: no warning",
-    async (env) => {
-      expect((await start(env)).filter((l) => l.level === "warn")).toEqual([]);
-    },
-  );
+  test.each<Record<string, string>>([
+    { WALE_LISTEN_HOST: "127.0.0.1" },
+    { WALE_LISTEN_HOST: "0.0.0.0", WALE_SIDECAR_TOKEN: TOKEN },
+  ])("%o: no warning", async (env) => {
+    expect((await start(env)).filter((l) => l.level === "warn")).toEqual([]);
+  });
   test("exposureWarning", () => {
     expect(exposureWarning({ token: undefined, listen: { hostname: "0.0.0.0" } })).toMatch(/WALE_SIDECAR_TOKEN/);
     expect(exposureWarning({ token: TOKEN, listen: { hostname: "0.0.0.0" } })).toBeNull();
