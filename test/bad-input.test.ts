@@ -280,8 +280,11 @@ function checkOpenAnswer(path: string, status: number, body: string) {
   else if (path === "/healthz") expect({ status, body }).toEqual({ status: 200, body: "ok\n" });
   else expect(body).toMatch(/^(ready|not ready: [a-z, -]+)\n$/);
 }
-/** A body that can differ between two runs of the same route: backup job ids, timings. */
-const stable = (body: string) => body.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, "<id>");
+/** A body as it reads on two runs of the same route: backup job ids vary, and /metrics counts the requests. */
+const stable = (body: string) =>
+  body.startsWith("# HELP")
+    ? "<metrics>"
+    : body.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, "<id>");
 
 const port = fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined });
 const hostArb = fc
@@ -317,9 +320,11 @@ describe("hosts and request targets", () => {
         }
         const before = s.spawned.length;
         const got = await s.get(url.href, authorized ? auth : {});
+        // Elysia matches a path with one trailing slash as the path without it.
+        const path = url.pathname.replace(/(.)\/$/, "$1");
         if (!authorized) {
           // Without the token only the open routes answer, and they run nothing but `wal-e version`.
-          if (OPEN_PATHS.includes(url.pathname)) checkOpenAnswer(url.pathname, got.status, got.body);
+          if (OPEN_PATHS.includes(path)) checkOpenAnswer(path, got.status, got.body);
           else expect({ target, status: got.status }).toEqual({ target, status: 401 });
           for (const argv of s.spawned.slice(before)) expect(argv.slice(-1)).toEqual(["version"]);
         }
