@@ -68,7 +68,8 @@ export function createApp(context: AppContext): App {
 
   const elysia = new Elysia()
     .onTransform(({ request, route }) => {
-      const verdict = gate(access.get(route), request);
+      const declared = access.get(route);
+      const verdict = gate(declared, request);
       if (verdict.allowed) {
         trusted.set(request, verdict.trusted);
         return;
@@ -76,7 +77,7 @@ export function createApp(context: AppContext): App {
       const name = verdict.status === 503 ? "draining" : verdict.status === 401 ? "unauthorized" : label(route);
       metrics.request(name, verdict.status);
       if (verdict.status !== 503) {
-        (verdict.reason.startsWith("route without") ? log.error : log.warn)("request", {
+        (declared === undefined ? log.error : log.warn)("request", {
           route,
           status: verdict.status,
           reason: verdict.reason,
@@ -129,7 +130,7 @@ export function createApp(context: AppContext): App {
   for (const route of routes) {
     elysia.get(
       route.path,
-      ({ request, params, query: _ }) => {
+      ({ request, params }) => {
         const c: RouteContext = {
           request,
           params: params as RouteContext["params"],

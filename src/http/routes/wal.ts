@@ -1,6 +1,6 @@
 /** The WAL routes: archive_command's /wal-push, restore_command's /wal-fetch, and /wal for hosts that do not share PGDATA. */
 import { t } from "elysia";
-import { walFetch, walPush, walStream } from "../../operations.ts";
+import { type Outcome, walFetch, walPush, walStream } from "../../operations.ts";
 import { type NameCheck, walNameFromDecodedPath, walNameFromPath } from "../../wal-names.ts";
 import { Responses } from "../responses.ts";
 import type { Route, RouteContext, RouteFamily } from "../route.ts";
@@ -53,7 +53,7 @@ const withPForm = (route: Route): Route[] => [
 ];
 
 export const walRoutes: RouteFamily = ({ deps, answer }) => {
-  const timed = (operation: (c: RouteContext) => ReturnType<typeof walPush>) => (c: RouteContext) => {
+  const timed = (operation: (c: RouteContext) => Promise<Outcome>) => (c: RouteContext) => {
     const started = performance.now();
     return operation(c).then((outcome) => answer(c.request, started, outcome));
   };
@@ -121,9 +121,10 @@ export const walRoutes: RouteFamily = ({ deps, answer }) => {
           "Same name rules and status codes as /wal-fetch. With missing=ok a file the archive lacks is a 200 with an " +
           "empty body and X-Wal-Missing: true (WAL files are never empty). Answers only with WALE_SIDECAR_TOKEN set, " +
           "or when the sidecar listens on loopback only: otherwise 403.",
-        responses: {
-          ...FetchResponses("application/octet-stream: the whole file, with Content-Length", "not a WAL file name"),
-        },
+        responses: FetchResponses(
+          "application/octet-stream: the whole file, with Content-Length",
+          "not a WAL file name",
+        ),
       },
       handle: timed(({ params, query }) => {
         const missing = missingOk(query);
