@@ -35,8 +35,9 @@ WALE_PUSH_TIMEOUT (600), WALE_FETCH_TIMEOUT (600), WALE_BACKUP_TIMEOUT (0),
 WALE_SHUTDOWN_GRACE (25), WALE_BACKUP_SCHEDULE, WALE_BACKUP_RETAIN,
 WALE_LOG_FORMAT (json), WALE_SPOOL_DIR (/tmp/wale-sidecar-spool-<hash>),
 WALE_PREFETCH (8), WALE_SIDECAR_TOKEN (a bearer token for every route but
-/ping, /healthz and /readyz's verdict), and WAL-E's own variables (WALE_S3_PREFIX,
-WALE_FILE_PREFIX, AWS_*, PG*...), which are passed to WAL-E unchanged.
+/ping, /healthz and /readyz's verdict), and WAL-E's own variables
+(WALE_S3_PREFIX, WALE_FILE_PREFIX, AWS_*, PG*...), which are passed to WAL-E
+unchanged.
 
 On SIGTERM new requests get 503; pushes and backups in flight may finish
 within WALE_SHUTDOWN_GRACE seconds, then WAL-E is killed, and the process
