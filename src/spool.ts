@@ -26,7 +26,7 @@ import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { createPrefetcher, type Prefetcher } from "./prefetcher.ts";
 import { followingSegments, type WalKind } from "./wal-names.ts";
-import { type RunResult, type WaleRunner, walFetchArgv } from "./wale.ts";
+import { type RunResult, type WaleRunner, walFetchArgv, walFetchEnv } from "./wale.ts";
 
 export type Fetched =
   | { ok: true; path: string; prefetched: boolean; wale?: RunResult }
@@ -97,6 +97,7 @@ export class Spool {
     } else {
       const wale = await this.runner.run(walFetchArgv(this.config.wale, name, path), {
         timeoutMs: this.config.timeouts.fetch,
+        env: walFetchEnv(this.config.wale),
       });
       if (wale.exitCode !== 0) {
         await rm(path, { force: true });

@@ -10,6 +10,8 @@ const base = realpathSync(mkdtempSync(join(tmpdir(), "ops-")));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 const pgdata = join(base, "data");
 mkdirSync(join(pgdata, "pg_wal"), { recursive: true });
+// The stand-in file store's WAL directory: an absence is believed only in a store that has one.
+mkdirSync(join(base, "wal_005"));
 const SEG = "000000010000000000000001";
 writeFileSync(join(pgdata, "pg_wal", SEG), "wal");
 writeFileSync(join(pgdata, "PG_VERSION"), "14\n");
@@ -69,7 +71,7 @@ describe("walFetch", () => {
     const name = "000000010000000000000009";
     expect((await walFetch(d, name, undefined)).status).toBe(200);
     expect(spawned).toHaveLength(1);
-    expect(spawned[0]?.slice(0, 5)).toEqual(["wal-e", "--terse", "wal-fetch", "-p=0", name]);
+    expect(spawned[0]?.slice(0, 4)).toEqual(["wal-e", "wal-fetch", "-p=0", name]);
     expect(spawned[0]?.at(-1)?.startsWith(`${spoolDir}/`)).toBe(true);
     expect(readFileSync(join(pgdata, "pg_wal", name), "utf8")).toBe(`bytes of ${name}`);
     expect(readdirSync(spoolDir)).toEqual([]);

@@ -29,7 +29,8 @@ function setup(prefetch: number, spoolDir = join(base, `spool-${++n}`)) {
     WALE_PREFETCH: String(prefetch),
   });
   const fake = fakeRuntime((argv) => {
-    const [sub, a, b] = argv.slice(2);
+    // wal-fetch runs without --terse (see walFetchArgv).
+    const [sub, a, b] = argv.slice(1).filter((arg) => arg !== "--terse");
     if (sub === "wal-fetch") writeFileSync(argv.at(-1) as string, `fetched ${argv.at(-2)}`);
     if (sub === "wal-prefetch") {
       mkdirSync(join(a as string, ".wal-e", "prefetch"), { recursive: true });
@@ -47,7 +48,10 @@ function setup(prefetch: number, spoolDir = join(base, `spool-${++n}`)) {
 
 const SEG = (n: number) => `0000000100000000000000${n.toString(16).toUpperCase().padStart(2, "0")}`;
 const subcommands = (spawned: string[][]) =>
-  spawned.map((argv) => `${argv[2]} ${argv.at(-2)?.startsWith("/") ? argv.at(-1) : argv.at(-2)}`);
+  spawned.map(
+    (argv) =>
+      `${argv.find((a) => a === "wal-fetch" || a === "wal-prefetch")} ${argv.at(-2)?.startsWith("/") ? argv.at(-1) : argv.at(-2)}`,
+  );
 
 describe("Spool", () => {
   test("prepare creates the spool at mode 0700 and removes only its own leftovers", async () => {
