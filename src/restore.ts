@@ -36,7 +36,8 @@ export interface RestoreOptions {
  * recovery there, promoting a database that lacks the rest of the WAL; only
  * an exit above 125 aborts recovery. wget exits 8 for a 404 and a 500 alike.
  * So the sidecar is asked with missing=ok, which turns a confirmed absence
- * into a 200 that says so, and the shell maps: fetched → 0, missing → 1,
+ * into a 200 that says so, and the shell maps: fetched → 0 (once %p is there
+ * and not empty; the word alone is not trusted), missing → 1,
  * anything else (WAL-E failing, the sidecar restarting or busy) → tried
  * again, 6 times 5 s apart, then 255, which stops PostgreSQL rather than
  * ending recovery early. A restart of the server resumes the recovery.
@@ -55,7 +56,7 @@ export function restoreCommand(wal: RestoreOptions["wal"], token = false): strin
   }
   return (
     `${tries(`r=$(wget -q -O - ${header}"${wal.via}/wal-fetch/%f?dest=%p&missing=ok")`)}; ` +
-    `case "$r" in fetched*) exit 0;; missing*) exit 1;; esac; exit 255`
+    `case "$r" in fetched*) test -s %p && exit 0; exit 255;; missing*) exit 1;; esac; exit 255`
   );
 }
 
