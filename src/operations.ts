@@ -3,10 +3,12 @@
  * turn its exit into an HTTP outcome. Nothing is spawned and no file is
  * touched until the input has passed its checks.
  */
-import { readFile, rm } from "node:fs/promises";
+import { readdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
 import type { BackupJobs } from "./backups.ts";
 import type { Config } from "./config.ts";
 import { badRequest, HttpError } from "./errors.ts";
+import { fileStoreRoot, syncPushed } from "./file-store.ts";
 import type { Metrics } from "./metrics.ts";
 import { fetchDestination, segmentToPush } from "./paths.ts";
 import type { SingleFlight } from "./single-flight.ts";
@@ -58,15 +60,37 @@ export function walPush(deps: Deps, rawPath: string): Promise<Outcome> {
     const path = await segmentToPush(deps.config, name);
     const { result, joined } = deps.pushes.run(name, () =>
       track(deps, "wal-push", name, async () => {
+        const root = fileStoreRoot(deps.config.wale.env);
+        const ready = root ? await archiveStatus(deps.config.pgwal, ".ready") : [];
         const wale = await deps.runner.run(walPushArgv(deps.config.wale, path), {
           timeoutMs: deps.config.timeouts.push,
         });
-        if (wale.exitCode === 0) return { status: 200, body: `archived ${name}\n`, wale };
-        return failed(deps, "wal-push", name, wale);
+        if (wale.exitCode !== 0) return failed(deps, "wal-push", name, wale);
+        if (root) {
+          // WAL-E also pushed some of the segments that were .ready, and marked them .done.
+          const done = new Set(await archiveStatus(deps.config.pgwal, ".done"));
+          try {
+            await syncPushed(root, [name, ...ready.filter((other) => other !== name && done.has(other))]);
+          } catch (error) {
+            const reason = error instanceof Error ? error.message : String(error);
+            return {
+              status: 500,
+              body: `wal-push ${name}: WAL-E wrote it, but it could not be synced: ${reason}\n`,
+              wale,
+            };
+          }
+        }
+        return { status: 200, body: `archived ${name}\n`, wale };
       }),
     );
     return { ...(await result), joined };
   });
+}
+
+/** The WAL file names in PGWAL/archive_status with a suffix (.ready, .done); none if it cannot be read. */
+async function archiveStatus(pgwal: string, suffix: string): Promise<string[]> {
+  const entries = await readdir(join(pgwal, "archive_status")).catch(() => [] as string[]);
+  return entries.filter((entry) => entry.endsWith(suffix)).map((entry) => entry.slice(0, -suffix.length));
 }
 
 /** GET /wal-fetch/:file?dest= — restore <file> from the archive to PGWAL/<file>, or to PGDATA/<dest>. */

@@ -17,7 +17,8 @@ writeFileSync(join(pgdata, "pg_wal", SEG), "wal");
 writeFileSync(join(pgdata, "PG_VERSION"), "14\n");
 const spoolDir = join(base, "spool");
 mkdirSync(spoolDir);
-const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_SPOOL_DIR: spoolDir, WALE_PREFETCH: "0" });
+const env = { PGDATA: pgdata, WALE_BIN: "wal-e", WALE_SPOOL_DIR: spoolDir, WALE_PREFETCH: "0" };
+const config = parseConfig(env);
 
 const deps = (result: Scripted = { exitCode: 0 }) => {
   // Like WAL-E, a wal-fetch that exits 0 leaves the file at the path it was given.
@@ -47,6 +48,18 @@ describe("walPush", () => {
     expect(outcome.status).toBe(500);
     expect(outcome.body).toContain("the store said no");
     expect(outcome.body).toContain("exited with code 1");
+  });
+  test("file store: a WAL-E that exits 0 without writing the object is a 500, never a 200", async () => {
+    const store = join(base, "file-store");
+    mkdirSync(join(store, "wal_005"), { recursive: true });
+    const onFiles = parseConfig({ ...env, WALE_FILE_PREFIX: `file://localhost${store}` });
+    const said = sidecarFor(onFiles, fakeRuntime({ exitCode: 0 }).runtime).deps;
+    const outcome = await walPush(said, SEG);
+    expect(outcome.status).toBe(500);
+    expect(outcome.body).toContain("could not be synced");
+    // Once the object is there, it is synced and the push is a 200.
+    writeFileSync(join(store, "wal_005", `${SEG}.lzo`), "lzo bytes");
+    expect((await walPush(said, SEG)).status).toBe(200);
   });
   test("a file not in PGWAL is 404, and nothing is spawned", async () => {
     const { deps: d, spawned } = deps();
