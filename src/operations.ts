@@ -18,6 +18,7 @@ import {
   backupListArgv,
   isNotInArchive,
   lastLines,
+  missingStatement,
   type Operation,
   type RunResult,
   type StoreProbe,
@@ -56,10 +57,14 @@ export interface Outcome {
 /** GET /wal-push/:file — archive PGWAL/<file>. Concurrent pushes of one file share one WAL-E run. */
 export function walPush(deps: Deps, rawPath: string): Promise<Outcome> {
   return settle("wal-push", async () => {
-    const name = validName(walNameFromPath(rawPath));
+    const { name, kind } = validCheck(walNameFromPath(rawPath));
     const path = await segmentToPush(deps.config, name);
     const { result, joined } = deps.pushes.run(name, () =>
       track(deps, "wal-push", name, async () => {
+        if (kind === "history") {
+          const held = await archivedHistory(deps, name, path);
+          if (held) return held;
+        }
         const root = fileStoreRoot(deps.config.wale.env);
         const ready = root ? await archiveStatus(deps.config.pgwal, ".ready") : [];
         const wale = await deps.runner.run(walPushArgv(deps.config.wale, path), {
@@ -85,6 +90,36 @@ export function walPush(deps: Deps, rawPath: string): Promise<Outcome> {
     );
     return { ...(await result), joined };
   });
+}
+
+/**
+ * A timeline history file is never overwritten. A clone restored from this
+ * archive and promoted writes its own 0000000N.history; pushed into the
+ * same prefix, it would replace production's, and every later restore of
+ * production would follow the clone's timeline. So the archived copy is
+ * fetched first: the same bytes are a 200 with nothing pushed, different
+ * bytes a 500 that names the cause. Null: the archive lacks it, push it.
+ */
+async function archivedHistory(deps: Deps, name: string, path: string): Promise<Result | null> {
+  const fetched = await deps.spool.fetch(name, "history");
+  if (!fetched.ok) {
+    // Before a push, WAL-E's word that the object is missing is enough: a
+    // store not there yet (a new prefix's first file) is one to push into.
+    if (missingStatement(fetched.wale, name)) return null;
+    return failed(deps, "wal-push", name, fetched.wale);
+  }
+  try {
+    const [archived, local] = await Promise.all([readFile(fetched.path), readFile(path)]);
+    if (archived.equals(local)) return { status: 200, body: `archived ${name} (the archive holds these bytes)\n` };
+    return {
+      status: 500,
+      body:
+        `wal-push ${name} refused: the archive already holds a different ${name}. ` +
+        "Is this a clone restored from this archive and promoted? Give it a store prefix of its own.\n",
+    };
+  } finally {
+    await rm(fetched.path, { force: true });
+  }
 }
 
 /** The WAL file names in PGWAL/archive_status with a suffix (.ready, .done); none if it cannot be read. */
@@ -187,10 +222,6 @@ export function parseBackupList(stdout: string): Array<Record<string, string | n
       }),
     );
   });
-}
-
-function validName(check: NameCheck): string {
-  return validCheck(check).name;
 }
 
 function validCheck(check: NameCheck): Extract<NameCheck, { ok: true }> {

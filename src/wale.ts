@@ -390,21 +390,32 @@ export interface StoreProbe {
  *     minute ago vouch for nothing now.
  */
 export async function isNotInArchive(result: RunResult, name: string, store: StoreProbe): Promise<boolean> {
+  const said = missingStatement(result, name);
+  if (!said) return false;
+  return said.root !== undefined ? store.directoryExists(`${said.root}/wal_005`) : store.listable();
+}
+
+/**
+ * WAL-E's own statement, in a wal-fetch that failed, that this very object
+ * is missing: with the file backend's store root, or null without one.
+ */
+export function missingStatement(result: RunResult, name: string): { root?: string } | null {
+  if (result.timedOut) return null;
   const object = `/wal_005/${name.replaceAll(".", "\\.")}\\.lzo`;
   if (result.exitCode === 2) {
     const missing = new RegExp(`FileNotFoundError: .*No such file or directory: '([^']*)${object}'`);
     const root = missing.exec(result.stderr)?.[1];
-    return root !== undefined && (await store.directoryExists(`${root}/wal_005`));
+    return root === undefined ? null : { root };
   }
   if (result.exitCode === 1) {
-    if (/Traceback|\w+Error:|\b(ERROR|CRITICAL)\b/.test(result.stderr)) return false;
+    if (/Traceback|\w+Error:|\b(ERROR|CRITICAL)\b/.test(result.stderr)) return null;
     const located = new RegExp(
       `MSG: could no longer locate object while performing wal restore\\s+DETAIL: The absolute URI that could not be located is \\S+${object}\\.$`,
       "m",
     );
-    return located.test(result.stderr) && (await store.listable());
+    return located.test(result.stderr) ? {} : null;
   }
-  return false;
+  return null;
 }
 
 /** The StoreProbe of a running sidecar: the file system, and `wal-e backup-list`. */

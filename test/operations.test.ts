@@ -61,6 +61,34 @@ describe("walPush", () => {
     writeFileSync(join(store, "wal_005", `${SEG}.lzo`), "lzo bytes");
     expect((await walPush(said, SEG)).status).toBe(200);
   });
+  test("a .history file the archive holds with other bytes is refused with a 500 naming the cause; the same bytes are a 200", async () => {
+    const name = "00000002.history";
+    writeFileSync(join(pgdata, "pg_wal", name), "1\t0/3000000\tno recovery target specified\n");
+    const archived = (bytes: string) => {
+      const fake = fakeRuntime((argv) => {
+        if (argv.includes("wal-fetch")) writeFileSync(argv.at(-1) as string, bytes);
+        return { exitCode: 0 };
+      });
+      return { deps: sidecarFor(config, fake.runtime).deps, spawned: fake.spawned };
+    };
+    const other = archived("1\t0/5000000\tno recovery target specified\n");
+    const refused = await walPush(other.deps, name);
+    expect(refused.status).toBe(500);
+    expect(refused.body).toContain("the archive already holds a different 00000002.history");
+    expect(other.spawned.some((argv) => argv.includes("wal-push"))).toBe(false);
+    const same = archived(readFileSync(join(pgdata, "pg_wal", name), "utf8"));
+    expect((await walPush(same.deps, name)).status).toBe(200);
+    expect(same.spawned.some((argv) => argv.includes("wal-push"))).toBe(false);
+    // Not in the archive (WAL-E's own words, in a store with wal_005/): pushed.
+    const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '${base}/wal_005/${name}.lzo'`;
+    const absent = fakeRuntime((argv) => (argv.includes("wal-fetch") ? { exitCode: 2, stderr } : { exitCode: 0 }));
+    expect((await walPush(sidecarFor(config, absent.runtime).deps, name)).status).toBe(200);
+    expect(absent.spawned.at(-1)).toEqual(["wal-e", "--terse", "wal-push", join(pgdata, "pg_wal", name)]);
+    // Any other failure to read the archived copy: a failure, nothing pushed.
+    const broken = fakeRuntime({ exitCode: 1, stderr: "boom" });
+    expect((await walPush(sidecarFor(config, broken.runtime).deps, name)).status).toBe(500);
+    expect(broken.spawned.some((argv) => argv.includes("wal-push"))).toBe(false);
+  });
   test("a file not in PGWAL is 404, and nothing is spawned", async () => {
     const { deps: d, spawned } = deps();
     expect((await walPush(d, "000000010000000000000002")).status).toBe(404);

@@ -48,3 +48,31 @@ test("file store: /wal-push answers 200 after fsync of each object it pushed, wa
   expect(synced).toContain(join(store.dir, "wal_005"));
   expect(synced).toContain(store.dir);
 }, 120_000);
+
+test("an archived .history file is never overwritten: other bytes are a 500 naming the cause, the same bytes a 200", async () => {
+  const store = makeStore(scope);
+  const pgdata = scope.tempDir("pgdata");
+  const pgwal = join(pgdata, "pg_wal");
+  await run(asDbUser(["mkdir", "-p", join(pgwal, "archive_status")]));
+  const history = join(pgwal, "00000002.history");
+  const write = (text: string) => run(asDbUser(["sh", "-c", `printf '${text}' > ${history}`]));
+  const sidecar = await startSidecar(scope, { PGDATA: pgdata, WALE_FILE_PREFIX: store.prefix });
+  const push = async () => {
+    const response = await fetch(`${sidecar.url}/wal-push/00000002.history`);
+    return [response.status, await response.text()] as const;
+  };
+  // Production's timeline switch.
+  await write("1\\t0/3000000\\tno recovery target specified\\n");
+  expect(await push()).toEqual([200, "archived 00000002.history\n"]);
+  expect(store.walFiles()).toEqual(["00000002.history"]);
+  const archived = readFileSync(join(store.dir, "wal_005", "00000002.history.lzo"));
+  // A clone restored from the same archive and promoted: its own 00000002.history.
+  await write("1\\t0/5000000\\tno recovery target specified\\n");
+  const [status, body] = await push();
+  expect(status).toBe(500);
+  expect(body).toContain("the archive already holds a different 00000002.history");
+  expect(readFileSync(join(store.dir, "wal_005", "00000002.history.lzo")).equals(archived)).toBe(true);
+  // The same bytes again (an archiver retrying after a lost answer): 200.
+  await write("1\\t0/3000000\\tno recovery target specified\\n");
+  expect((await push())[0]).toBe(200);
+}, 120_000);
