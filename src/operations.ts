@@ -209,7 +209,7 @@ export function backupList(deps: Deps): Promise<Outcome> {
  * become numbers; empty cells become null.
  */
 export function parseBackupList(stdout: string): Array<Record<string, string | number | null>> {
-  const [header, ...rows] = stdout.split("\n").filter((line) => line.trim() !== "");
+  const [header, ...rows] = stdout.split(/\r?\n/).filter((line) => line.trim() !== "");
   if (!header) return [];
   const names = header.split("\t");
   return rows.map((row) => {

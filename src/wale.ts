@@ -58,9 +58,9 @@ export const walFetchEnv = (wale: Wale): Record<string, string> => {
 export const backupPushArgv = (wale: Wale, pgdata: string) =>
   command(wale, "backup-push", wale.backupPushFlags, pgdata);
 
-/** `wal-e [flags] delete --confirm retain <n>`: keep the newest n base backups and the WAL they need. */
-export const deleteRetainArgv = (wale: Wale, retain: number) =>
-  command(wale, "delete", ["--confirm"], "retain", String(retain));
+/** `wal-e [flags] delete --confirm before <backup>`: delete every base backup and WAL segment older than <backup>. */
+export const deleteBeforeArgv = (wale: Wale, backup: string) =>
+  command(wale, "delete", ["--confirm"], "before", backup);
 
 /** `wal-e [flags] backup-list [--detail]` (--detail reads every backup's sentinel, one request each) */
 export const backupListArgv = (wale: Wale, detail = true) => command(wale, "backup-list", detail ? ["--detail"] : []);

@@ -76,7 +76,8 @@ function sidecar() {
   const config = parseConfig({
     PGDATA: pgdata,
     WALE_BIN: "wal-e",
-    WALE_FILE_PREFIX: "file://localhost/nowhere",
+    // Not a file:// store: a push there would fsync the object WAL-E wrote, which a fake WAL-E does not write.
+    WALE_S3_PREFIX: "s3://nowhere/archive",
     WALE_SPOOL_DIR: spool,
   });
   const { app } = sidecarFor(config, runtime);

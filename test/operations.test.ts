@@ -214,10 +214,42 @@ describe("backupPush", () => {
     const retaining = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_BACKUP_RETAIN: "2" });
     const ok = fakeRuntime();
     await backupPush(sidecarFor(retaining, ok.runtime).deps);
-    expect(ok.spawned[1]).toEqual(["wal-e", "--terse", "delete", "--confirm", "retain", "2"]);
+    expect(ok.spawned[1]).toEqual(["wal-e", "--terse", "backup-list", "--detail"]);
     const bad = fakeRuntime({ exitCode: 1 });
     await backupPush(sidecarFor(retaining, bad.runtime).deps);
     expect(bad.spawned).toHaveLength(1);
+  });
+  test("a burst of 7 backups with WALE_BACKUP_RETAIN=7 deletes none of the last week's daily backups", async () => {
+    // A store of base backups as WAL-E keeps them: backup-push adds one, backup-list lists, delete deletes.
+    const DAY = 24 * 60 * 60 * 1000;
+    let segment = 0x10;
+    const backups: Array<{ name: string; at: number }> = [];
+    const add = (at: number) =>
+      backups.push({ name: `base_0000000100000000000000${(segment++).toString(16).toUpperCase()}_00000028`, at });
+    for (const days of [6, 5, 4, 3, 2, 1, 0]) add(Date.now() - days * DAY - 60_000);
+    const store = fakeRuntime((argv) => {
+      const sub = argv.slice(2).join(" ");
+      if (sub.startsWith("backup-push")) add(Date.now());
+      if (sub.startsWith("backup-list")) {
+        const rows = backups.map((b) => `${b.name}\t${new Date(b.at).toISOString()}`);
+        return { exitCode: 0, stdout: ["name\tlast_modified", ...rows].join("\n") };
+      }
+      const retain = /^delete --confirm retain (\d+)$/.exec(sub);
+      if (retain) backups.splice(0, Math.max(0, backups.length - Number(retain[1])));
+      const before = /^delete --confirm before (\S+)$/.exec(sub);
+      if (before)
+        backups.splice(
+          0,
+          backups.findIndex((b) => b.name === before[1]),
+        );
+      return { exitCode: 0 };
+    });
+    const week = backups.map((b) => b.name);
+    const retaining = parseConfig({ ...env, WALE_BACKUP_RETAIN: "7", WALE_BACKUP_SCHEDULE: "0 2 * * *" });
+    const d = sidecarFor(retaining, store.runtime).deps;
+    for (let i = 0; i < 7; i++) expect((await backupPush(d)).status).toBe(200);
+    expect(backups.map((b) => b.name).slice(0, 7)).toEqual(week);
+    expect(backups).toHaveLength(14);
   });
 });
 
