@@ -3,8 +3,9 @@
  * a PostgreSQL major version needs, and the file work around WAL-E's
  * backup-fetch. The command in src/cli/restore.ts runs them in order.
  */
-import { chmod, copyFile, lchown, lstat, mkdir, readdir, rename, writeFile } from "node:fs/promises";
+import { chmod, copyFile, lchown, lstat, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import process from "node:process";
 
 export type TargetKind = "time" | "lsn" | "name";
 export type TargetAction = "promote" | "pause" | "shutdown";
@@ -154,6 +155,26 @@ export async function pgdataState(pgdata: string): Promise<PgdataState> {
   if (!stat.isDirectory()) return { kind: "not-a-directory" };
   const entries = (await readdir(pgdata)).length;
   return entries === 0 ? { kind: "empty" } : { kind: "not-empty", entries };
+}
+
+/**
+ * The pid in PGDATA/postmaster.pid (its first line) when that process is
+ * alive, or null: no file, no pid, or a pid that is gone (a crash leaves
+ * the file behind). As WAL-E's backup-fetch refuses, a restore refuses a
+ * PGDATA whose postmaster runs. (In a pod, a postmaster in another PID
+ * namespace is not seen: stop the database container first.)
+ */
+export async function livePostmaster(pgdata: string): Promise<number | null> {
+  const text = await readFile(join(pgdata, "postmaster.pid"), "utf8").catch(() => "");
+  const pid = Number(/^\s*(\d+)\s*$/m.exec(text.split("\n")[0] ?? "")?.[1]);
+  if (!Number.isSafeInteger(pid) || pid <= 1) return null;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (error) {
+    // EPERM: alive, and another user's (the postgres user's, seen from root or another uid).
+    return (error as NodeJS.ErrnoException).code === "EPERM" ? pid : null;
+  }
 }
 
 /** Where --force moves an old PGDATA: beside it, named for the time, never over anything. */

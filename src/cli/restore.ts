@@ -8,6 +8,7 @@ import {
   bringBackAccessFiles,
   chownTree,
   INCOMPLETE_MARKER,
+  livePostmaster,
   lockDown,
   makePgdata,
   moveAside,
@@ -227,6 +228,14 @@ async function runRestore(runtime: Runtime, config: Config, options: RestoreOpti
 
   const state = await pgdataState(pgdata);
   if (state.kind === "not-a-directory") return refuse(`PGDATA ${pgdata} exists and is not a directory`);
+  // --force would move a running cluster aside, --skip-fetch write recovery settings under it.
+  const postmaster =
+    state.kind === "not-empty" && (options.force || options.skipFetch) ? await livePostmaster(pgdata) : null;
+  if (postmaster !== null) {
+    return refuse(
+      `PostgreSQL is running on ${pgdata} (postmaster.pid names process ${postmaster}, which is alive): stop it before restoring`,
+    );
+  }
   if (options.skipFetch) {
     if (state.kind !== "not-empty")
       return refuse(
