@@ -4,7 +4,19 @@
  * real WAL-E prefetch runs in test/e2e/restore.e2e.test.ts.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
@@ -144,5 +156,35 @@ describe("Spool", () => {
     } finally {
       rmSync(shm, { recursive: true, force: true });
     }
+  });
+});
+
+describe("prepare checks the spool it is given", () => {
+  const roots = { pgdata: join(base, "data"), pgwal: join(base, "data", "pg_wal") };
+  mkdirSync(roots.pgwal, { recursive: true });
+  /** Prepares a spool at `dir` for a sidecar of PGDATA base/data (as setup() does). */
+  const prepareAt = (dir: string) => setup(0, dir).spool.prepare();
+  test("creates it at mode 0700; one of this user's, pre-created wider open, is made 0700", async () => {
+    await prepareAt(join(base, "fresh"));
+    expect(statSync(join(base, "fresh")).mode & 0o777).toBe(0o700);
+    mkdirSync(join(base, "wide"), { mode: 0o777 });
+    chmodSync(join(base, "wide"), 0o777);
+    await prepareAt(join(base, "wide"));
+    expect(statSync(join(base, "wide")).mode & 0o777).toBe(0o700);
+  });
+  test("a symlink is refused, whatever it points to", async () => {
+    mkdirSync(join(base, "target"));
+    symlinkSync(join(base, "target"), join(base, "link"));
+    await expect(prepareAt(join(base, "link"))).rejects.toThrow("is a symlink");
+  });
+  test("a path whose real directory is inside PGDATA or PGWAL (through a symlinked parent) is refused", async () => {
+    symlinkSync(roots.pgdata, join(base, "data-link"));
+    await expect(prepareAt(join(base, "data-link", "spool"))).rejects.toThrow("inside PGDATA");
+    await expect(prepareAt(join(base, "data-link", "pg_wal", "x"))).rejects.toThrow("inside PGDATA");
+  });
+  test.if(process.getuid?.() === 0)("a directory owned by another user is refused", async () => {
+    mkdirSync(join(base, "theirs"), { mode: 0o700 });
+    chownSync(join(base, "theirs"), 65534, 65534);
+    await expect(prepareAt(join(base, "theirs"))).rejects.toThrow("is owned by uid 65534");
   });
 });
