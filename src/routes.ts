@@ -7,7 +7,7 @@ import { Elysia, t } from "elysia";
 import { bearerAuth } from "./auth.ts";
 import { describeJob } from "./backups.ts";
 import type { Readiness } from "./health.ts";
-import type { Logger, Redact } from "./log.ts";
+import { type Logger, type Redact, redactedJson } from "./log.ts";
 import { backupList, backupPush, type Deps, type Outcome, walFetch, walPush, walStream } from "./operations.ts";
 import type { Schedule } from "./schedule.ts";
 import { VERSION } from "./version.ts";
@@ -311,7 +311,7 @@ export function createApp({ deps, readiness, schedule, lifecycle, log, redact }:
       ({ params }) => {
         const job = backups.get(params.id);
         if (!job) return text(404, `no such backup job: ${params.id.slice(0, 64)}\n`);
-        return new Response(redact(`${JSON.stringify(describeJob(job), null, 2)}\n`), {
+        return new Response(`${redactedJson(describeJob(job), redact, 2)}\n`, {
           headers: { "content-type": "application/json" },
         });
       },

@@ -340,7 +340,11 @@ class Tail {
       all.set(chunk, offset);
       offset += chunk.length;
     }
-    return new TextDecoder().decode(all.length > this.keep ? all.subarray(all.length - this.keep) : all);
+    if (all.length <= this.keep) return new TextDecoder().decode(all);
+    // Cut at a line: a line cut in the middle may start with the end of a secret, which no redactor recognises.
+    const tail = all.subarray(all.length - this.keep);
+    const line = tail.indexOf(0x0a);
+    return new TextDecoder().decode(line === -1 ? new Uint8Array() : tail.subarray(line + 1));
   }
 }
 

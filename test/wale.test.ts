@@ -155,6 +155,8 @@ describe("StoreCheck", () => {
   });
 });
 
+const runtime = (stderr: string) => fakeRuntime({ exitCode: 1, stderr }).runtime;
+
 describe("WaleRunner", () => {
   test("passes the WAL-E environment and collects the outcome", async () => {
     const { runtime, spawned } = fakeRuntime({ exitCode: 3, stderr: "boom\n", stdout: "out" });
@@ -172,10 +174,18 @@ describe("WaleRunner", () => {
     expect(r.stderr).toContain("Executable not found");
   });
   test("keeps only the tail of a long stderr", async () => {
-    const { runtime } = fakeRuntime({ exitCode: 1, stderr: `${"x".repeat(100_000)}THE END` });
+    const { runtime } = fakeRuntime({ exitCode: 1, stderr: `${"x".repeat(99)}\n`.repeat(1000).concat("THE END") });
     const r = await new WaleRunner(runtime, wale).run(["wal-e"]);
     expect(r.stderr.length).toBeLessThanOrEqual(16 * 1024);
     expect(r.stderr.endsWith("THE END")).toBe(true);
+  });
+  test("the tail starts at a line: never with the end of a secret cut in the middle", async () => {
+    const secret = "wJalrXUtnFEMI/K7MDENG";
+    // 16 KB are kept: the cut falls 5 bytes into the secret's line.
+    const stderr = `${secret}\n${"y".repeat(16 * 1024 + 5 - secret.length - 1)}`;
+    const r = await new WaleRunner(runtime(stderr), wale).run(["wal-e"]);
+    expect(r.stderr).not.toContain(secret.slice(5));
+    expect(r.stderr.startsWith("yyy")).toBe(true);
   });
 });
 
