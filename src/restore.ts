@@ -5,7 +5,7 @@
  */
 import { chmod, copyFile, lchown, lstat, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import process from "node:process";
+import { isAlive } from "./pid.ts";
 
 export type TargetKind = "time" | "lsn" | "name";
 export type TargetAction = "promote" | "pause" | "shutdown";
@@ -167,14 +167,7 @@ export async function pgdataState(pgdata: string): Promise<PgdataState> {
 export async function livePostmaster(pgdata: string): Promise<number | null> {
   const text = await readFile(join(pgdata, "postmaster.pid"), "utf8").catch(() => "");
   const pid = Number(/^\s*(\d+)\s*$/m.exec(text.split("\n")[0] ?? "")?.[1]);
-  if (!Number.isSafeInteger(pid) || pid <= 1) return null;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (error) {
-    // EPERM: alive, and another user's (the postgres user's, seen from root or another uid).
-    return (error as NodeJS.ErrnoException).code === "EPERM" ? pid : null;
-  }
+  return pid > 1 && isAlive(pid) ? pid : null;
 }
 
 /** Where --force moves an old PGDATA: beside it, named for the time, never over anything. */

@@ -25,6 +25,7 @@ import process from "node:process";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { inside } from "./paths.ts";
+import { isAlive } from "./pid.ts";
 import { createPrefetcher, type Prefetcher } from "./prefetcher.ts";
 import { followingSegments, type WalKind } from "./wal-names.ts";
 import { type RunResult, type WaleRunner, walFetchArgv, walFetchEnv } from "./wale.ts";
@@ -62,7 +63,8 @@ export class Spool {
   }
 
   /**
-   * Creates the spool (mode 0700), checks it (see secureSpoolDir), and removes what an earlier run left:
+   * Creates the spool (mode 0700), checks it (see secureSpoolDir), and
+   * removes what an earlier run left, in the spool and in PGWAL:
    * WAL-E links a prefetched file without fsync, so after a crash it may be
    * damaged. Only the spool's own entries are removed, never anything else.
    */
@@ -71,6 +73,15 @@ export class Spool {
     await rm(join(this.dir, ".wal-e"), { recursive: true, force: true });
     for (const entry of await readdir(this.dir)) {
       if (entry.endsWith(PART)) await rm(join(this.dir, entry), { force: true });
+    }
+    // A copy into PGWAL across file systems (moveTo) that a crash cut short:
+    // .<name>.<pid>-<n>.wale-sidecar-part. Another sidecar still running
+    // (a restart overlapping the old process) keeps its own.
+    for (const entry of await readdir(this.config.pgwal).catch(() => [] as string[])) {
+      const pid = Number(/^\..+\.(\d+)-\d+\.wale-sidecar-part$/.exec(entry)?.[1] ?? Number.NaN);
+      if (!Number.isNaN(pid) && (pid === process.pid || !isAlive(pid))) {
+        await rm(join(this.config.pgwal, entry), { force: true });
+      }
     }
     this.prefetcher = await createPrefetcher(this.config, this.runner, this.log);
   }

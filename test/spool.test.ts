@@ -76,6 +76,20 @@ describe("Spool", () => {
     expect(readdirSync(dir)).toEqual(["operator-notes.txt"]);
   });
 
+  test("prepare removes the copies into PGWAL a crash cut short, and nothing else there", async () => {
+    const { spool } = setup(0);
+    const pgwal = join(base, "data", "pg_wal");
+    mkdirSync(pgwal, { recursive: true });
+    // A pid that is gone, and this process's own (a container restarted with the same pid).
+    const stale = [`.${SEG(1)}.999999999-1.wale-sidecar-part`, `.RECOVERYXLOG.${process.pid}-7.wale-sidecar-part`];
+    // A sidecar still running (here: this test's parent) keeps its copy; PostgreSQL's files stay.
+    const kept = [`.${SEG(2)}.${process.ppid}-1.wale-sidecar-part`, SEG(3), `${SEG(4)}.wale-sidecar-part`];
+    for (const name of [...stale, ...kept]) writeFileSync(join(pgwal, name), "x");
+    await spool.prepare();
+    expect(readdirSync(pgwal).sort()).toEqual([...kept].sort());
+    for (const name of kept) rmSync(join(pgwal, name));
+  });
+
   test("a miss runs wal-fetch, then the next segments are prefetched; a hit is a rename, without WAL-E", async () => {
     const { spool, spawned, dir } = setup(2);
     await spool.prepare();
