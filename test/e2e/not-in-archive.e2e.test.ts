@@ -7,32 +7,14 @@
 import { expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { restoreCommand } from "../../src/restore.ts";
-import { asDbUser, makeStore, run, type Scope, script, startSidecar, useScope } from "../support/harness.ts";
+import { asDbUser, makeStore, run, script, startRestoreSide, useScope } from "../support/harness.ts";
 
 const scope = useScope();
 const SEG = "000000010000000000000003";
 
-/** A PGDATA with pg_wal for a sidecar, and restore_command run in it as PostgreSQL would (sleep a no-op). */
-async function restoreSide(s: Scope, env: Record<string, string>) {
-  const pgdata = s.tempDir("pgdata");
-  await run(asDbUser(["mkdir", join(pgdata, "pg_wal")]));
-  const sidecar = await startSidecar(s, { PGDATA: pgdata, WALE_PREFETCH: "0", ...env });
-  const bin = s.tempDir("bin");
-  script(bin, "sleep", "exit 0");
-  const restore = async (name: string) => {
-    const line = restoreCommand({ via: sidecar.url, stream: false })
-      .replaceAll("%f", name)
-      .replaceAll("%p", "pg_wal/RECOVERYXLOG");
-    return (await run(["sh", "-c", line], { cwd: pgdata, env: { PATH: `${bin}:${process.env.PATH}` }, check: false }))
-      .exitCode;
-  };
-  return { sidecar, restore };
-}
-
 test("file store: an empty mount point is not an archive that lacks the segment; one with wal_005/ is", async () => {
   const store = makeStore(scope);
-  const { sidecar, restore } = await restoreSide(scope, { WALE_FILE_PREFIX: store.prefix });
+  const { sidecar, restore } = await startRestoreSide(scope, { WALE_FILE_PREFIX: store.prefix });
   // The store's root exists but holds nothing (a volume that did not mount): WAL-E's FileNotFoundError proves nothing.
   const empty = await fetch(`${sidecar.url}/wal-fetch/${SEG}?dest=pg_wal/RECOVERYXLOG&missing=ok`);
   expect(empty.status).toBe(500);
@@ -49,7 +31,7 @@ test("file store: an empty mount point is not an archive that lacks the segment;
 test("file store: WALE_LOG_DESTINATION=syslog still lets the sidecar read WAL-E's statement", async () => {
   const store = makeStore(scope);
   mkdirSync(join(store.dir, "wal_005"));
-  const { restore } = await restoreSide(scope, {
+  const { restore } = await startRestoreSide(scope, {
     WALE_FILE_PREFIX: store.prefix,
     WALE_LOG_DESTINATION: "syslog",
   });
@@ -62,7 +44,7 @@ test("a WAL-E that exits 1 saying only 'boom' is a failure: restore_command exit
   const bin = scope.tempDir("stand-in");
   // Lists the store (backup-list exits 0), fails every wal-fetch with one word.
   const wale = script(bin, "wal-e", `case "$*" in *backup-list*) exit 0;; esac\necho boom >&2\nexit 1`);
-  const { sidecar, restore } = await restoreSide(scope, { WALE_FILE_PREFIX: store.prefix, WALE_BIN: wale });
+  const { sidecar, restore } = await startRestoreSide(scope, { WALE_FILE_PREFIX: store.prefix, WALE_BIN: wale });
   expect(await restore(SEG)).toBe(255);
   const failed = sidecar.requests().filter((r) => r.route === "/wal-fetch");
   expect(failed.length).toBe(6);

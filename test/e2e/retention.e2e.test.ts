@@ -7,29 +7,15 @@
 import { expect, test } from "bun:test";
 import { utimesSync } from "node:fs";
 import { join } from "node:path";
-import { archiveThrough, freePort, makeStore, startPostgres, startSidecar, useScope } from "../support/harness.ts";
+import { makeStore, startArchivingSource, useScope } from "../support/harness.ts";
 
 const scope = useScope();
 const DAY_S = 24 * 60 * 60;
 
 test("a burst of backups with WALE_BACKUP_RETAIN=2 deletes none of the backups of the last day", async () => {
   const store = makeStore(scope);
-  const port = freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const source = await startPostgres(scope, { version: 14, conf: ["archive_mode = on", archiveThrough(url)] });
-  await startSidecar(
-    scope,
-    {
-      PGDATA: source.pgdata,
-      WALE_FILE_PREFIX: store.prefix,
-      PGHOST: "127.0.0.1",
-      PGPORT: String(source.port),
-      PGUSER: "postgres",
-      // No schedule: a backup counts once a day (the interval without a schedule), so the window is one day.
-      WALE_BACKUP_RETAIN: "2",
-    },
-    port,
-  );
+  // No schedule: a backup counts once a day (the interval without a schedule), so the window is one day.
+  const { url } = await startArchivingSource(scope, store, 14, { WALE_BACKUP_RETAIN: "2" });
   const backup = async () => {
     const response = await fetch(`${url}/backup-push`);
     expect([response.status, (await response.text()).slice(0, 15)]).toEqual([200, "backup complete"]);

@@ -7,16 +7,14 @@
 import { expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { restoreCommand } from "../../src/restore.ts";
 import {
   archiveThrough,
-  asDbUser,
   freePort,
   makeS3Store,
   nextSegment,
   run,
-  script,
   startPostgres,
+  startRestoreSide,
   startSidecar,
   TOOLS,
   useScope,
@@ -112,25 +110,11 @@ test("on S3: credentials that stop working mid-restore never make an archived se
   await run([TOOLS.wale, "--terse", "wal-push", join(source, segment)], { env: waleEnv });
 
   const proxy = s3Proxy(`http://${s3.env.WALE_S3_ENDPOINT?.replace("http+path://", "")}`);
-  const pgdata = scope.tempDir("pgdata");
-  await run(asDbUser(["mkdir", join(pgdata, "pg_wal")]));
-  const sidecar = await startSidecar(scope, {
-    PGDATA: pgdata,
-    ...s3.env,
-    WALE_S3_ENDPOINT: proxy.endpoint,
-    WALE_PREFETCH: "0",
-    WALE_FETCH_TIMEOUT: "5",
-  });
-  // restore_command as `restore --via` writes it, run by sh with the real wget (sleep is a no-op here).
-  const bin = scope.tempDir("bin");
-  script(bin, "sleep", "exit 0");
-  const restoreCommandFor = async (name: string) => {
-    const line = restoreCommand({ via: sidecar.url, stream: false })
-      .replaceAll("%f", name)
-      .replaceAll("%p", "pg_wal/RECOVERYXLOG");
-    const env = { PATH: `${bin}:${process.env.PATH}` };
-    return (await run(["sh", "-c", line], { cwd: pgdata, env, check: false })).exitCode;
-  };
+  const {
+    pgdata,
+    sidecar,
+    restore: restoreCommandFor,
+  } = await startRestoreSide(scope, { ...s3.env, WALE_S3_ENDPOINT: proxy.endpoint, WALE_FETCH_TIMEOUT: "5" });
 
   // While the credentials work: the segment comes back, the next one is confirmed absent.
   expect(await restoreCommandFor(segment)).toBe(0);
