@@ -1,6 +1,6 @@
 /** The Runtime on Bun. */
-import { readdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
+import { groupHasMembers } from "../pid.ts";
 import type { Child, Runtime, Signal } from "./types.ts";
 
 /** Seconds a connection may stay open without a request in flight (Bun's own default is 10). */
@@ -8,28 +8,6 @@ const IDLE_S = 10;
 
 const signalNumber = (signal: string | number | null): number =>
   typeof signal === "number" ? signal : (signal && (constants.signals as Record<string, number>)[signal]) || 0;
-
-/**
- * Is any process in process group `pgid`? Read from /proc (field 5 of
- * /proc/<pid>/stat, after the command in parentheses). Without /proc, say
- * yes: the group is signalled as before.
- */
-export function groupHasMembers(pgid: number): boolean {
-  let pids: string[];
-  try {
-    pids = readdirSync("/proc").filter((entry) => /^\d+$/.test(entry));
-  } catch {
-    return true;
-  }
-  return pids.some((pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pgid;
-    } catch {
-      return false;
-    }
-  });
-}
 
 export const bunRuntime: Runtime = {
   name: "bun",
