@@ -51,7 +51,9 @@ Options:
                          runs on every start of the pod. A restore that was
                          cut short is refused, or with --force redone
   --force                move a PGDATA that is not empty aside first
-                         (to PGDATA.old-<time>, printed); nothing is deleted
+                         (to PGDATA.old-<time>, printed); nothing is deleted.
+                         Refused while PGDATA/postmaster.pid names a live
+                         process (PostgreSQL runs on it)
   --skip-fetch           PGDATA already holds a base backup (pg_basebackup,
                          a volume snapshot): only write the settings
   --owner <uid>:<gid>    the user that runs PostgreSQL; required as root
