@@ -196,7 +196,9 @@ describe("prepare checks the spool it is given", () => {
     await expect(prepareAt(join(base, "data-link", "spool"))).rejects.toThrow("inside PGDATA");
     await expect(prepareAt(join(base, "data-link", "pg_wal", "x"))).rejects.toThrow("inside PGDATA");
   });
-  test.if(process.getuid?.() === 0)("a directory owned by another user is refused", async () => {
+  // Only root can give a directory to another user (the tests run as root in CI).
+  const asRoot = process.getuid?.() === 0 ? test : () => {};
+  asRoot("a directory owned by another user is refused", async () => {
     mkdirSync(join(base, "theirs"), { mode: 0o700 });
     chownSync(join(base, "theirs"), 65534, 65534);
     await expect(prepareAt(join(base, "theirs"))).rejects.toThrow("is owned by uid 65534");
