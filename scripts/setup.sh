@@ -24,7 +24,7 @@ MOTO_REQUIREMENT="moto[server]==5.2.5"
 # Runtime packages: keep in step with the Dockerfile's runtime stage.
 RUNTIME_DEBS=(python3 python3-venv lzop pv postgresql-client tini ca-certificates)
 # Test and demo packages.
-TEST_DEBS=(postgresql-15 wget util-linux wrk)
+TEST_DEBS=(postgresql-15 wget util-linux wrk strace)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

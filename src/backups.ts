@@ -6,8 +6,17 @@
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
+import { parseBackupList } from "./operations.ts";
 import { majorVersion } from "./pg-version.ts";
-import { backupPushArgv, deleteRetainArgv, lastLines, type RunResult, type WaleRunner } from "./wale.ts";
+import { listedBackups, retentionCutoff, scheduleInterval } from "./retention.ts";
+import {
+  backupListArgv,
+  backupPushArgv,
+  deleteBeforeArgv,
+  lastLines,
+  type RunResult,
+  type WaleRunner,
+} from "./wale.ts";
 
 export type Trigger = "http" | "schedule";
 
@@ -22,7 +31,8 @@ export interface BackupJob {
   startedAt: Date;
   endedAt?: Date;
   wale?: RunResult;
-  retention?: { retain: number; exitCode: number; stderr: string };
+  /** `before`: the backup older ones were deleted before (src/retention.ts), null when none was deleted. */
+  retention?: { retain: number; exitCode: number; stderr: string; before: string | null };
   done: Promise<BackupJob>;
 }
 
@@ -126,11 +136,16 @@ export class BackupJobs {
   private async prune(job: BackupJob) {
     const retain = this.config.backups.retain;
     if (retain === undefined) return;
-    const wale = await this.runner.run(deleteRetainArgv(this.config.wale, retain), {
-      timeoutMs: this.config.timeouts.backup,
-      mustRun: true,
-    });
-    job.retention = { retain, exitCode: wale.exitCode, stderr: lastLines(wale.stderr) };
+    const options = { timeoutMs: this.config.timeouts.backup, mustRun: true };
+    let wale = await this.runner.run(backupListArgv(this.config.wale), options);
+    let before: string | null = null;
+    if (wale.exitCode === 0) {
+      const backups = listedBackups(parseBackupList(wale.stdout));
+      const interval = scheduleInterval(this.config.backups.schedule);
+      before = backups ? retentionCutoff(backups, retain, interval, new Date()) : null;
+      if (before) wale = await this.runner.run(deleteBeforeArgv(this.config.wale, before), options);
+    }
+    job.retention = { retain, exitCode: wale.exitCode, stderr: lastLines(wale.stderr), before };
     // The backup itself is good; a failed prune is logged, and tried again after the next one.
     if (wale.exitCode !== 0)
       this.log.error("retention failed", { job: job.id, retain, exit: wale.exitCode, stderr: wale.stderr.trim() });
@@ -156,7 +171,12 @@ export function describeJob(job: BackupJob) {
     error: job.error ?? null,
     stderr: job.wale ? lastLines(job.wale.stderr) : "",
     retention: job.retention
-      ? { retain: job.retention.retain, exit_code: job.retention.exitCode, stderr: job.retention.stderr }
+      ? {
+          retain: job.retention.retain,
+          exit_code: job.retention.exitCode,
+          stderr: job.retention.stderr,
+          deleted_before: job.retention.before,
+        }
       : null,
   };
 }

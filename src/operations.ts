@@ -3,10 +3,12 @@
  * turn its exit into an HTTP outcome. Nothing is spawned and no file is
  * touched until the input has passed its checks.
  */
-import { readFile, rm } from "node:fs/promises";
+import { readdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
 import type { BackupJobs } from "./backups.ts";
 import type { Config } from "./config.ts";
 import { badRequest, HttpError } from "./errors.ts";
+import { fileStoreRoot, syncPushed } from "./file-store.ts";
 import type { Metrics } from "./metrics.ts";
 import { fetchDestination, segmentToPush } from "./paths.ts";
 import type { SingleFlight } from "./single-flight.ts";
@@ -25,6 +27,7 @@ import {
   backupListArgv,
   isNotInArchive,
   lastLines,
+  missingStatement,
   type Operation,
   type RunResult,
   type StoreProbe,
@@ -63,19 +66,75 @@ export interface Outcome {
 /** GET /wal-push/:file — archive PGWAL/<file>. Concurrent pushes of one file share one WAL-E run. */
 export function walPush(deps: Deps, file: FileArg): Promise<Outcome> {
   return settle("wal-push", async () => {
-    const name = validName(checkFile(file));
+    const { name, kind } = validCheck(checkFile(file));
     const path = await segmentToPush(deps.config, name);
     const { result, joined } = deps.pushes.run(name, () =>
       track(deps, "wal-push", name, async () => {
+        if (kind === "history") {
+          const held = await archivedHistory(deps, name, path);
+          if (held) return held;
+        }
+        const root = fileStoreRoot(deps.config.wale.env);
+        const ready = root ? await archiveStatus(deps.config.pgwal, ".ready") : [];
         const wale = await deps.runner.run(walPushArgv(deps.config.wale, path), {
           timeoutMs: deps.config.timeouts.push,
         });
-        if (wale.exitCode === 0) return { status: 200, body: `archived ${name}\n`, wale };
-        return failed(deps, "wal-push", name, wale);
+        if (wale.exitCode !== 0) return failed(deps, "wal-push", name, wale);
+        if (root) {
+          // WAL-E also pushed some of the segments that were .ready, and marked them .done.
+          const done = new Set(await archiveStatus(deps.config.pgwal, ".done"));
+          try {
+            await syncPushed(root, [name, ...ready.filter((other) => other !== name && done.has(other))]);
+          } catch (error) {
+            const reason = error instanceof Error ? error.message : String(error);
+            return {
+              status: 500,
+              body: `wal-push ${name}: WAL-E wrote it, but it could not be synced: ${reason}\n`,
+              wale,
+            };
+          }
+        }
+        return { status: 200, body: `archived ${name}\n`, wale };
       }),
     );
     return { ...(await result), joined };
   });
+}
+
+/**
+ * A timeline history file is never overwritten. A clone restored from this
+ * archive and promoted writes its own 0000000N.history; pushed into the
+ * same prefix, it would replace production's, and every later restore of
+ * production would follow the clone's timeline. So the archived copy is
+ * fetched first: the same bytes are a 200 with nothing pushed, different
+ * bytes a 500 that names the cause. Null: the archive lacks it, push it.
+ */
+async function archivedHistory(deps: Deps, name: string, path: string): Promise<Result | null> {
+  const fetched = await deps.spool.fetch(name, "history");
+  if (!fetched.ok) {
+    // Before a push, WAL-E's word that the object is missing is enough: a
+    // store not there yet (a new prefix's first file) is one to push into.
+    if (missingStatement(fetched.wale, name)) return null;
+    return failed(deps, "wal-push", name, fetched.wale);
+  }
+  try {
+    const [archived, local] = await Promise.all([readFile(fetched.path), readFile(path)]);
+    if (archived.equals(local)) return { status: 200, body: `archived ${name} (the archive holds these bytes)\n` };
+    return {
+      status: 500,
+      body:
+        `wal-push ${name} refused: the archive already holds a different ${name}. ` +
+        "Is this a clone restored from this archive and promoted? Give it a store prefix of its own.\n",
+    };
+  } finally {
+    await rm(fetched.path, { force: true });
+  }
+}
+
+/** The WAL file names in PGWAL/archive_status with a suffix (.ready, .done); none if it cannot be read. */
+async function archiveStatus(pgwal: string, suffix: string): Promise<string[]> {
+  const entries = await readdir(join(pgwal, "archive_status")).catch(() => [] as string[]);
+  return entries.filter((entry) => entry.endsWith(suffix)).map((entry) => entry.slice(0, -suffix.length));
 }
 
 /** GET /wal-fetch/:file?dest= — restore <file> from the archive to PGWAL/<file>, or to PGDATA/<dest>. */
@@ -159,7 +218,7 @@ export function backupList(deps: Deps): Promise<Outcome> {
  * become numbers; empty cells become null.
  */
 export function parseBackupList(stdout: string): Array<Record<string, string | number | null>> {
-  const [header, ...rows] = stdout.split("\n").filter((line) => line.trim() !== "");
+  const [header, ...rows] = stdout.split(/\r?\n/).filter((line) => line.trim() !== "");
   if (!header) return [];
   const names = header.split("\t");
   return rows.map((row) => {
@@ -172,10 +231,6 @@ export function parseBackupList(stdout: string): Array<Record<string, string | n
       }),
     );
   });
-}
-
-function validName(check: NameCheck): string {
-  return validCheck(check).name;
 }
 
 function validCheck(check: NameCheck): Extract<NameCheck, { ok: true }> {

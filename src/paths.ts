@@ -87,4 +87,6 @@ export const isDirectory = (path: string) =>
     () => false,
   );
 
-const inside = (path: string, root: string) => path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
+/** Is `path` `root` or below it? (Both real paths.) */
+export const inside = (path: string, root: string) =>
+  path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);

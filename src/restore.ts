@@ -3,8 +3,9 @@
  * a PostgreSQL major version needs, and the file work around WAL-E's
  * backup-fetch. The command in src/cli/restore.ts runs them in order.
  */
-import { chmod, copyFile, lchown, lstat, mkdir, readdir, rename, writeFile } from "node:fs/promises";
+import { chmod, copyFile, lchown, lstat, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { isAlive } from "./pid.ts";
 
 export type TargetKind = "time" | "lsn" | "name";
 export type TargetAction = "promote" | "pause" | "shutdown";
@@ -36,7 +37,8 @@ export interface RestoreOptions {
  * recovery there, promoting a database that lacks the rest of the WAL; only
  * an exit above 125 aborts recovery. wget exits 8 for a 404 and a 500 alike.
  * So the sidecar is asked with missing=ok, which turns a confirmed absence
- * into a 200 that says so, and the shell maps: fetched → 0, missing → 1,
+ * into a 200 that says so, and the shell maps: fetched → 0 (once %p is there
+ * and not empty; the word alone is not trusted), missing → 1,
  * anything else (WAL-E failing, the sidecar restarting or busy) → tried
  * again, 6 times 5 s apart, then 255, which stops PostgreSQL rather than
  * ending recovery early. A restart of the server resumes the recovery.
@@ -55,7 +57,7 @@ export function restoreCommand(wal: RestoreOptions["wal"], token = false): strin
   }
   return (
     `${tries(`r=$(wget -q -O - ${header}"${wal.via}/wal-fetch/%f?dest=%p&missing=ok")`)}; ` +
-    `case "$r" in fetched*) exit 0;; missing*) exit 1;; esac; exit 255`
+    `case "$r" in fetched*) test -s %p && exit 0; exit 255;; missing*) exit 1;; esac; exit 255`
   );
 }
 
@@ -153,6 +155,19 @@ export async function pgdataState(pgdata: string): Promise<PgdataState> {
   if (!stat.isDirectory()) return { kind: "not-a-directory" };
   const entries = (await readdir(pgdata)).length;
   return entries === 0 ? { kind: "empty" } : { kind: "not-empty", entries };
+}
+
+/**
+ * The pid in PGDATA/postmaster.pid (its first line) when that process is
+ * alive, or null: no file, no pid, or a pid that is gone (a crash leaves
+ * the file behind). As WAL-E's backup-fetch refuses, a restore refuses a
+ * PGDATA whose postmaster runs. (In a pod, a postmaster in another PID
+ * namespace is not seen: stop the database container first.)
+ */
+export async function livePostmaster(pgdata: string): Promise<number | null> {
+  const text = await readFile(join(pgdata, "postmaster.pid"), "utf8").catch(() => "");
+  const pid = Number(/^\s*(\d+)\s*$/m.exec(text.split("\n")[0] ?? "")?.[1]);
+  return pid > 1 && isAlive(pid) ? pid : null;
 }
 
 /** Where --force moves an old PGDATA: beside it, named for the time, never over anything. */

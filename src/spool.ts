@@ -19,14 +19,16 @@
  * WALE_MAX_CONCURRENCY, are stopped after WALE_FETCH_TIMEOUT, and on
  * shutdown.
  */
-import { copyFile, lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises";
+import { chmod, copyFile, lstat, mkdir, open, readdir, realpath, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
+import { inside } from "./paths.ts";
+import { isAlive } from "./pid.ts";
 import { createPrefetcher, type Prefetcher } from "./prefetcher.ts";
 import { followingSegments, type WalKind } from "./wal-names.ts";
-import { type RunResult, type WaleRunner, walFetchArgv } from "./wale.ts";
+import { type RunResult, type WaleRunner, walFetchArgv, walFetchEnv } from "./wale.ts";
 
 export type Fetched =
   | { ok: true; path: string; prefetched: boolean; wale?: RunResult }
@@ -61,15 +63,25 @@ export class Spool {
   }
 
   /**
-   * Creates the spool (mode 0700) and removes what an earlier run left:
+   * Creates the spool (mode 0700), checks it (see secureSpoolDir), and
+   * removes what an earlier run left, in the spool and in PGWAL:
    * WAL-E links a prefetched file without fsync, so after a crash it may be
    * damaged. Only the spool's own entries are removed, never anything else.
    */
   async prepare(): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await secureSpoolDir(this.dir, this.config);
     await rm(join(this.dir, ".wal-e"), { recursive: true, force: true });
     for (const entry of await readdir(this.dir)) {
       if (entry.endsWith(PART)) await rm(join(this.dir, entry), { force: true });
+    }
+    // A copy into PGWAL across file systems (moveTo) that a crash cut short:
+    // .<name>.<pid>-<n>.wale-sidecar-part. Another sidecar still running
+    // (a restart overlapping the old process) keeps its own.
+    for (const entry of await readdir(this.config.pgwal).catch(() => [] as string[])) {
+      const pid = Number(/^\..+\.(\d+)-\d+\.wale-sidecar-part$/.exec(entry)?.[1] ?? Number.NaN);
+      if (!Number.isNaN(pid) && (pid === process.pid || !isAlive(pid))) {
+        await rm(join(this.config.pgwal, entry), { force: true });
+      }
     }
     this.prefetcher = await createPrefetcher(this.config, this.runner, this.log);
   }
@@ -97,6 +109,7 @@ export class Spool {
     } else {
       const wale = await this.runner.run(walFetchArgv(this.config.wale, name, path), {
         timeoutMs: this.config.timeouts.fetch,
+        env: walFetchEnv(this.config.wale),
       });
       if (wale.exitCode !== 0) {
         await rm(path, { force: true });
@@ -211,6 +224,35 @@ export class Spool {
     }
     for (const entry of await readdir(this.running).catch(() => [])) {
       if (!this.inFlight.has(entry)) await rm(join(this.running, entry), { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * The spool is trusted with WAL that recovery replays, so it must be the
+ * sidecar's alone. The default path in /tmp is predictable: another user
+ * could create it first, or put a symlink there. So: created at mode 0700;
+ * not a symlink; owned by the sidecar's user (then its mode is made 0700);
+ * and its real path neither inside PGDATA or PGWAL nor holding them (the
+ * sidecar empties its spool at start). Throws with the reason.
+ */
+export async function secureSpoolDir(dir: string, roots: { pgdata: string; pgwal: string }): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const stat = await lstat(dir);
+  if (stat.isSymbolicLink()) throw new Error(`${dir} is a symlink; give the real directory`);
+  if (!stat.isDirectory()) throw new Error(`${dir} is not a directory`);
+  const uid = process.getuid?.();
+  if (uid !== undefined && stat.uid !== uid) {
+    throw new Error(
+      `${dir} is owned by uid ${stat.uid}, not by this user (${uid}); use a directory of this user's own`,
+    );
+  }
+  if ((stat.mode & 0o077) !== 0) await chmod(dir, 0o700);
+  const real = await realpath(dir);
+  for (const [name, root] of Object.entries({ PGDATA: roots.pgdata, PGWAL: roots.pgwal })) {
+    const realRoot = await realpath(root).catch(() => null);
+    if (realRoot && (inside(real, realRoot) || inside(realRoot, real))) {
+      throw new Error(`${dir} resolves to ${real}, which is inside ${name} (${realRoot}) or holds it`);
     }
   }
 }

@@ -29,17 +29,38 @@ const command = (wale: Wale, sub: string, subFlags: string[], ...args: string[])
 /** `wal-e [flags] wal-push [push flags] <PGWAL>/<name>` */
 export const walPushArgv = (wale: Wale, segmentPath: string) => command(wale, "wal-push", wale.pushFlags, segmentPath);
 
-/** `wal-e [flags] wal-fetch [fetch flags] <name> <dest>` */
+/**
+ * `wal-e [flags but --terse] wal-fetch [fetch flags] <name> <dest>`. WAL-E
+ * 1.1.1 says that an object is missing only at INFO, which --terse hides,
+ * and an absence is believed only on that statement (see isNotInArchive).
+ */
 export const walFetchArgv = (wale: Wale, name: string, dest: string) =>
-  command(wale, "wal-fetch", wale.fetchFlags, name, dest);
+  command(
+    { ...wale, flags: wale.flags.filter((flag) => flag !== "--terse") },
+    "wal-fetch",
+    wale.fetchFlags,
+    name,
+    dest,
+  );
+
+/**
+ * The environment of a wal-fetch: WAL-E's, with stderr among its log
+ * destinations. With WALE_LOG_DESTINATION=syslog alone every statement
+ * WAL-E makes would be lost to the sidecar, a missing object's included.
+ */
+export const walFetchEnv = (wale: Wale): Record<string, string> => {
+  const destinations = (wale.env.WALE_LOG_DESTINATION ?? "").split(",").map((d) => d.trim());
+  if (destinations.includes("stderr")) return wale.env;
+  return { ...wale.env, WALE_LOG_DESTINATION: ["stderr", ...destinations.filter(Boolean)].join(",") };
+};
 
 /** `wal-e [flags] backup-push [backup-push flags] <PGDATA>` */
 export const backupPushArgv = (wale: Wale, pgdata: string) =>
   command(wale, "backup-push", wale.backupPushFlags, pgdata);
 
-/** `wal-e [flags] delete --confirm retain <n>`: keep the newest n base backups and the WAL they need. */
-export const deleteRetainArgv = (wale: Wale, retain: number) =>
-  command(wale, "delete", ["--confirm"], "retain", String(retain));
+/** `wal-e [flags] delete --confirm before <backup>`: delete every base backup and WAL segment older than <backup>. */
+export const deleteBeforeArgv = (wale: Wale, backup: string) =>
+  command(wale, "delete", ["--confirm"], "before", backup);
 
 /** `wal-e [flags] backup-list [--detail]` (--detail reads every backup's sentinel, one request each) */
 export const backupListArgv = (wale: Wale, detail = true) => command(wale, "backup-list", detail ? ["--detail"] : []);
@@ -167,11 +188,14 @@ export class WaleRunner {
    * concurrency cap it waits for a slot, or throws a 503 when the queue is
    * full (unless `mustRun`). After close() only `afterClose` clean-up runs.
    */
-  async run(argv: string[], { timeoutMs = 0, mustRun = false, afterClose = false } = {}): Promise<RunResult> {
+  async run(
+    argv: string[],
+    { timeoutMs = 0, mustRun = false, afterClose = false, env = this.wale.env } = {},
+  ): Promise<RunResult> {
     const release = await this.limiter.acquire(mustRun);
     try {
       if (this.closed && !afterClose) throw new HttpError(503, "shutting down; retry against the new instance");
-      return await this.spawnAndWait(argv, timeoutMs);
+      return await this.spawnAndWait(argv, timeoutMs, env);
     } finally {
       release();
     }
@@ -223,11 +247,11 @@ export class WaleRunner {
     };
   }
 
-  private async spawnAndWait(argv: string[], timeoutMs: number): Promise<RunResult> {
+  private async spawnAndWait(argv: string[], timeoutMs: number, env: Record<string, string>): Promise<RunResult> {
     const started = performance.now();
     let child: Child;
     try {
-      child = this.runtime.spawn(argv, { env: this.wale.env, stdio: "pipe", newGroup: true });
+      child = this.runtime.spawn(argv, { env, stdio: "pipe", newGroup: true });
     } catch (cause) {
       const message = cause instanceof Error ? cause.message : String(cause);
       return {
@@ -316,7 +340,11 @@ class Tail {
       all.set(chunk, offset);
       offset += chunk.length;
     }
-    return new TextDecoder().decode(all.length > this.keep ? all.subarray(all.length - this.keep) : all);
+    if (all.length <= this.keep) return new TextDecoder().decode(all);
+    // Cut at a line: a line cut in the middle may start with the end of a secret, which no redactor recognises.
+    const tail = all.subarray(all.length - this.keep);
+    const line = tail.indexOf(0x0a);
+    return new TextDecoder().decode(line === -1 ? new Uint8Array() : tail.subarray(line + 1));
   }
 }
 
@@ -349,41 +377,53 @@ export interface StoreProbe {
 /**
  * Did wal-fetch fail only because the archive lacks the file? PostgreSQL asks
  * for segments past the end of the archive on every recovery, so this is the
- * normal end of a restore, not an error. Anything less than certain is a
- * failure: a wrong "not found" ends a recovery early.
+ * normal end of a restore, not an error. It is believed only on WAL-E's own
+ * statement that this very object is missing; silence, an unknown message or
+ * an exit code alone is a failure: a wrong "not found" ends a recovery early.
  *
  *   - file backend: an unhandled FileNotFoundError on the archived object,
  *     `<prefix>/wal_005/<name>.lzo`; WAL-E exits 2. A store that is not there
- *     at all (a volume not mounted) says the same, so its root must exist.
- *   - S3 (and WABS, GS, Swift): WAL-E logs "could no longer locate object"
- *     at INFO (hidden by --terse), and exits 1 with no ERROR or CRITICAL
- *     line. An uncaught exception also exits 1, with a traceback. A bucket
- *     that is not there (a typo, a deleted bucket) says the same as a
- *     missing object, so the store must list.
+ *     (an empty mount point, a volume not mounted) says the same, so the
+ *     store's wal_005/ must exist: every archive that holds WAL has it.
+ *   - S3, WABS, GS and Swift: exit 1 after "could no longer locate object
+ *     while performing wal restore" at INFO, whose DETAIL names the object's
+ *     URI. An expired STS token also exits 1 with nothing at ERROR, after
+ *     "could no longer authenticate": a failure. A bucket that is not there
+ *     (a typo, a deleted bucket) says the same as a missing object, so the
+ *     store must list, asked afresh each time: credentials that worked a
+ *     minute ago vouch for nothing now.
  */
 export async function isNotInArchive(result: RunResult, name: string, store: StoreProbe): Promise<boolean> {
-  if (result.exitCode === 2) {
-    const object = new RegExp(
-      `FileNotFoundError: .*No such file or directory: '([^']*)/wal_005/${name.replaceAll(".", "\\.")}\\.lzo'`,
-    );
-    const root = object.exec(result.stderr)?.[1];
-    return root !== undefined && (await store.directoryExists(root));
-  }
-  if (result.exitCode === 1) {
-    if (/Traceback|\w+Error:/.test(result.stderr)) return false;
-    const notFound = /could no(t| longer) locate/.test(result.stderr) || !/\b(ERROR|CRITICAL)\b/.test(result.stderr);
-    return notFound && (await store.listable());
-  }
-  return false;
+  const said = missingStatement(result, name);
+  if (!said) return false;
+  return said.root !== undefined ? store.directoryExists(`${said.root}/wal_005`) : store.listable();
 }
 
-/** How long a store that listed is taken to be there: recovery may ask for missing files a few times a minute. */
-const LISTED_MS = 60_000;
+/**
+ * WAL-E's own statement, in a wal-fetch that failed, that this very object
+ * is missing: with the file backend's store root, or null without one.
+ */
+export function missingStatement(result: RunResult, name: string): { root?: string } | null {
+  if (result.timedOut) return null;
+  const object = `/wal_005/${name.replaceAll(".", "\\.")}\\.lzo`;
+  if (result.exitCode === 2) {
+    const missing = new RegExp(`FileNotFoundError: .*No such file or directory: '([^']*)${object}'`);
+    const root = missing.exec(result.stderr)?.[1];
+    return root === undefined ? null : { root };
+  }
+  if (result.exitCode === 1) {
+    if (/Traceback|\w+Error:|\b(ERROR|CRITICAL)\b/.test(result.stderr)) return null;
+    const located = new RegExp(
+      `MSG: could no longer locate object while performing wal restore\\s+DETAIL: The absolute URI that could not be located is \\S+${object}\\.$`,
+      "m",
+    );
+    return located.test(result.stderr) ? {} : null;
+  }
+  return null;
+}
 
-/** The StoreProbe of a running sidecar: the file system, and `wal-e backup-list` (a yes is remembered a while). */
+/** The StoreProbe of a running sidecar: the file system, and `wal-e backup-list`. */
 export class StoreCheck implements StoreProbe {
-  private listedUntil = Number.NEGATIVE_INFINITY;
-
   constructor(
     private readonly runner: WaleRunner,
     private readonly wale: Wale,
@@ -392,14 +432,11 @@ export class StoreCheck implements StoreProbe {
   ) {}
 
   async listable(): Promise<boolean> {
-    if (performance.now() < this.listedUntil) return true;
     const result = await this.runner.run(backupListArgv(this.wale, false), {
       timeoutMs: this.timeoutMs,
       mustRun: true,
     });
-    if (result.exitCode !== 0) return false;
-    this.listedUntil = performance.now() + LISTED_MS;
-    return true;
+    return result.exitCode === 0;
   }
 }
 

@@ -100,7 +100,8 @@ function sidecar(env: Record<string, string> = {}) {
   const config = parseConfig({
     PGDATA: pgdata,
     WALE_BIN: "wal-e",
-    WALE_FILE_PREFIX: "file://localhost/nowhere",
+    // Not a file:// store: a push there would fsync the object WAL-E wrote, which a fake WAL-E does not write.
+    WALE_S3_PREFIX: "s3://nowhere/archive",
     WALE_SPOOL_DIR: spool,
     // /wal/<file> answers without a token only on loopback.
     WALE_LISTEN_HOST: "127.0.0.1",

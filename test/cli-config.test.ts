@@ -64,3 +64,17 @@ test("--help, and an unexpected argument is exit 2", async () => {
   expect(extra.stderr).toContain('unexpected argument "--json"');
   expect((await run([TOOLS.sidecar, "--help"])).stdout).toContain("  config ");
 });
+
+test("never prints the token, nor a secret holding a quote, a backslash or a control character", async () => {
+  const token = 'tok"en\\0123456789abcdef';
+  const secret = 'se"cr\\et\tvalue';
+  const r = await config([], { WALE_SIDECAR_TOKEN: token, AWS_SECRET_ACCESS_KEY: secret, NOTE: `x ${secret}` });
+  expect(r.exitCode).toBe(0);
+  for (const form of [token, secret, JSON.stringify(token).slice(1, -1), JSON.stringify(secret).slice(1, -1)]) {
+    expect(r.stdout).not.toContain(form);
+  }
+  const shown = JSON.parse(r.stdout);
+  expect(shown.token).toBe("[REDACTED]");
+  expect(shown.wale.env.AWS_SECRET_ACCESS_KEY).toBe("[REDACTED]");
+  expect(JSON.parse((await config([], {})).stdout).token).toBeUndefined();
+});

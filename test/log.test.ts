@@ -19,3 +19,16 @@ test("text lines for humans", () => {
     /^\d{4}-\d\d-\d\dT\S+ WARN {2}request route=\/wal-push status=404 reason="not in PGWAL \[REDACTED\]"\n$/,
   );
 });
+
+test('a secret holding ", \\ or a control character is redacted before it is serialised, in JSON and in text', () => {
+  const secret = 'ab"c\\d\te\u0001fghijklmnop';
+  const redact = redactor([secret]);
+  for (const format of ["json", "text"] as const) {
+    const lines: string[] = [];
+    createLogger((l) => lines.push(l), redact, format).error("wal-e failed", { stderr: `key ${secret} rejected` });
+    for (const form of [secret, JSON.stringify(secret).slice(1, -1), "fghijklmnop"]) {
+      expect(lines[0]).not.toContain(form);
+    }
+    expect(lines[0]).toContain("[REDACTED]");
+  }
+});

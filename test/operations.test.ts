@@ -10,12 +10,15 @@ const base = realpathSync(mkdtempSync(join(tmpdir(), "ops-")));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 const pgdata = join(base, "data");
 mkdirSync(join(pgdata, "pg_wal"), { recursive: true });
+// The stand-in file store's WAL directory: an absence is believed only in a store that has one.
+mkdirSync(join(base, "wal_005"));
 const SEG = "000000010000000000000001";
 writeFileSync(join(pgdata, "pg_wal", SEG), "wal");
 writeFileSync(join(pgdata, "PG_VERSION"), "14\n");
 const spoolDir = join(base, "spool");
 mkdirSync(spoolDir);
-const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_SPOOL_DIR: spoolDir, WALE_PREFETCH: "0" });
+const env = { PGDATA: pgdata, WALE_BIN: "wal-e", WALE_SPOOL_DIR: spoolDir, WALE_PREFETCH: "0" };
+const config = parseConfig(env);
 
 const deps = (result: Scripted = { exitCode: 0 }) => {
   // Like WAL-E, a wal-fetch that exits 0 leaves the file at the path it was given.
@@ -46,6 +49,46 @@ describe("walPush", () => {
     expect(outcome.body).toContain("the store said no");
     expect(outcome.body).toContain("exited with code 1");
   });
+  test("file store: a WAL-E that exits 0 without writing the object is a 500, never a 200", async () => {
+    const store = join(base, "file-store");
+    mkdirSync(join(store, "wal_005"), { recursive: true });
+    const onFiles = parseConfig({ ...env, WALE_FILE_PREFIX: `file://localhost${store}` });
+    const said = sidecarFor(onFiles, fakeRuntime({ exitCode: 0 }).runtime).deps;
+    const outcome = await walPush(said, SEG);
+    expect(outcome.status).toBe(500);
+    expect(outcome.body).toContain("could not be synced");
+    // Once the object is there, it is synced and the push is a 200.
+    writeFileSync(join(store, "wal_005", `${SEG}.lzo`), "lzo bytes");
+    expect((await walPush(said, SEG)).status).toBe(200);
+  });
+  test("a .history file the archive holds with other bytes is refused with a 500 naming the cause; the same bytes are a 200", async () => {
+    const name = "00000002.history";
+    writeFileSync(join(pgdata, "pg_wal", name), "1\t0/3000000\tno recovery target specified\n");
+    const archived = (bytes: string) => {
+      const fake = fakeRuntime((argv) => {
+        if (argv.includes("wal-fetch")) writeFileSync(argv.at(-1) as string, bytes);
+        return { exitCode: 0 };
+      });
+      return { deps: sidecarFor(config, fake.runtime).deps, spawned: fake.spawned };
+    };
+    const other = archived("1\t0/5000000\tno recovery target specified\n");
+    const refused = await walPush(other.deps, name);
+    expect(refused.status).toBe(500);
+    expect(refused.body).toContain("the archive already holds a different 00000002.history");
+    expect(other.spawned.some((argv) => argv.includes("wal-push"))).toBe(false);
+    const same = archived(readFileSync(join(pgdata, "pg_wal", name), "utf8"));
+    expect((await walPush(same.deps, name)).status).toBe(200);
+    expect(same.spawned.some((argv) => argv.includes("wal-push"))).toBe(false);
+    // Not in the archive (WAL-E's own words, in a store with wal_005/): pushed.
+    const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '${base}/wal_005/${name}.lzo'`;
+    const absent = fakeRuntime((argv) => (argv.includes("wal-fetch") ? { exitCode: 2, stderr } : { exitCode: 0 }));
+    expect((await walPush(sidecarFor(config, absent.runtime).deps, name)).status).toBe(200);
+    expect(absent.spawned.at(-1)).toEqual(["wal-e", "--terse", "wal-push", join(pgdata, "pg_wal", name)]);
+    // Any other failure to read the archived copy: a failure, nothing pushed.
+    const broken = fakeRuntime({ exitCode: 1, stderr: "boom" });
+    expect((await walPush(sidecarFor(config, broken.runtime).deps, name)).status).toBe(500);
+    expect(broken.spawned.some((argv) => argv.includes("wal-push"))).toBe(false);
+  });
   test("a file not in PGWAL is 404, and nothing is spawned", async () => {
     const { deps: d, spawned } = deps();
     expect((await walPush(d, "000000010000000000000002")).status).toBe(404);
@@ -69,7 +112,7 @@ describe("walFetch", () => {
     const name = "000000010000000000000009";
     expect((await walFetch(d, name, undefined)).status).toBe(200);
     expect(spawned).toHaveLength(1);
-    expect(spawned[0]?.slice(0, 5)).toEqual(["wal-e", "--terse", "wal-fetch", "-p=0", name]);
+    expect(spawned[0]?.slice(0, 4)).toEqual(["wal-e", "wal-fetch", "-p=0", name]);
     expect(spawned[0]?.at(-1)?.startsWith(`${spoolDir}/`)).toBe(true);
     expect(readFileSync(join(pgdata, "pg_wal", name), "utf8")).toBe(`bytes of ${name}`);
     expect(readdirSync(spoolDir)).toEqual([]);
@@ -171,10 +214,42 @@ describe("backupPush", () => {
     const retaining = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_BACKUP_RETAIN: "2" });
     const ok = fakeRuntime();
     await backupPush(sidecarFor(retaining, ok.runtime).deps);
-    expect(ok.spawned[1]).toEqual(["wal-e", "--terse", "delete", "--confirm", "retain", "2"]);
+    expect(ok.spawned[1]).toEqual(["wal-e", "--terse", "backup-list", "--detail"]);
     const bad = fakeRuntime({ exitCode: 1 });
     await backupPush(sidecarFor(retaining, bad.runtime).deps);
     expect(bad.spawned).toHaveLength(1);
+  });
+  test("a burst of 7 backups with WALE_BACKUP_RETAIN=7 deletes none of the last week's daily backups", async () => {
+    // A store of base backups as WAL-E keeps them: backup-push adds one, backup-list lists, delete deletes.
+    const DAY = 24 * 60 * 60 * 1000;
+    let segment = 0x10;
+    const backups: Array<{ name: string; at: number }> = [];
+    const add = (at: number) =>
+      backups.push({ name: `base_0000000100000000000000${(segment++).toString(16).toUpperCase()}_00000028`, at });
+    for (const days of [6, 5, 4, 3, 2, 1, 0]) add(Date.now() - days * DAY - 60_000);
+    const store = fakeRuntime((argv) => {
+      const sub = argv.slice(2).join(" ");
+      if (sub.startsWith("backup-push")) add(Date.now());
+      if (sub.startsWith("backup-list")) {
+        const rows = backups.map((b) => `${b.name}\t${new Date(b.at).toISOString()}`);
+        return { exitCode: 0, stdout: ["name\tlast_modified", ...rows].join("\n") };
+      }
+      const retain = /^delete --confirm retain (\d+)$/.exec(sub);
+      if (retain) backups.splice(0, Math.max(0, backups.length - Number(retain[1])));
+      const before = /^delete --confirm before (\S+)$/.exec(sub);
+      if (before)
+        backups.splice(
+          0,
+          backups.findIndex((b) => b.name === before[1]),
+        );
+      return { exitCode: 0 };
+    });
+    const week = backups.map((b) => b.name);
+    const retaining = parseConfig({ ...env, WALE_BACKUP_RETAIN: "7", WALE_BACKUP_SCHEDULE: "0 2 * * *" });
+    const d = sidecarFor(retaining, store.runtime).deps;
+    for (let i = 0; i < 7; i++) expect((await backupPush(d)).status).toBe(200);
+    expect(backups.map((b) => b.name).slice(0, 7)).toEqual(week);
+    expect(backups).toHaveLength(14);
   });
 });
 

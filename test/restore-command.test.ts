@@ -5,7 +5,7 @@
  * `sleep` is a no-op on PATH here, so the retries take no time.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { restoreCommand } from "../src/restore.ts";
@@ -18,14 +18,20 @@ mkdirSync(join(dir, "pg_wal"));
 script(join(dir, "bin"), "sleep", "exit 0");
 const SEG = "000000010000000000000003";
 
-/** Serves scripted answers, one a request (the last one repeats), and counts the requests. */
-function server(answers: Array<[number, string]>) {
+/**
+ * Serves scripted answers, one a request (the last one repeats), and counts
+ * the requests. Like the sidecar, a `fetched` answer to /wal-fetch comes
+ * after the file is at dest, unless `writes` is false.
+ */
+function server(answers: Array<[number, string]>, writes = true) {
   let calls = 0;
   const s = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
-    fetch: () => {
+    fetch: (request) => {
       const [status, body] = answers[Math.min(calls++, answers.length - 1)] as [number, string];
+      const dest = new URL(request.url).searchParams.get("dest");
+      if (writes && dest && body.startsWith("fetched")) writeFileSync(join(dir, dest), "segment bytes");
       return new Response(body, { status });
     },
   });
@@ -33,8 +39,8 @@ function server(answers: Array<[number, string]>) {
 }
 
 /** Runs restore_command as PostgreSQL would: %f and %p replaced, through sh, in PGDATA. */
-async function restore(via: string, stream: boolean): Promise<number> {
-  const command = restoreCommand({ via, stream }).replaceAll("%f", SEG).replaceAll("%p", "pg_wal/RECOVERYXLOG");
+async function restore(via: string, stream: boolean, line = restoreCommand({ via, stream })): Promise<number> {
+  const command = line.replaceAll("%f", SEG).replaceAll("%p", "pg_wal/RECOVERYXLOG");
   const proc = Bun.spawn(["sh", "-c", command], {
     cwd: dir,
     env: { PATH: `${join(dir, "bin")}:${process.env.PATH}` },
@@ -96,5 +102,33 @@ describe.each([false, true])("stream=%p", (stream) => {
     const url = s.url;
     s.stop();
     expect(await restore(url, stream)).toBe(255);
+  });
+});
+
+describe("after `fetched`, the file itself", () => {
+  test("fetched, but %p is not there: 255", async () => {
+    clean();
+    const s = server([[200, `fetched ${SEG}\n`]], false);
+    expect(await restore(s.url, false)).toBe(255);
+    s.stop();
+  });
+  test("fetched, but %p is empty: 255", async () => {
+    clean();
+    writeFileSync(recovered, "");
+    const s = server([[200, `fetched ${SEG}\n`]], false);
+    expect(await restore(s.url, false)).toBe(255);
+    s.stop();
+  });
+  test("the README's restore_command lines are the ones `restore --via` writes, and check %p the same way", async () => {
+    const readme = readFileSync(join(import.meta.dir, "..", "README.md"), "utf8");
+    const lines = [...readme.matchAll(/^restore_command = '(.*)'$/gm)].map((m) => m[1] as string);
+    const via = "http://<sidecar>";
+    expect(lines).toContain(restoreCommand({ via, stream: false }));
+    expect(lines).toContain(restoreCommand({ via, stream: false }, true));
+    const s = server([[200, `fetched ${SEG}\n`]], false);
+    const line = restoreCommand({ via, stream: false }).replace(via, s.url);
+    clean();
+    expect(await restore(s.url, false, line)).toBe(255);
+    s.stop();
   });
 });

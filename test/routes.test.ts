@@ -8,6 +8,8 @@ import { fakeRuntime, type Scripted, sidecarFor } from "./support/fake-runtime.t
 const base = realpathSync(mkdtempSync(join(tmpdir(), "routes-")));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 mkdirSync(join(base, "pg_wal"));
+// The stand-in file store's WAL directory: an absence is believed only in a store that has one.
+mkdirSync(join(base, "wal_005"));
 const SEG = "000000010000000000000001";
 writeFileSync(join(base, "pg_wal", SEG), "wal");
 writeFileSync(join(base, "PG_VERSION"), "14\n");

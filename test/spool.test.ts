@@ -4,7 +4,19 @@
  * real WAL-E prefetch runs in test/e2e/restore.e2e.test.ts.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
@@ -29,7 +41,8 @@ function setup(prefetch: number, spoolDir = join(base, `spool-${++n}`)) {
     WALE_PREFETCH: String(prefetch),
   });
   const fake = fakeRuntime((argv) => {
-    const [sub, a, b] = argv.slice(2);
+    // wal-fetch runs without --terse (see walFetchArgv).
+    const [sub, a, b] = argv.slice(1).filter((arg) => arg !== "--terse");
     if (sub === "wal-fetch") writeFileSync(argv.at(-1) as string, `fetched ${argv.at(-2)}`);
     if (sub === "wal-prefetch") {
       mkdirSync(join(a as string, ".wal-e", "prefetch"), { recursive: true });
@@ -47,7 +60,10 @@ function setup(prefetch: number, spoolDir = join(base, `spool-${++n}`)) {
 
 const SEG = (n: number) => `0000000100000000000000${n.toString(16).toUpperCase().padStart(2, "0")}`;
 const subcommands = (spawned: string[][]) =>
-  spawned.map((argv) => `${argv[2]} ${argv.at(-2)?.startsWith("/") ? argv.at(-1) : argv.at(-2)}`);
+  spawned.map(
+    (argv) =>
+      `${argv.find((a) => a === "wal-fetch" || a === "wal-prefetch")} ${argv.at(-2)?.startsWith("/") ? argv.at(-1) : argv.at(-2)}`,
+  );
 
 describe("Spool", () => {
   test("prepare creates the spool at mode 0700 and removes only its own leftovers", async () => {
@@ -58,6 +74,20 @@ describe("Spool", () => {
     writeFileSync(join(dir, "operator-notes.txt"), "mine");
     await spool.prepare();
     expect(readdirSync(dir)).toEqual(["operator-notes.txt"]);
+  });
+
+  test("prepare removes the copies into PGWAL a crash cut short, and nothing else there", async () => {
+    const { spool } = setup(0);
+    const pgwal = join(base, "data", "pg_wal");
+    mkdirSync(pgwal, { recursive: true });
+    // A pid that is gone, and this process's own (a container restarted with the same pid).
+    const stale = [`.${SEG(1)}.999999999-1.wale-sidecar-part`, `.RECOVERYXLOG.${process.pid}-7.wale-sidecar-part`];
+    // A sidecar still running (here: this test's parent) keeps its copy; PostgreSQL's files stay.
+    const kept = [`.${SEG(2)}.${process.ppid}-1.wale-sidecar-part`, SEG(3), `${SEG(4)}.wale-sidecar-part`];
+    for (const name of [...stale, ...kept]) writeFileSync(join(pgwal, name), "x");
+    await spool.prepare();
+    expect(readdirSync(pgwal).sort()).toEqual([...kept].sort());
+    for (const name of kept) rmSync(join(pgwal, name));
   });
 
   test("a miss runs wal-fetch, then the next segments are prefetched; a hit is a rename, without WAL-E", async () => {
@@ -140,5 +170,37 @@ describe("Spool", () => {
     } finally {
       rmSync(shm, { recursive: true, force: true });
     }
+  });
+});
+
+describe("prepare checks the spool it is given", () => {
+  const roots = { pgdata: join(base, "data"), pgwal: join(base, "data", "pg_wal") };
+  mkdirSync(roots.pgwal, { recursive: true });
+  /** Prepares a spool at `dir` for a sidecar of PGDATA base/data (as setup() does). */
+  const prepareAt = (dir: string) => setup(0, dir).spool.prepare();
+  test("creates it at mode 0700; one of this user's, pre-created wider open, is made 0700", async () => {
+    await prepareAt(join(base, "fresh"));
+    expect(statSync(join(base, "fresh")).mode & 0o777).toBe(0o700);
+    mkdirSync(join(base, "wide"), { mode: 0o777 });
+    chmodSync(join(base, "wide"), 0o777);
+    await prepareAt(join(base, "wide"));
+    expect(statSync(join(base, "wide")).mode & 0o777).toBe(0o700);
+  });
+  test("a symlink is refused, whatever it points to", async () => {
+    mkdirSync(join(base, "target"));
+    symlinkSync(join(base, "target"), join(base, "link"));
+    await expect(prepareAt(join(base, "link"))).rejects.toThrow("is a symlink");
+  });
+  test("a path whose real directory is inside PGDATA or PGWAL (through a symlinked parent) is refused", async () => {
+    symlinkSync(roots.pgdata, join(base, "data-link"));
+    await expect(prepareAt(join(base, "data-link", "spool"))).rejects.toThrow("inside PGDATA");
+    await expect(prepareAt(join(base, "data-link", "pg_wal", "x"))).rejects.toThrow("inside PGDATA");
+  });
+  // Only root can give a directory to another user (the tests run as root in CI).
+  const asRoot = process.getuid?.() === 0 ? test : () => {};
+  asRoot("a directory owned by another user is refused", async () => {
+    mkdirSync(join(base, "theirs"), { mode: 0o700 });
+    chownSync(join(base, "theirs"), 65534, 65534);
+    await expect(prepareAt(join(base, "theirs"))).rejects.toThrow("is owned by uid 65534");
   });
 });

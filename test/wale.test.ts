@@ -13,6 +13,7 @@ import {
   WaleRunner,
   walePython,
   walFetchArgv,
+  walFetchEnv,
   walPushArgv,
 } from "../src/wale.ts";
 import { fakeRuntime } from "./support/fake-runtime.ts";
@@ -37,7 +38,6 @@ describe("argv builders", () => {
   test("wal-fetch", () => {
     expect(walFetchArgv(wale, "000000010000000000000001", "/pg/pg_wal/RECOVERYXLOG")).toEqual([
       "/opt/wal-e/bin/wal-e",
-      "--terse",
       "wal-fetch",
       "-p=0",
       "000000010000000000000001",
@@ -66,7 +66,7 @@ const result = (exitCode: number, stderr: string): RunResult => ({
 const NAME = "000000010000000000000002";
 
 describe("isNotInArchive", () => {
-  /** A store whose root directories are `dirs`, and which lists (its bucket is there) unless told. */
+  /** A store whose directories are `dirs`, and which lists (its bucket is there) unless told. */
   const exists = (...dirs: string[]): StoreProbe => ({
     directoryExists: async (path) => dirs.includes(path),
     listable: async () => true,
@@ -74,30 +74,49 @@ describe("isNotInArchive", () => {
   const noBucket: StoreProbe = { directoryExists: async () => false, listable: async () => false };
   const missing = `wal_e.main   CRITICAL MSG: An unprocessed exception has avoided all error handling
         FileNotFoundError: [Errno 2] No such file or directory: '/store/wal_005/${NAME}.lzo'`;
-  test("file backend: exit 2 with FileNotFoundError on the archived object, in a store that exists", async () => {
-    expect(await isNotInArchive(result(2, missing), NAME, exists("/store"))).toBe(true);
+  test("file backend: exit 2 with FileNotFoundError on the archived object, in a store whose wal_005/ exists", async () => {
+    expect(await isNotInArchive(result(2, missing), NAME, exists("/store", "/store/wal_005"))).toBe(true);
   });
-  test("file backend: the same message from a store that is not there (a volume not mounted) is a failure", async () => {
+  test("file backend: the same message from a store without wal_005/ (an empty mount point) is a failure", async () => {
+    expect(await isNotInArchive(result(2, missing), NAME, exists("/store"))).toBe(false);
     expect(await isNotInArchive(result(2, missing), NAME, exists())).toBe(false);
   });
   test("file backend: a FileNotFoundError about something else, or another file, is a failure", async () => {
     const other = "FileNotFoundError: [Errno 2] No such file or directory: '/pg/pg_wal/archive_status'";
-    expect(await isNotInArchive(result(2, other), NAME, exists("/store", "/pg/pg_wal"))).toBe(false);
-    expect(await isNotInArchive(result(2, missing), "000000010000000000000009", exists("/store"))).toBe(false);
+    expect(await isNotInArchive(result(2, other), NAME, exists("/store/wal_005", "/pg/pg_wal"))).toBe(false);
+    expect(await isNotInArchive(result(2, missing), "000000010000000000000009", exists("/store/wal_005"))).toBe(false);
   });
-  const located = "MSG: could no longer locate object while performing wal restore";
-  test("S3: exit 1 with nothing logged at ERROR (the 404 is logged at INFO, hidden by --terse)", async () => {
-    for (const stderr of ["", "lzop: <stdin>: not a lzop file\n", located]) {
-      expect(await isNotInArchive(result(1, stderr), NAME, exists())).toBe(true);
+  // WAL-E 1.1.1's own words (blobstore/s3/s3_util.py; GS, WABS and Swift say the same).
+  const located = (name: string) => `wal_e.operator.backup INFO     MSG: begin wal restore
+wal_e.blobstore.s3.s3_util INFO     MSG: could no longer locate object while performing wal restore
+        DETAIL: The absolute URI that could not be located is s3://wale/archive/wal_005/${name}.lzo.
+        HINT: This can be normal when Postgres is trying to detect what timelines are available during restoration.
+lzop: <stdin>: not a lzop file
+wal_e.operator.backup INFO     MSG: complete wal restore`;
+  test("S3: exit 1 after WAL-E says it could not locate this very object, in a store that lists", async () => {
+    expect(await isNotInArchive(result(1, located(NAME)), NAME, exists())).toBe(true);
+  });
+  test("S3: the statement about another object, or no statement at all, is a failure", async () => {
+    expect(await isNotInArchive(result(1, located("000000010000000000000009")), NAME, exists())).toBe(false);
+    expect(await isNotInArchive(result(1, located(`${NAME}.partial`)), NAME, exists())).toBe(false);
+    // A stand-in that says "boom", or WAL-E logging to syslog only: silence is not evidence.
+    for (const stderr of ["", "boom\n", "lzop: <stdin>: not a lzop file\n"]) {
+      expect(await isNotInArchive(result(1, stderr), NAME, exists())).toBe(false);
     }
   });
+  test("S3: an expired STS token (WAL-E: INFO, exit 1, nothing at ERROR) is a failure", async () => {
+    const expired = `wal_e.blobstore.s3.s3_util INFO     MSG: could no longer authenticate while performing wal restore
+        DETAIL: The absolute URI that could not be accessed is s3://wale/archive/wal_005/${NAME}.lzo.
+        HINT: This can be normal when using STS credentials.`;
+    expect(await isNotInArchive(result(1, expired), NAME, exists())).toBe(false);
+  });
   test("S3: the same from a bucket that is not there (WAL-E cannot list the store) is a failure", async () => {
-    expect(await isNotInArchive(result(1, located), NAME, noBucket)).toBe(false);
+    expect(await isNotInArchive(result(1, located(NAME)), NAME, noBucket)).toBe(false);
   });
   test("exit 1 with an ERROR line, or an uncaught exception, is a failure", async () => {
     for (const stderr of [
-      "wal_e.main   ERROR    MSG: no storage prefix defined",
-      'Traceback (most recent call last):\n  File "x", line 1\nOSError: [Errno 24] Too many open files',
+      `${located(NAME)}\nwal_e.main   ERROR    MSG: no storage prefix defined`,
+      `${located(NAME)}\nTraceback (most recent call last):\n  File "x", line 1\nOSError: [Errno 24] Too many open files`,
     ]) {
       expect(await isNotInArchive(result(1, stderr), NAME, exists())).toBe(false);
     }
@@ -108,22 +127,35 @@ describe("isNotInArchive", () => {
   });
 });
 
+describe("walFetchEnv", () => {
+  test("adds stderr to WAL-E's log destinations, keeping syslog when it was asked for", () => {
+    const env = (WALE_LOG_DESTINATION: string) => ({ ...wale, env: { ...wale.env, WALE_LOG_DESTINATION } });
+    expect(walFetchEnv(env("syslog")).WALE_LOG_DESTINATION).toBe("stderr,syslog");
+    expect(walFetchEnv(env("stderr")).WALE_LOG_DESTINATION).toBe("stderr");
+    expect(walFetchEnv(env("syslog,stderr")).WALE_LOG_DESTINATION).toBe("syslog,stderr");
+  });
+});
+
 describe("StoreCheck", () => {
-  test("the store lists when `wal-e backup-list` (without --detail) exits 0; a yes is remembered", async () => {
+  test("the store lists when `wal-e backup-list` (without --detail) exits 0, asked afresh every time", async () => {
     const { runtime, spawned } = fakeRuntime({ exitCode: 0 });
     const check = new StoreCheck(new WaleRunner(runtime, wale), wale, 1000, async () => true);
     expect(await check.listable()).toBe(true);
     expect(await check.listable()).toBe(true);
-    expect(spawned).toEqual([["/opt/wal-e/bin/wal-e", "--terse", "backup-list"]]);
+    expect(spawned).toEqual([
+      ["/opt/wal-e/bin/wal-e", "--terse", "backup-list"],
+      ["/opt/wal-e/bin/wal-e", "--terse", "backup-list"],
+    ]);
   });
-  test("a no (WAL-E exits 2 on a bucket that is not there) is asked again each time", async () => {
+  test("a no (WAL-E exits 2 on a bucket that is not there) is a no", async () => {
     const { runtime, spawned } = fakeRuntime({ exitCode: 2, stderr: "<Code>NoSuchBucket</Code>" });
     const check = new StoreCheck(new WaleRunner(runtime, wale), wale, 1000, async () => true);
     expect(await check.listable()).toBe(false);
-    expect(await check.listable()).toBe(false);
-    expect(spawned).toHaveLength(2);
+    expect(spawned).toHaveLength(1);
   });
 });
+
+const runtime = (stderr: string) => fakeRuntime({ exitCode: 1, stderr }).runtime;
 
 describe("WaleRunner", () => {
   test("passes the WAL-E environment and collects the outcome", async () => {
@@ -142,10 +174,18 @@ describe("WaleRunner", () => {
     expect(r.stderr).toContain("Executable not found");
   });
   test("keeps only the tail of a long stderr", async () => {
-    const { runtime } = fakeRuntime({ exitCode: 1, stderr: `${"x".repeat(100_000)}THE END` });
+    const { runtime } = fakeRuntime({ exitCode: 1, stderr: `${"x".repeat(99)}\n`.repeat(1000).concat("THE END") });
     const r = await new WaleRunner(runtime, wale).run(["wal-e"]);
     expect(r.stderr.length).toBeLessThanOrEqual(16 * 1024);
     expect(r.stderr.endsWith("THE END")).toBe(true);
+  });
+  test("the tail starts at a line: never with the end of a secret cut in the middle", async () => {
+    const secret = "wJalrXUtnFEMI/K7MDENG";
+    // 16 KB are kept: the cut falls 5 bytes into the secret's line.
+    const stderr = `${secret}\n${"y".repeat(16 * 1024 + 5 - secret.length - 1)}`;
+    const r = await new WaleRunner(runtime(stderr), wale).run(["wal-e"]);
+    expect(r.stderr).not.toContain(secret.slice(5));
+    expect(r.stderr.startsWith("yyy")).toBe(true);
   });
 });
 

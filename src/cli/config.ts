@@ -1,5 +1,5 @@
 import { type Config, isWaleVariable, SECRET_NAME } from "../config.ts";
-import { redactor } from "../log.ts";
+import { redactedJson, redactor } from "../log.ts";
 import { type Command, helpOrRefusal, loadConfig } from "./command.ts";
 
 export const config: Command = {
@@ -21,14 +21,16 @@ as the sidecar itself would.
     if (early !== undefined) return early;
     const loaded = loadConfig(runtime);
     if (!loaded) return 1;
-    runtime.stdout(`${redactor(loaded.secrets)(JSON.stringify(effective(loaded), null, 2))}\n`);
+    runtime.stdout(`${redactedJson(effective(loaded), redactor(loaded.secrets), 2)}\n`);
     return 0;
   },
 };
 
 /** The Config as it is shown: WAL-E's environment cut to WAL-E's variables, secrets by name masked. */
-function effective(loaded: Config): Omit<Config, "secrets"> {
-  const { secrets: _, ...shown } = loaded;
+function effective(loaded: Config): Omit<Config, "secrets" | "token"> & { token?: string } {
+  const { secrets: _, token, ...rest } = loaded;
+  // The token is never printed, whatever it holds: only whether one is set.
+  const shown = { ...rest, token: token === undefined ? undefined : "[REDACTED]" };
   const env = Object.fromEntries(
     Object.entries(loaded.wale.env)
       .filter(([name]) => isWaleVariable(name))

@@ -9,6 +9,7 @@ import {
   bringBackAccessFiles,
   chownTree,
   INCOMPLETE_MARKER,
+  livePostmaster,
   lockDown,
   makePgdata,
   moveAside,
@@ -52,7 +53,9 @@ Options:
                          runs on every start of the pod. A restore that was
                          cut short is refused, or with --force redone
   --force                move a PGDATA that is not empty aside first
-                         (to PGDATA.old-<time>, printed); nothing is deleted
+                         (to PGDATA.old-<time>, printed); nothing is deleted.
+                         Refused while PGDATA/postmaster.pid names a live
+                         process (PostgreSQL runs on it)
   --skip-fetch           PGDATA already holds a base backup (pg_basebackup,
                          a volume snapshot): only write the settings
   --owner <uid>:<gid>    the user that runs PostgreSQL; required as root
@@ -232,6 +235,14 @@ async function runRestore(runtime: Runtime, config: Config, options: RestoreOpti
 
   const state = await pgdataState(pgdata);
   if (state.kind === "not-a-directory") return refuse(`PGDATA ${pgdata} exists and is not a directory`);
+  // --force would move a running cluster aside, --skip-fetch write recovery settings under it.
+  const postmaster =
+    state.kind === "not-empty" && (options.force || options.skipFetch) ? await livePostmaster(pgdata) : null;
+  if (postmaster !== null) {
+    return refuse(
+      `PostgreSQL is running on ${pgdata} (postmaster.pid names process ${postmaster}, which is alive): stop it before restoring`,
+    );
+  }
   if (options.skipFetch) {
     if (state.kind !== "not-empty")
       return refuse(

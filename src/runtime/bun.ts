@@ -1,6 +1,10 @@
 /** The Runtime on Bun. */
 import { constants } from "node:os";
+import { groupHasMembers } from "../pid.ts";
 import type { Child, Runtime, Signal } from "./types.ts";
+
+/** Seconds a connection may stay open without a request in flight (Bun's own default is 10). */
+const IDLE_S = 10;
 
 const signalNumber = (signal: string | number | null): number =>
   typeof signal === "number" ? signal : (signal && (constants.signals as Record<string, number>)[signal]) || 0;
@@ -35,9 +39,15 @@ export const bunRuntime: Runtime = {
       stderr: stdio === "pipe" ? (proc.stderr as ReadableStream<Uint8Array>) : null,
       kill(signal: Signal) {
         try {
+          if (!newGroup) return void proc.kill(signal);
+          // Once the leader is reaped its pid, and with it the group id, is
+          // free for reuse as soon as the group is empty: signal the group
+          // only while a process of it is left (Linux keeps a pgid in use
+          // as long as any member lives).
+          const reaped = proc.exitCode !== null || proc.signalCode !== null;
+          if (reaped && !groupHasMembers(proc.pid)) return;
           // A negative pid signals the process group the child leads.
-          if (newGroup) process.kill(-proc.pid, signal);
-          else proc.kill(signal);
+          process.kill(-proc.pid, signal);
         } catch {
           // Already gone.
         }
@@ -49,11 +59,22 @@ export const bunRuntime: Runtime = {
     const server = Bun.serve({
       hostname,
       port,
-      fetch: handler,
-      // Bun closes a connection idle for 10 s by default. A base backup, or a
-      // wal-push to a slow store, sends nothing until WAL-E exits: a cut
-      // connection there is a failed archive. 0 turns the limit off.
-      idleTimeout: 0,
+      // A connection that sends no request (a port scan, an abandoned
+      // keep-alive, a peer that never finishes its headers) is closed after
+      // IDLE_S, so idle ones cannot pile up until file descriptors run out.
+      idleTimeout: IDLE_S,
+      async fetch(request, bunServer) {
+        // A request in flight has no limit: a base backup, or a wal-push to
+        // a slow store, sends nothing until WAL-E exits, and a cut
+        // connection there is a failed archive. Bun 1.4 keeps a request's
+        // timeout on its connection, so once answered it gets IDLE_S again.
+        bunServer.timeout(request, 0);
+        try {
+          return await handler(request);
+        } finally {
+          bunServer.timeout(request, IDLE_S);
+        }
+      },
     });
     // Called once requests in flight are done: close idle keep-alive connections too.
     return { port: server.port ?? port, stop: () => server.stop(true) };

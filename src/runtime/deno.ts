@@ -1,5 +1,6 @@
 /** The Runtime on Deno 2. */
 import { constants } from "node:os";
+import { groupHasMembers } from "../pid.ts";
 import type { Child, Runtime } from "./types.ts";
 
 const encoder = new TextEncoder();
@@ -28,6 +29,10 @@ export const denoRuntime: Runtime = {
       stdout: piped,
       stderr: piped,
     }).spawn();
+    let reaped = false;
+    proc.status.then(() => {
+      reaped = true;
+    });
     return {
       pid: proc.pid,
       exited: proc.status.then(({ code, signal }) =>
@@ -38,9 +43,11 @@ export const denoRuntime: Runtime = {
       stderr: stdio === "pipe" ? proc.stderr : null,
       kill(signal) {
         try {
+          if (!newGroup) return void proc.kill(signal);
+          // Reaped with its group empty, the group id may be reused (see the Bun runtime).
+          if (reaped && !groupHasMembers(proc.pid)) return;
           // A negative pid signals the process group the child leads.
-          if (newGroup) Deno.kill(-proc.pid, signal);
-          else proc.kill(signal);
+          Deno.kill(-proc.pid, signal);
         } catch {
           // Already gone.
         }

@@ -19,3 +19,33 @@ test("a request that waits 12 s on WAL-E still gets its answer", async () => {
   expect(response.status).toBe(200);
   expect(await response.text()).toStartWith("backup complete");
 }, 30_000);
+
+test("a connection idle without a request in flight is closed after about 10 s: silent, half a request, or kept alive", async () => {
+  const dir = scope.tempDir("idle");
+  const sidecar = await startSidecar(scope, { PGDATA: dir });
+  const closedAfter = async (send: string) => {
+    const started = Date.now();
+    let closed: (ms: number) => void = () => {};
+    const done = new Promise<number>((resolve) => (closed = resolve));
+    const socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: sidecar.port,
+      socket: { data() {}, close: () => closed(Date.now() - started), error: () => closed(Date.now() - started) },
+    });
+    if (send) socket.write(send);
+    const timer = setTimeout(() => socket.end(), 40_000);
+    const ms = await done;
+    clearTimeout(timer);
+    return ms;
+  };
+  const [silent, half, kept] = await Promise.all([
+    closedAfter(""),
+    closedAfter("GET /ping HTTP/1.1\r\nHost: a\r\n"),
+    // A keep-alive connection, idle once its request is answered.
+    closedAfter("GET /ping HTTP/1.1\r\nHost: a\r\n\r\n"),
+  ]);
+  for (const ms of [silent, half, kept]) {
+    expect(ms).toBeGreaterThanOrEqual(8_000);
+    expect(ms).toBeLessThan(30_000);
+  }
+}, 60_000);

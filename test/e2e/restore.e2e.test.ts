@@ -239,3 +239,27 @@ test("a PGDATA that is not empty, bad flags, and root without --owner are refuse
     untouched();
   }
 }, 60_000);
+
+test("--force and --skip-fetch refuse a PGDATA whose postmaster.pid names a live process; a stale one is moved aside", async () => {
+  const store = makeStore(scope);
+  const pg = await startPostgres(scope, { version: 15 });
+  const env = restoreEnv(store, pg.pgdata);
+  const before = readdirSync(pg.pgdata).sort();
+  for (const args of [
+    ["--direct", "--force"],
+    ["--direct", "--skip-fetch"],
+  ]) {
+    const refused = await restore(env, args, true);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toMatch(/PostgreSQL is running on .* \(postmaster\.pid names process \d+, which is alive\)/);
+    expect(readdirSync(pg.pgdata).sort()).toEqual(before);
+    expect(await pg.sql("SELECT 1")).toBe("1");
+  }
+  // A crash leaves postmaster.pid behind, naming a process that is gone: not a running cluster.
+  await pg.stop();
+  await run(asDbUser(["sh", "-c", `printf '999999999\\n%s\\n' ${pg.pgdata} > ${join(pg.pgdata, "postmaster.pid")}`]));
+  const stale = await restore(env, ["--direct", "--force"], true);
+  expect(stale.stdout).toContain("moved the old PGDATA aside");
+  const aside = /aside to (\S+)/.exec(stale.stdout)?.[1] as string;
+  scope.defer(() => rmSync(aside, { recursive: true, force: true }));
+}, 120_000);

@@ -5,7 +5,7 @@
  * through the prefetch worker, byte for byte what `wal-e wal-fetch` gives.
  */
 import { expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   archiveThrough,
@@ -14,6 +14,7 @@ import {
   nextSegment,
   run,
   startPostgres,
+  startRestoreSide,
   startSidecar,
   TOOLS,
   useScope,
@@ -67,3 +68,71 @@ test("on S3: archived, streamed back through the prefetch worker, and an absence
   expect(await failed.text()).toContain("WAL-E exited with code 1");
   expect(typo.requests().find((r) => r.route === "/wal")).toMatchObject({ status: 500, exit: 1 });
 }, 120_000);
+
+/**
+ * A loopback proxy in front of moto that can stop answering as S3 does for
+ * a working key: "expired" answers what S3 answers once an STS session
+ * token has expired (400 ExpiredToken), "gone" what it answers for a bucket
+ * that is not there (404 NoSuchBucket), to every request.
+ */
+function s3Proxy(target: string) {
+  const state = { mode: "ok" as "ok" | "expired" | "gone" };
+  const error = (status: number, code: string) =>
+    new Response(
+      `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${code}</Message></Error>`,
+      {
+        status,
+        headers: { "content-type": "application/xml" },
+      },
+    );
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(request) {
+      if (state.mode === "expired") return error(400, "ExpiredToken");
+      if (state.mode === "gone") return error(404, "NoSuchBucket");
+      const url = new URL(request.url);
+      return fetch(`${target}${url.pathname}${url.search}`, { method: request.method, headers: request.headers });
+    },
+  });
+  scope.defer(() => server.stop(true));
+  return { state, endpoint: `http+path://127.0.0.1:${server.port}` };
+}
+
+test("on S3: credentials that stop working mid-restore never make an archived segment 'missing'", async () => {
+  const s3 = await makeS3Store(scope);
+  const waleEnv = { PATH: process.env.PATH ?? "", WALE_LOG_DESTINATION: "stderr", ...s3.env };
+  // One segment in the archive, pushed by WAL-E itself.
+  const source = scope.tempDir("source");
+  mkdirSync(join(source, "archive_status"));
+  const segment = "000000010000000000000003";
+  writeFileSync(join(source, segment), Buffer.alloc(16 * 1024 * 1024, 7));
+  await run([TOOLS.wale, "--terse", "wal-push", join(source, segment)], { env: waleEnv });
+
+  const proxy = s3Proxy(`http://${s3.env.WALE_S3_ENDPOINT?.replace("http+path://", "")}`);
+  const {
+    pgdata,
+    sidecar,
+    restore: restoreCommandFor,
+  } = await startRestoreSide(scope, { ...s3.env, WALE_S3_ENDPOINT: proxy.endpoint, WALE_FETCH_TIMEOUT: "5" });
+
+  // While the credentials work: the segment comes back, the next one is confirmed absent.
+  expect(await restoreCommandFor(segment)).toBe(0);
+  expect(readFileSync(join(pgdata, "pg_wal", "RECOVERYXLOG")).equals(readFileSync(join(source, segment)))).toBe(true);
+  expect(await restoreCommandFor(nextSegment(segment))).toBe(1);
+
+  // Now S3 says "no such bucket" to everything: WAL-E's wal-fetch says what it
+  // says of a missing object, but the store no longer lists. A listing from a
+  // moment ago must not vouch for it.
+  proxy.state.mode = "gone";
+  const gone = await fetch(`${sidecar.url}/wal-fetch/${segment}?dest=pg_wal/RECOVERYXLOG&missing=ok`);
+  expect(gone.status).toBe(500);
+  expect(await restoreCommandFor(segment)).toBe(255);
+
+  // An expired session token: WAL-E 1.1.1 retries it (its ExpiredToken branch
+  // raises an AttributeError under boto 2.49), until the fetch time limit.
+  proxy.state.mode = "expired";
+  const expired = await fetch(`${sidecar.url}/wal-fetch/${segment}?dest=pg_wal/RECOVERYXLOG&missing=ok`);
+  expect([expired.status, (await expired.text()).includes("timed out")]).toEqual([504, true]);
+  expect(sidecar.requests().filter((r) => r.missing === true)).toHaveLength(1);
+}, 180_000);

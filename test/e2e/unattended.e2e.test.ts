@@ -4,7 +4,7 @@
  * and 15, and the compiled sidecar.
  */
 import { expect, test } from "bun:test";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   archiveThrough,
@@ -62,7 +62,7 @@ const backup = async (pg: Postgres, url: string) => {
   return fetch(`${url}/backup-push`);
 };
 
-test("overlapping backup-push calls make one backup; retention keeps the newest N", async () => {
+test("overlapping backup-push calls make one backup; retention keeps the newest N of backups a day apart", async () => {
   const { store, pg, sidecar } = await backupPair({ WALE_BACKUP_RETAIN: "2" });
   await pg.sql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g; CHECKPOINT");
 
@@ -77,14 +77,25 @@ test("overlapping backup-push calls make one backup; retention keeps the newest 
   expect(listed).toHaveLength(1);
   expect(listed[0]?.name).toMatch(/^base_[0-9A-F]{24}_[0-9A-F]{8}$/);
 
+  // Retention keeps the newest N and what recovery to any moment of the last
+  // N-1 intervals needs (a day each without a schedule; src/retention.ts):
+  // backups a day apart, aged by their sentinels' times, so the third
+  // deletes the first. (Backups minutes apart would all stay.)
+  const age = (sentinel: string, days: number) => {
+    const time = Date.now() / 1000 - days * 24 * 60 * 60;
+    utimesSync(join(store.dir, "basebackups_005", sentinel), time, time);
+  };
+  const first = `${listed[0]?.name}_backup_stop_sentinel.json`;
+  age(first, 3);
   for (let i = 0; i < 2; i++) {
     await pg.sql("INSERT INTO t SELECT g FROM generate_series(1, 1000) g");
     expect((await backup(pg, sidecar.url)).status).toBe(200);
+    if (i === 0) age(backupsIn(store).find((sentinel) => sentinel !== first) as string, 2);
   }
   // Three backups taken, WALE_BACKUP_RETAIN=2: the oldest is gone.
   const kept = backupsIn(store);
   expect(kept).toHaveLength(2);
-  expect(kept).not.toContain(`${listed[0]?.name}_backup_stop_sentinel.json`);
+  expect(kept).not.toContain(first);
 }, 180_000);
 
 test("a backup killed at its time limit leaves no backup mode behind: the next backup succeeds", async () => {

@@ -446,7 +446,12 @@ export async function startSidecar(
  * sidecar reaches the database through the PG* variables, so it can run
  * backup-push (WAL-E needs PostgreSQL 14 for that).
  */
-export async function startArchivingSource(scope: Scope, store: Store, version: 14 | 15) {
+export async function startArchivingSource(
+  scope: Scope,
+  store: Store,
+  version: 14 | 15,
+  sidecarEnv: Record<string, string> = {},
+) {
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
   const source = await startPostgres(scope, { version, conf: ["archive_mode = on", archiveThrough(url)] });
@@ -456,9 +461,33 @@ export async function startArchivingSource(scope: Scope, store: Store, version: 
     PGHOST: "127.0.0.1",
     PGPORT: String(source.port),
     PGUSER: "postgres",
+    ...sidecarEnv,
   };
   const sidecar = await startSidecar(scope, env, port);
   return { source, sidecar, url };
+}
+
+/**
+ * The restore side without PostgreSQL: a PGDATA with pg_wal, a sidecar for
+ * it (no prefetch), and `restore(name)`, which runs restore_command as
+ * `restore --via` writes it, as PostgreSQL would: %f and %p replaced,
+ * through sh with the real wget, in PGDATA (sleep a no-op: retries take no
+ * time). It resolves with the exit code.
+ */
+export async function startRestoreSide(scope: Scope, env: Record<string, string>) {
+  const pgdata = scope.tempDir("pgdata");
+  await run(asDbUser(["mkdir", join(pgdata, "pg_wal")]));
+  const sidecar = await startSidecar(scope, { PGDATA: pgdata, WALE_PREFETCH: "0", ...env });
+  const bin = scope.tempDir("bin");
+  script(bin, "sleep", "exit 0");
+  const restore = async (name: string) => {
+    const line = restoreCommand({ via: sidecar.url, stream: false })
+      .replaceAll("%f", name)
+      .replaceAll("%p", "pg_wal/RECOVERYXLOG");
+    const path = `${bin}:${process.env.PATH}`;
+    return (await run(["sh", "-c", line], { cwd: pgdata, env: { PATH: path }, check: false })).exitCode;
+  };
+  return { pgdata, sidecar, restore };
 }
 
 // ------------------------------------------------------------ WAL names

@@ -1,6 +1,7 @@
 /** Base backups: take one (or join the one running), follow a job, list the archive's backups. */
 import { t } from "elysia";
 import { describeJob } from "../../backups.ts";
+import { redactedJson } from "../../log.ts";
 import { backupList, backupPush } from "../../operations.ts";
 import { json, Responses, text } from "../responses.ts";
 import type { RouteFamily } from "../route.ts";
@@ -51,7 +52,7 @@ export const backupRoutes: RouteFamily = ({ deps, answer, log, redact }) => [
       const id = params.id ?? "";
       const job = deps.backups.get(id);
       if (!job) return text(404, `no such backup job: ${id.slice(0, 64)}\n`);
-      return new Response(redact(`${JSON.stringify(describeJob(job), null, 2)}\n`), {
+      return new Response(`${redactedJson(describeJob(job), redact, 2)}\n`, {
         headers: { "content-type": "application/json" },
       });
     },

@@ -1,0 +1,48 @@
+/**
+ * WAL-E's file backend (WALE_FILE_PREFIX=file://localhost/<dir>) and what
+ * it takes to make a pushed object durable there.
+ *
+ * WAL-E 1.1.1 writes `<dir>/wal_005/<segment>.lzo` in place and never calls
+ * fsync. After the 200, PostgreSQL recycles the segment; a crash of the
+ * store's host would then leave the only copy empty or missing. So before a
+ * push is answered, the objects it wrote and their directories are synced.
+ */
+import { open } from "node:fs/promises";
+import { join } from "node:path";
+
+/** The directory of a file:// store, or null for any other store. WAL-E ignores the host part (localhost). */
+export function fileStoreRoot(env: Record<string, string>): string | null {
+  if (env.WALE_S3_PREFIX || env.WALE_WABS_PREFIX || env.WALE_GS_PREFIX || env.WALE_SWIFT_PREFIX) return null;
+  const match = /^file:\/\/[^/]*(\/.*)$/.exec(env.WALE_FILE_PREFIX ?? "");
+  if (!match) return null;
+  const dir = (match[1] as string).replace(/\/+$/, "");
+  return dir === "" ? "/" : dir;
+}
+
+/** The object WAL-E's file backend writes for a WAL file. */
+export const walObject = (root: string, name: string) => join(root, "wal_005", `${name}.lzo`);
+
+/**
+ * fsyncs each object in `names` that exists (wal-push also uploads other
+ * segments marked .ready, which may be among them), then wal_005/ and the
+ * store's root, where the object's and wal_005/'s names live. The first
+ * name is the one the request pushed: if it is not there, that is an error.
+ */
+export async function syncPushed(root: string, names: string[]): Promise<void> {
+  for (const [i, name] of names.entries()) {
+    const handle = await open(walObject(root, name), "r").catch((error: NodeJS.ErrnoException) => {
+      if (i > 0 && error.code === "ENOENT") return null;
+      throw error;
+    });
+    if (handle) await syncAndClose(handle);
+  }
+  for (const dir of [join(root, "wal_005"), root]) await syncAndClose(await open(dir, "r"));
+}
+
+async function syncAndClose(handle: Awaited<ReturnType<typeof open>>): Promise<void> {
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
