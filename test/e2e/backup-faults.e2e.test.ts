@@ -12,6 +12,8 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import { join } from "node:path";
 import {
   asDbUser,
+  BACKUP_SESSIONS,
+  backupEnv,
   makeStore,
   type Postgres,
   pgBins,
@@ -30,7 +32,6 @@ import {
 const scope = useScope();
 const MAJOR = 17;
 
-const BACKUP_SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wale-sidecar backup'";
 const noBackupSession = (pg: Postgres) =>
   waitFor("the backup's session to end", async () => (await pg.sql(BACKUP_SESSIONS)) === "0", 15_000);
 
@@ -83,13 +84,7 @@ test("refused, in one line, with nothing left behind: a role that may not back u
   const unreadable = join(source.pgdata, "base", "not-for-you");
   writeFileSync(unreadable, "secret");
   chmodSync(unreadable, 0o000);
-  const second = await startSidecar(scope, {
-    PGDATA: source.pgdata,
-    WALE_FILE_PREFIX: other.prefix,
-    PGHOST: "127.0.0.1",
-    PGPORT: String(source.port),
-    PGUSER: "postgres",
-  });
+  const second = await startSidecar(scope, backupEnv(source, other));
   await expectRefused(
     second.url,
     source,
@@ -101,14 +96,7 @@ test("refused, in one line, with nothing left behind: a role that may not back u
 test("archive_mode off, and a standby: refused", async () => {
   const store = makeStore(scope);
   const pg = await startPostgres(scope, { version: MAJOR, conf: ["archive_mode = off"] });
-  const env = (p: Postgres) => ({
-    PGDATA: p.pgdata,
-    WALE_FILE_PREFIX: store.prefix,
-    PGHOST: "127.0.0.1",
-    PGPORT: String(p.port),
-    PGUSER: "postgres",
-  });
-  const sidecar = await startSidecar(scope, env(pg));
+  const sidecar = await startSidecar(scope, backupEnv(pg, store));
   await expectRefused(sidecar.url, pg, store, /^backup refused: archive_mode is off/);
 
   const standbyData = join(scope.tempDir("standby"), "data");
@@ -120,7 +108,7 @@ test("archive_mode off, and a standby: refused", async () => {
   );
   const standby = await startPostgres(scope, { version: MAJOR, pgdata: standbyData, conf: ["archive_mode = on"] });
   expect(await standby.sql("SELECT pg_is_in_recovery()")).toBe("t");
-  const onStandby = await startSidecar(scope, env(standby));
+  const onStandby = await startSidecar(scope, backupEnv(standby, store));
   await expectRefused(onStandby.url, standby, store, /^backup refused: the server is a standby \(in recovery\)/);
 }, 120_000);
 
@@ -184,19 +172,7 @@ for (const victim of ["worker", "sidecar"] as const) {
     } else {
       await sidecar.exited;
       const port = Number(new URL(url).port);
-      next = (
-        await startSidecar(
-          scope,
-          {
-            PGDATA: source.pgdata,
-            WALE_FILE_PREFIX: store.prefix,
-            PGHOST: "127.0.0.1",
-            PGPORT: String(source.port),
-            PGUSER: "postgres",
-          },
-          port,
-        )
-      ).url;
+      next = (await startSidecar(scope, backupEnv(source, store), port)).url;
     }
     // The next backup, at once.
     await Bun.file(stall).delete();

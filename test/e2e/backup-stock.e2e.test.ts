@@ -107,11 +107,7 @@ test("PostgreSQL 17: scheduled backups with WALE_BACKUP_RETAIN=2 keep the newest
     env: { WALE_BACKUP_SCHEDULE: "*/2 * * * * *", WALE_BACKUP_RETAIN: "2", WALE_SHUTDOWN_GRACE: "60" },
   });
   await source.sql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g");
-  const ended = () =>
-    sidecar
-      .output()
-      .split("\n")
-      .filter((l) => l.includes('"msg":"backup ended"') && l.includes('"state":"succeeded"')).length;
+  const ended = () => sidecar.logs("backup ended").filter((l) => l.state === "succeeded").length;
   await waitFor(
     "four scheduled backups",
     async () => {
