@@ -175,6 +175,7 @@ describe("backupPush", () => {
     const { deps: d } = backupDeps({
       exitCode: 4,
       stdout: "refused the server is a standby (in recovery): take base backups on the primary\n",
+      stderr: "psql: NOTICE:  something psql said\n",
     });
     const outcome = await backupPush(d);
     expect(outcome.status).toBe(409);
