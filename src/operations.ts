@@ -12,6 +12,15 @@ import { fetchDestination, segmentToPush } from "./paths.ts";
 import type { SingleFlight } from "./single-flight.ts";
 import type { Spool } from "./spool.ts";
 import { type NameCheck, walNameFromPath } from "./wal-names.ts";
+
+/**
+ * The file a WAL route names: the raw path after the route's prefix, still
+ * percent-encoded, as archive_command sends %f or %p, or a name the router's
+ * parameter already gave and the name rules checked.
+ */
+export type FileArg = string | NameCheck;
+const checkFile = (file: FileArg): NameCheck => (typeof file === "string" ? walNameFromPath(file) : file);
+
 import {
   backupListArgv,
   isNotInArchive,
@@ -52,9 +61,9 @@ export interface Outcome {
 }
 
 /** GET /wal-push/:file — archive PGWAL/<file>. Concurrent pushes of one file share one WAL-E run. */
-export function walPush(deps: Deps, rawPath: string): Promise<Outcome> {
+export function walPush(deps: Deps, file: FileArg): Promise<Outcome> {
   return settle("wal-push", async () => {
-    const name = validName(walNameFromPath(rawPath));
+    const name = validName(checkFile(file));
     const path = await segmentToPush(deps.config, name);
     const { result, joined } = deps.pushes.run(name, () =>
       track(deps, "wal-push", name, async () => {
@@ -70,9 +79,9 @@ export function walPush(deps: Deps, rawPath: string): Promise<Outcome> {
 }
 
 /** GET /wal-fetch/:file?dest= — restore <file> from the archive to PGWAL/<file>, or to PGDATA/<dest>. */
-export function walFetch(deps: Deps, rawPath: string, dest: string | undefined, missingOk = false): Promise<Outcome> {
+export function walFetch(deps: Deps, file: FileArg, dest: string | undefined, missingOk = false): Promise<Outcome> {
   return settle("wal-fetch", async () => {
-    const check = validCheck(walNameFromPath(rawPath));
+    const check = validCheck(checkFile(file));
     const target = await fetchDestination(deps.config, check.name, dest);
     return track(deps, "wal-fetch", check.name, async () => {
       const fetched = await deps.spool.fetch(check.name, check.kind);
@@ -84,9 +93,9 @@ export function walFetch(deps: Deps, rawPath: string, dest: string | undefined, 
 }
 
 /** GET /wal/:file — the bytes of <file> from the archive, for hosts that do not share PGDATA. */
-export function walStream(deps: Deps, rawPath: string, missingOk = false): Promise<Outcome> {
+export function walStream(deps: Deps, file: FileArg, missingOk = false): Promise<Outcome> {
   return settle("wal", async () => {
-    const check = validCheck(walNameFromPath(rawPath));
+    const check = validCheck(checkFile(file));
     return track(deps, "wal", check.name, async () => {
       const fetched = await deps.spool.fetch(check.name, check.kind);
       if (!fetched.ok) return notFetched(deps, "wal", check.name, fetched.wale, missingOk);

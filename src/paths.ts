@@ -30,16 +30,31 @@ export async function segmentToPush(roots: Roots, name: string): Promise<string>
 }
 
 /**
- * Where wal-fetch writes <name>: PGWAL/<name> by default, or `dest` given
- * relative to PGDATA, as %p is (e.g. "pg_wal/RECOVERYXLOG"). Returns an
- * absolute path whose directory is real and inside PGDATA or PGWAL, or
- * throws a 400.
+ * What PostgreSQL passes as %p to restore_command (xlogarchive.c, 10 to 18):
+ * pg_wal/RECOVERYXLOG for a segment, pg_wal/RECOVERYHISTORY for a history
+ * file, pg_wal/<the file's own name> when it keeps the file as it is. Only
+ * these are ever written: a dest such as global/pg_control would replace
+ * the database's own files with WAL.
+ */
+const RECOVERY_NAMES = ["RECOVERYXLOG", "RECOVERYHISTORY"];
+
+/**
+ * Where wal-fetch writes <name>: PGWAL/<name> by default, or `dest`, one of
+ * the paths PostgreSQL passes as %p: relative to PGDATA (pg_wal/RECOVERYXLOG)
+ * or the same names under the absolute PGWAL. Returns an absolute path whose
+ * directory is real and inside PGDATA or PGWAL, or throws a 400.
  */
 export async function fetchDestination(roots: Roots, name: string, dest?: string): Promise<string> {
   const reason = dest === undefined ? null : destProblem(dest);
   if (reason) throw badRequest(`dest ${reason}`);
+  const files = [...RECOVERY_NAMES, name];
+  if (dest !== undefined && !files.some((file) => dest === `pg_wal/${file}` || dest === join(roots.pgwal, file))) {
+    throw badRequest(
+      `dest must be what PostgreSQL passes as %p: pg_wal/RECOVERYXLOG, pg_wal/RECOVERYHISTORY or pg_wal/${name}, relative to PGDATA, or the same names under PGWAL; no other file, inside or outside PGDATA, is written`,
+    );
+  }
 
-  const target = dest === undefined ? join(roots.pgwal, name) : join(roots.pgdata, dest);
+  const target = dest === undefined ? join(roots.pgwal, name) : dest.startsWith("/") ? dest : join(roots.pgdata, dest);
   const directory = await realpath(dirname(target)).catch((cause) => {
     throw badRequest(`the directory of dest does not exist: ${printable(dirname(target))}`, cause);
   });
@@ -58,10 +73,10 @@ function destProblem(dest: string): string | null {
   if (dest.length > 1024) return "is longer than 1024 characters";
   if (/[\u0000-\u001f\u007f]/.test(dest)) return "contains a control character";
   if (dest.includes("\\")) return "contains a backslash";
-  if (dest.startsWith("/")) return "must be relative to PGDATA, like %p (pg_wal/RECOVERYXLOG)";
   const parts = dest.split("/");
   if (parts.some((p) => p === "..")) return "may not contain ..";
-  if (parts.some((p) => p === "" || p === ".")) return "has an empty or . component";
+  if (parts.slice(dest.startsWith("/") ? 1 : 0).some((p) => p === "" || p === "."))
+    return "has an empty or . component";
   return null;
 }
 

@@ -6,12 +6,12 @@
 import { BackupJobs } from "./backups.ts";
 import type { Config } from "./config.ts";
 import { Readiness } from "./health.ts";
+import { type App, createApp } from "./http/app.ts";
 import { Limiter } from "./limiter.ts";
 import type { Logger, Redact } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import type { Deps, Outcome } from "./operations.ts";
 import { isDirectory } from "./paths.ts";
-import { createApp } from "./routes.ts";
 import type { Runtime } from "./runtime/types.ts";
 import { type Schedule, startSchedule } from "./schedule.ts";
 import { SingleFlight } from "./single-flight.ts";
@@ -20,7 +20,7 @@ import { StoreCheck, WaleRunner } from "./wale.ts";
 
 export interface Sidecar {
   deps: Deps;
-  app: ReturnType<typeof createApp>;
+  app: App;
   schedule: Schedule | null;
   /** Set on shutdown: new requests get 503. */
   lifecycle: { draining: boolean };

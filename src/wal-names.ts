@@ -50,8 +50,17 @@ export function walNameFromPath(rawPath: string): NameCheck {
   try {
     path = decodeURIComponent(rawPath);
   } catch {
-    return { ok: false, reason: "the path is not valid percent-encoded UTF-8" };
+    return walNameFromDecodedPath(null);
   }
+  return walNameFromDecodedPath(path);
+}
+
+/**
+ * The same rules for a path decoded once already, such as a router's named
+ * parameter; null stands for one that did not decode.
+ */
+export function walNameFromDecodedPath(path: string | null): NameCheck {
+  if (path === null) return { ok: false, reason: "the path is not valid percent-encoded UTF-8" };
   if (path.includes("\u0000")) return { ok: false, reason: "the path contains a NUL byte" };
   if (path.includes("\\")) return { ok: false, reason: "the path contains a backslash" };
   const parts = path.split("/");

@@ -9,7 +9,9 @@
  *     sidecar's own (EnvSchema) or WAL-E's (WALE_VARIABLES);
  *   - every sidecar runs a subcommand that exists (COMMANDS);
  *   - every URL path in the examples (archive_command, restore_command...) and
- *     every probe path on the sidecar is a GET route of the app.
+ *     every probe path on the sidecar is a GET route of the app;
+ *   - every probe path answers without WALE_SIDECAR_TOKEN: a Kubernetes
+ *     probe cannot send a Secret, so a probe that needs the token fails forever.
  * What "exists" is read from the source when the test runs.
  */
 import { describe, expect, test } from "bun:test";
@@ -42,6 +44,18 @@ const routes = (() => {
     .map((r) => new RegExp(`^${r.path.replace(/:[^/]+/g, "[^/]+").replace(/\*/g, ".*")}$`));
 })();
 const routeExists = (path: string) => routes.some((route) => route.test(path));
+/** Asks an app with a token set, as a probe does: without it. */
+const needsToken = (() => {
+  const { app } = sidecarFor(parseConfig({ WALE_SIDECAR_TOKEN: "probe-check-token-0123" }), fakeRuntime().runtime);
+  return async (path: string) => [401, 403].includes((await app.handle(new Request(`http://probe${path}`))).status);
+})();
+/** The probe paths of the example's sidecars that get 401 or 403 without the token. */
+async function probesNeedingToken(example: Example): Promise<string[]> {
+  const out: string[] = [];
+  for (const s of example.sidecars)
+    for (const path of s.probes) if (await needsToken(path)) out.push(`${s.where}: ${path}`);
+  return out;
+}
 
 // ------------------------------------------------------ reading examples
 
@@ -176,6 +190,10 @@ describe.each(examples.filter((e) => e.sidecars.length > 0).map((e) => [e.file, 
     expect(missing(example).filter((name) => !PENDING_FROM_OTHER_ISSUES.includes(name))).toEqual([]);
   });
 
+  test("every probe answers without the token (a probe cannot send a Secret)", async () => {
+    expect(await probesNeedingToken(example)).toEqual([]);
+  });
+
   test("every command and args entry is a string (an unquoted `: ` turns one into a YAML mapping)", () => {
     const lists = objects(example.docs).flatMap((o) => [o.command, o.args, o.entrypoint].filter(Array.isArray));
     expect(lists.flat().filter((entry) => typeof entry !== "string")).toEqual([]);
@@ -186,7 +204,7 @@ describe.each(examples.filter((e) => e.sidecars.length > 0).map((e) => [e.file, 
   });
 });
 
-test("the checks catch what they are for", () => {
+test("the checks catch what they are for", async () => {
   const example: Example = {
     file: "made-up",
     docs: [{ command: ["archive_command=wget -q -O - http://wale/wal-pushh/%f"] }],
@@ -201,6 +219,14 @@ test("the checks catch what they are for", () => {
     ],
   };
   expect(missing(example).sort()).toEqual(["/pingg", "/wal-pushh/%f", "WALE_LISTEN_PORTT", "servee"]);
+  const probed = (probes: string[]): Example => ({
+    ...example,
+    sidecars: [{ where: "made-up", env: [], argv: [], probes, problems: [] }],
+  });
+  expect(await probesNeedingToken(probed(["/metrics", "/healthz", "/readyz", "/backup-list"]))).toEqual([
+    "made-up: /metrics",
+    "made-up: /backup-list",
+  ]);
   expect(subcommand(["tini", "--", "wale-sidecar", "wal-e", "backup-list"])).toBe("wal-e");
   expect(subcommand([])).toBe("serve");
 });

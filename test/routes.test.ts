@@ -23,6 +23,8 @@ function app(result: Scripted = { exitCode: 0 }, env: Record<string, string> = {
     AWS_SECRET_ACCESS_KEY: SECRET,
     WALE_SPOOL_DIR: spoolDir,
     WALE_PREFETCH: "0",
+    // /wal/<file> answers without a token only on loopback.
+    WALE_LISTEN_HOST: "127.0.0.1",
     ...env,
   });
   // Like WAL-E, a wal-fetch that exits 0 leaves the file at the path it was given.
@@ -251,7 +253,7 @@ describe("health", () => {
 
 describe("WALE_SIDECAR_TOKEN", () => {
   const TOKEN = "0123456789abcdef-token";
-  test("every route but /ping and /healthz needs the bearer token", async () => {
+  test("every route but /ping, /healthz and /readyz's verdict needs the bearer token", async () => {
     const a = app({ exitCode: 0 }, { WALE_SIDECAR_TOKEN: TOKEN });
     expect((await a.get("/ping")).status).toBe(200);
     expect((await a.get("/healthz")).status).toBe(200);
@@ -261,7 +263,6 @@ describe("WALE_SIDECAR_TOKEN", () => {
       `/wal/${SEG}`,
       "/backup-push",
       "/backup-list",
-      "/readyz",
       "/metrics",
       "/swagger",
       "/backups/jobs/x",
@@ -277,6 +278,8 @@ describe("WALE_SIDECAR_TOKEN", () => {
     expect((await a.get(`/wal-push/${SEG}`, "GET", { authorization: `Bearer ${TOKEN}` })).status).toBe(200);
     expect(a.spawned).toHaveLength(1);
     expect(JSON.stringify(a.logs())).not.toContain(TOKEN);
+    // A probe cannot send the token: /readyz answers it with the verdict alone.
+    expect(await a.get("/readyz")).toMatchObject({ status: 503, body: "not ready: storage\n" });
   });
 });
 

@@ -2,6 +2,7 @@ import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import type { Config } from "../config.ts";
+import { ARCHIVE_NEEDS_TOKEN, isLoopback } from "../http/auth.ts";
 import { majorVersion } from "../pg-version.ts";
 import {
   asideName,
@@ -35,7 +36,8 @@ Where PostgreSQL gets WAL (one is required):
                          (the sidecar shares PGDATA's volume); a failure is
                          retried, then stops recovery: it never ends it early
   --via <URL> --stream   through the sidecar's /wal/%f into %p
-                         (for a database that does not share the volume)
+                         (for a database that does not share the volume);
+                         needs WALE_SIDECAR_TOKEN unless <URL> is loopback
   --direct               WAL-E itself: wale-sidecar wal-e wal-fetch %f %p
                          (wale-sidecar and WAL-E on the database's PATH)
 
@@ -210,6 +212,9 @@ async function runRestore(runtime: Runtime, config: Config, options: RestoreOpti
     return 1;
   };
   const pgdata = config.pgdata;
+  if ("via" in options.wal && options.wal.stream && !options.token && !isLoopback(new URL(options.wal.via).hostname)) {
+    return refuse(`--stream needs WALE_SIDECAR_TOKEN here: ${ARCHIVE_NEEDS_TOKEN}`);
+  }
   const uid = process.getuid?.();
   if (uid === 0 && !options.owner) {
     return refuse(

@@ -1,4 +1,5 @@
 import type { Config } from "../config.ts";
+import { exposureWarning } from "../http/auth.ts";
 import { createLogger, type Logger, redactor } from "../log.ts";
 import type { Server } from "../runtime/types.ts";
 import { createSidecar, type Sidecar } from "../sidecar.ts";
@@ -15,11 +16,14 @@ restore_command:
 
   GET /ping, /healthz           alive
   GET /readyz                   WAL-E runs, PGWAL readable, a store configured
+                                (open to probes: the verdict line without the token)
   GET /metrics                  Prometheus metrics
   GET /wal-push/<file>          wal-e wal-push PGWAL/<file>
   GET /wal-fetch/<file>[?dest=] wal-e wal-fetch <file> PGWAL/<file> (or PGDATA/<dest>)
-  GET /wal/<file>               the bytes of <file> from the archive
-  GET /backup-push[?wait=false] a base backup of PGDATA in WAL-E's layout (joins a running one)
+  GET /wal/<file>               the bytes of <file> from the archive (with
+                                WALE_SIDECAR_TOKEN set, or on loopback only)
+  GET /backup-push[?wait=false] a base backup of PGDATA in WAL-E's layout
+                                (joins a running backup)
   GET /backups/jobs/<id>        a backup job, as JSON
   GET /backup-list              wal-e backup-list --detail, as JSON
   GET /swagger                  the API documentation
@@ -31,8 +35,10 @@ WALE_PUSH_FLAGS, WALE_FETCH_FLAGS (-p=0), WALE_BACKUP_PUSH_FLAGS,
 WALE_PUSH_TIMEOUT (600), WALE_FETCH_TIMEOUT (600), WALE_BACKUP_TIMEOUT (0),
 WALE_SHUTDOWN_GRACE (25), WALE_BACKUP_SCHEDULE, WALE_BACKUP_RETAIN,
 WALE_LOG_FORMAT (json), WALE_SPOOL_DIR (/tmp/wale-sidecar-spool-<hash>),
-WALE_PREFETCH (8), and WAL-E's own variables (WALE_S3_PREFIX,
-WALE_FILE_PREFIX, AWS_*, PG*...), which are passed to WAL-E unchanged.
+WALE_PREFETCH (8), WALE_SIDECAR_TOKEN (a bearer token for every route but
+/ping, /healthz and /readyz's verdict), and WAL-E's own variables
+(WALE_S3_PREFIX, WALE_FILE_PREFIX, AWS_*, PG*...), which are passed to WAL-E
+unchanged.
 
 On SIGTERM new requests get 503; pushes and backups in flight may finish
 within WALE_SHUTDOWN_GRACE seconds, then WAL-E is killed, and the process
@@ -88,6 +94,8 @@ exits 0.
       prefetching: sidecar.deps.spool.prefetching,
       next_backup: sidecar.schedule?.next()?.toISOString(),
     });
+    const exposed = exposureWarning(config);
+    if (exposed) log.warn(exposed, { host: config.listen.hostname, port: server.port });
 
     return new Promise<number>((resolve) => {
       let stopping = false;

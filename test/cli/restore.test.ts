@@ -1,5 +1,9 @@
-import { describe, expect, test } from "bun:test";
-import { parseRestoreArgs, UsageError } from "../../src/cli/restore.ts";
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseRestoreArgs, restore, UsageError } from "../../src/cli/restore.ts";
+import { fakeRuntime } from "../support/fake-runtime.ts";
 
 describe("parseRestoreArgs", () => {
   test("the defaults: LATEST, no target", () => {
@@ -77,5 +81,42 @@ describe("parseRestoreArgs", () => {
     expect(error).toBeInstanceOf(UsageError);
     expect((error as Error).message).toMatch(message);
     expect((error as Error).message).not.toContain("\n");
+  });
+});
+
+describe("restore --stream without a token", () => {
+  const base = realpathSync(mkdtempSync(join(tmpdir(), "restore-stream-")));
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+  /** Runs `restore` with `args` on PGDATA=<base>/data (absent), and what it said on stderr. */
+  async function run(args: string[], env: Record<string, string> = {}) {
+    const errors: string[] = [];
+    const { runtime, spawned } = fakeRuntime();
+    const pgdata = join(base, "data");
+    const code = await restore.run(
+      { ...runtime, env: () => ({ PGDATA: pgdata, ...env }), stderr: (text) => void errors.push(text) },
+      args,
+    );
+    return { code, stderr: errors.join(""), spawned, created: existsSync(pgdata) };
+  }
+
+  test("to a sidecar off loopback: refused before anything is written, naming WALE_SIDECAR_TOKEN", async () => {
+    const r = await run(["--via", "http://wale:8080", "--stream"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^wale-sidecar restore: --stream needs WALE_SIDECAR_TOKEN here: .*\n$/);
+    expect(r.stderr).toContain("/wal/<file>");
+    expect(r.spawned).toEqual([]);
+    expect(r.created).toBe(false);
+  });
+  test.each([
+    [["--via", "http://127.0.0.1:8080", "--stream"], {}],
+    [["--via", "http://[::1]:8080", "--stream"], {}],
+    [["--via", "http://wale:8080", "--stream"], { WALE_SIDECAR_TOKEN: "0123456789abcdef-token" }],
+    [["--via", "http://wale:8080"], {}],
+  ])("%j %o: not refused for the token", async (args, env) => {
+    // --skip-fetch on an absent PGDATA stops at the next check, before anything is written either.
+    const r = await run([...args, "--skip-fetch"], env);
+    expect(r.stderr).not.toContain("WALE_SIDECAR_TOKEN");
+    expect(r.created).toBe(false);
   });
 });

@@ -1,8 +1,13 @@
-/** Oversized and malformed requests against the compiled server: a clear 4xx, and it stays up. */
+/**
+ * Oversized and malformed requests against the compiled server: a clear 4xx,
+ * and it stays up. Short Host names and absolute-form targets reach the route
+ * the path names, and never one the token guards.
+ */
 import { expect, test } from "bun:test";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { script, startSidecar, useScope } from "../support/harness.ts";
+import { rawRequest } from "../support/raw-http.ts";
 
 const scope = useScope();
 
@@ -29,4 +34,31 @@ test("huge paths and query strings get a 4xx, nothing runs, and the server stays
   }
   expect((await fetch(`${sidecar.url}/ping`)).status).toBe(200);
   expect(await Bun.file(marker).exists()).toBe(false);
+}, 30_000);
+
+test("the compiled sidecar: short Host names archive, and a short Host does not route past the token", async () => {
+  const dir = scope.tempDir("pgdata");
+  mkdirSync(join(dir, "pg_wal"));
+  const SEG = "000000010000000000000001";
+  writeFileSync(join(dir, "pg_wal", SEG), "wal");
+  const ran = join(dir, "ran");
+  const engine = script(dir, "engine", `echo "$@" >> ${ran}`);
+  const token = "e2e-host-token-0123456789";
+  const sidecar = await startSidecar(scope, { PGDATA: dir, WALE_BIN: engine, WALE_SIDECAR_TOKEN: token });
+  const auth = [`Authorization: Bearer ${token}`];
+  for (const host of ["a", "db", "wal", "db:80", "wal:80", "[::1]", "127.0.0.1"]) {
+    const r = await rawRequest(sidecar.port, `/wal-push/${SEG}`, host, auth);
+    expect({ host, status: r.status, body: r.body }).toEqual({ host, status: 200, body: `archived ${SEG}\n` });
+  }
+  const absolute = await rawRequest(sidecar.port, `http://db/wal-push/${SEG}`, "db", auth);
+  expect({ status: absolute.status, body: absolute.body }).toEqual({ status: 200, body: `archived ${SEG}\n` });
+  for (const target of ["/ping?x=/backup-list", "/healthz?x=/backup-push", "/ping?x=/metrics"]) {
+    const r = await rawRequest(sidecar.port, target, "a");
+    expect({ target, status: r.status }).toEqual({ target, status: 200 });
+    expect(["pong\n", "ok\n"]).toContain(r.body);
+  }
+  expect((await rawRequest(sidecar.port, "/backup-list", "a")).status).toBe(401);
+  const runs = (await Bun.file(ran).text()).trim().split("\n");
+  expect(runs.filter((line) => !line.includes("wal-push"))).toEqual([]);
+  expect(runs).toHaveLength(8);
 }, 30_000);
