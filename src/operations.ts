@@ -197,7 +197,10 @@ export function backupPush(deps: Deps): Promise<Outcome> {
     const body =
       job.state === "succeeded"
         ? `backup complete${note}\n`
-        : `${job.error}${note}\n${job.wale ? lastLines(job.wale.stderr) : ""}`.trimEnd().concat("\n");
+        : // A refusal (409) is its one line; a failure ends with the worker's stderr.
+          `${job.error}${note}\n${job.wale && job.status !== 409 ? lastLines(job.wale.stderr) : ""}`
+            .trimEnd()
+            .concat("\n");
     return { status: job.status, body, wale: joined ? undefined : job.wale, joined };
   });
 }

@@ -15,7 +15,7 @@ const DAY_S = 24 * 60 * 60;
 test("a burst of backups with WALE_BACKUP_RETAIN=2 deletes none of the backups of the last day", async () => {
   const store = makeStore(scope);
   // No schedule: a backup counts once a day (the interval without a schedule), so the window is one day.
-  const { url } = await startArchivingSource(scope, store, 14, { WALE_BACKUP_RETAIN: "2" });
+  const { url } = await startArchivingSource(scope, store, 14, { env: { WALE_BACKUP_RETAIN: "2" } });
   const backup = async () => {
     const response = await fetch(`${url}/backup-push`);
     expect([response.status, (await response.text()).slice(0, 15)]).toEqual([200, "backup complete"]);
