@@ -121,7 +121,7 @@ test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and
   const fetches = fetcher.requests();
   expect(fetches.filter((r) => r.route === "/wal-fetch" && r.status === 200).length).toBeGreaterThan(1);
   // Segments after the first come from the sidecar's prefetch: no WAL-E start on the request's path,
-  // and one process of WAL-E's Python (src/prefetch.py) for all of them.
+  // and one process of WAL-E's Python (src/workers/prefetch.py) for all of them.
   expect(fetcher.output()).toContain(`"prefetching":"one ${dirname(TOOLS.wale)}/python3 process for all segments`);
   expect(
     fetches.some((r) => r.route === "/wal-fetch" && r.status === 200 && r.prefetched === true && r.exit === undefined),
