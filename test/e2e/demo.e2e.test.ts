@@ -70,6 +70,28 @@ function startDemo(name: string) {
 }
 
 test.skipIf(!isRoot)(
+  "the demo restores into a fresh PGDATA, the rows and the configuration come back, and nothing is left running",
+  async () => {
+    const { dir, done } = startDemo("full");
+    const { exitCode, stdout, stderr } = await done();
+    expect({ exitCode, stderr: exitCode === 0 ? "" : stderr.slice(-2000) }).toEqual({ exitCode: 0, stderr: "" });
+    expect(stdout).toContain("== PostgreSQL 17: initdb --data-checksums");
+    expect(stdout).toMatch(/backup complete/);
+    // The source's own postgresql.conf comes back with the backup, archive_command and all.
+    expect(stdout).toContain("wale-sidecar restore: postgresql.conf: from the backup\n");
+    expect(stdout).toMatch(
+      /archive_command, from the backup's postgresql\.conf: wget -q -O - http:\/\/127\.0\.0\.1:\d+\/wal-push\/%f/,
+    );
+    const before = /the source holds (103000 rows, md5 [0-9a-f]{32})/.exec(stdout)?.[1];
+    expect(before).toBeDefined();
+    expect(stdout).toContain(`the restored database holds ${before}\n`);
+    expect(stdout).toContain(`the rows came back: all ${before}\n`);
+    expect(leftovers(dir)).toEqual([]);
+  },
+  600_000,
+);
+
+test.skipIf(!isRoot)(
   "a demo stopped half-way (SIGTERM) stops its PostgreSQL and its sidecar",
   async () => {
     const { dir, demo, stdout, done } = startDemo("stopped");
