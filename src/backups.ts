@@ -97,7 +97,9 @@ export class BackupJobs {
       return this.fail(
         job,
         500,
-        `base backups need WALE_BIN to be WAL-E's own console script (${config.wale.bin} is not): the backup worker runs in WAL-E's Python`,
+        config.wale.python
+          ? `WALE_PYTHON ${config.wale.python} is not an executable: the backup worker runs in WAL-E's Python`
+          : `base backups need WALE_BIN to be WAL-E's own console script (${config.wale.bin} is not), or WALE_PYTHON: the backup worker runs in WAL-E's Python`,
       );
     }
     let refusal: string | undefined;

@@ -72,9 +72,12 @@ export const backupFetchArgv = (wale: Wale, pgdata: string, backup: string) =>
  * Null for anything else, a wrapper script above all: a wrapper may set up
  * the environment (a store, credentials) that the worker would then miss.
  * Prefetching then starts `wal-e wal-prefetch` once per segment
- * (src/prefetcher.ts).
+ * (src/prefetcher.ts), and base backups are refused. WALE_PYTHON names the
+ * interpreter outright, for a wrapper whose environment the sidecar has
+ * too (and must be executable).
  */
 export async function walePython(wale: Wale): Promise<string | null> {
+  if (wale.python) return (await executable(wale.python)) ? wale.python : null;
   const path = wale.env.PATH ?? "";
   const bin = wale.bin.includes("/") ? wale.bin : await onPath(wale.bin, path);
   const script = bin ? await head(bin).catch(() => "") : "";

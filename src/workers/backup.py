@@ -74,9 +74,9 @@ class Session:
         argv = [cmd.PSQL_BIN, "-X", "-A", "-t", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-F", SEP]
         if not os.environ.get("PGDATABASE"):
             argv += ["-d", "postgres"]
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=False
-        )
+        # Named, so that an operator (and the tests) can find it in pg_stat_activity.
+        env = dict(os.environ, PGAPPNAME="wale-sidecar backup")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self.errors = []
         self.closing = False
         threading.Thread(target=self._read_errors, daemon=True).start()

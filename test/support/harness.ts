@@ -52,6 +52,8 @@ export const TOOLS = {
   /** Deno from the pinned npm package. */
   deno: join(ROOT, "scripts/deno.sh"),
   wale: join(WALE_VENV, "bin/wal-e"),
+  /** The Python that runs WAL-E (WALE_PYTHON, for a sidecar whose WALE_BIN is a wrapper). */
+  walePython: join(WALE_VENV, "bin/python3"),
   /** moto's S3 API server (scripts/setup.sh), for WAL-E's S3 backend. */
   s3: join(MOTO_VENV, "bin/moto_server"),
   /** Each major's server (initdb, pg_ctl, postgres). */
