@@ -4,7 +4,7 @@
  * replayed through the streaming /wal route, and the refusals.
  */
 import { expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { INCOMPLETE_MARKER, restoreCommand } from "../../src/restore.ts";
 import {
@@ -87,6 +87,10 @@ test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and
   expect(pitr.exitCode).toBe(0);
   expect(pitr.stdout).toContain(
     "PostgreSQL 14: wrote the recovery settings to postgresql.auto.conf and created recovery.signal",
+  );
+  // The source's pg_hba.conf, whether from the backup (which now holds it) or from --config-from.
+  expect(readFileSync(join(pgdata, "pg_hba.conf"), "utf8")).toBe(
+    readFileSync(join(source.pgdata, "pg_hba.conf"), "utf8"),
   );
   // A file in --config-from wins, whether or not the backup holds one too.
   expect(pitr.stdout).toContain(`pg_hba.conf: from --config-from ${source.pgdata}`);
