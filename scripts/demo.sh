@@ -100,6 +100,10 @@ done
 last="$(psql -c "SELECT pg_walfile_name(pg_current_wal_lsn() - 1)")"
 for _ in $(seq 100); do [[ -f "$DEMO_DIR/store/wal_005/$last.lzo" ]] && break; sleep 0.2; done
 ls "$DEMO_DIR/store/wal_005"
+[[ -f "$DEMO_DIR/store/wal_005/$last.lzo" ]] || {
+  echo "$last did not reach the store in 20 s; see $DEMO_DIR/sidecar.log" >&2
+  exit 1
+}
 before="$(rows)"
 echo "the source holds $before"
 
