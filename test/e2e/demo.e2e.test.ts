@@ -6,7 +6,7 @@
 import { expect, test } from "bun:test";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { running, useScope, waitFor } from "../support/harness.ts";
+import { running, script, useScope, waitFor } from "../support/harness.ts";
 
 const scope = useScope();
 const ROOT = resolve(import.meta.dir, "../..");
@@ -36,11 +36,11 @@ function leftovers(dir: string): string[] {
 }
 
 /** Starts the demo in its own DEMO_DIR; stopped with SIGTERM (its own clean-up runs) if the test ends first. */
-function startDemo(name: string) {
+function startDemo(name: string, env: Record<string, string> = {}) {
   const dir = join(scope.tempDir(name), "demo");
   const demo = Bun.spawn(["bash", "scripts/demo.sh"], {
     cwd: ROOT,
-    env: { ...process.env, DEMO_DIR: dir },
+    env: { ...process.env, DEMO_DIR: dir, ...env },
     stdout: "pipe",
     stderr: "pipe",
     stdin: "ignore",
@@ -103,6 +103,26 @@ test.skipIf(!isRoot)(
     demo.kill("SIGTERM");
     const { exitCode } = await done();
     expect(exitCode).toBe(143);
+    expect(leftovers(dir)).toEqual([]);
+  },
+  600_000,
+);
+
+test.skipIf(!isRoot)(
+  "a demo step that fails (with its database and sidecar up) stops its PostgreSQL and its sidecar",
+  async () => {
+    // A psql first on PATH that fails the demo's CHECKPOINT, the step before the backup, and runs the real one otherwise.
+    const bin = scope.tempDir("failing-psql");
+    script(
+      bin,
+      "psql",
+      `case "$*" in *CHECKPOINT*) echo "psql: made to fail" >&2; exit 3;; esac\nexec /usr/bin/psql "$@"`,
+    );
+    const { dir, stdout, done } = startDemo("failing", { PATH: `${bin}:${process.env.PATH}` });
+    const { exitCode, stderr } = await done();
+    expect(stdout()).toContain("== writing rows");
+    expect(stderr).toContain("psql: made to fail");
+    expect(exitCode).toBe(3);
     expect(leftovers(dir)).toEqual([]);
   },
   600_000,
