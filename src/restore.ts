@@ -3,7 +3,7 @@
  * a PostgreSQL major version needs, and the file work around WAL-E's
  * backup-fetch. The command in src/cli/restore.ts runs them in order.
  */
-import { chmod, copyFile, lchown, lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, copyFile, lchown, lstat, mkdir, readdir, realpath, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 export type TargetKind = "time" | "lsn" | "name";
@@ -156,10 +156,12 @@ export interface PlacedConfig {
  */
 export async function placeConfigFiles(pgdata: string, configFrom: string | undefined): Promise<PlacedConfig[]> {
   const placed: PlacedConfig[] = [];
+  // --config-from PGDATA itself: its files are the backup's (and would be removed before being copied onto themselves).
+  const from = configFrom && (await realpath(configFrom)) !== (await realpath(pgdata)) ? configFrom : undefined;
   for (const [file, fallback] of CONFIG_FILES) {
     const path = join(pgdata, file);
     const inBackup = (await lstat(path).catch(() => null)) !== null;
-    const source = configFrom ? join(configFrom, file) : undefined;
+    const source = from ? join(from, file) : undefined;
     if (source && (await lstat(source).catch(() => null))?.isFile()) {
       // Removed first: copying onto a symlink from the backup would write through it, outside PGDATA.
       await rm(path, { force: true });

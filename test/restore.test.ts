@@ -165,6 +165,14 @@ describe("placeConfigFiles", () => {
     expect(lstatSync(join(pgdata, "postgresql.conf")).isSymbolicLink()).toBe(false);
     expect(readFileSync(join(pgdata, "postgresql.conf"), "utf8")).toBe("port = 5433\n");
   });
+  test("--config-from naming PGDATA itself keeps the backup's files", async () => {
+    const pgdata = join(base, "same");
+    mkdirSync(pgdata);
+    writeFileSync(join(pgdata, "postgresql.conf"), "port = 5433\n");
+    const placed = await placeConfigFiles(pgdata, `${pgdata}/`);
+    expect(placed.map((p) => p.source)).toEqual(["backup", "default", "default"]);
+    expect(readFileSync(join(pgdata, "postgresql.conf"), "utf8")).toBe("port = 5433\n");
+  });
   test("a backup without them (older stock WAL-E) and no --config-from: the safe defaults, no trust anywhere", async () => {
     const pgdata = join(base, "defaults");
     mkdirSync(pgdata);
