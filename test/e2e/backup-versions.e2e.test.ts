@@ -46,12 +46,7 @@ for (const major of MAJORS) {
     expect(backup.status).toBe(200);
     await load.stop();
 
-    const started = sidecar
-      .output()
-      .split("\n")
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l) as Record<string, string>)
-      .find((l) => l.msg === "backup mode started");
+    const [started] = sidecar.logs("backup mode started") as Array<Record<string, string>>;
     expect(started?.backup).toMatch(/^base_[0-9A-F]{24}_[0-9]{8}$/);
     const redo = started?.lsn as string;
     // The label partition: the next part_ number, with backup_label and the configuration.

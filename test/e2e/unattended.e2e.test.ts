@@ -9,6 +9,7 @@ import { join } from "node:path";
 import {
   archiveThrough,
   asDbUser,
+  BACKUP_SESSIONS,
   freePort,
   type Major,
   makeStore,
@@ -56,9 +57,6 @@ async function backupPair(env: Record<string, string> = {}, version: Major = 17)
   );
   return { store, pg, sidecar };
 }
-
-/** The backup worker's session, as pg_stat_activity shows it (src/workers/backup.py sets the name). */
-const BACKUP_SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wale-sidecar backup'";
 
 /** A checkpoint first keeps the backup's own (fast) checkpoint short. */
 const backup = async (pg: Postgres, url: string) => {

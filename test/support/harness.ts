@@ -407,6 +407,8 @@ export interface Sidecar {
   output(): string;
   /** Its JSON log lines with msg "request". */
   requests(): Array<Record<string, unknown>>;
+  /** Its JSON log lines with this msg. */
+  logs(msg: string): Array<Record<string, unknown>>;
   /** Its process: setpriv execs, so this is the sidecar itself. */
   pid: number;
   /** Resolves with its exit code once it has exited. */
@@ -457,6 +459,12 @@ export async function startSidecar(
     await collected;
   };
   scope.defer(stop);
+  const logs = (msg: string) =>
+    output
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === msg);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(
     `the sidecar on ${url}`,
@@ -472,20 +480,28 @@ export async function startSidecar(
     pid: proc.pid,
     exited: proc.exited,
     output: () => output,
-    requests: () =>
-      output
-        .split("\n")
-        .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
-        .filter((l) => l.msg === "request"),
+    requests: () => logs("request"),
+    logs,
     stop,
   };
 }
 
+/** A sidecar's environment for `pg` and `store`: the PG* variables let it take base backups. */
+export const backupEnv = (pg: Postgres, store: Store) => ({
+  PGDATA: pg.pgdata,
+  WALE_FILE_PREFIX: store.prefix,
+  PGHOST: "127.0.0.1",
+  PGPORT: String(pg.port),
+  PGUSER: "postgres",
+});
+
+/** The backup worker's session, as pg_stat_activity shows it (src/workers/backup.py names it). */
+export const BACKUP_SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wale-sidecar backup'";
+
 /**
  * A source database archiving through its own sidecar into `store`. The
- * sidecar reaches the database through the PG* variables, so it can run
- * backup-push (WAL-E needs PostgreSQL 14 for that).
+ * sidecar reaches the database through the PG* variables, so it can take
+ * base backups (`env` is added to the sidecar's environment).
  */
 export async function startArchivingSource(
   scope: Scope,
@@ -500,14 +516,7 @@ export async function startArchivingSource(
     checksums: options.checksums,
     conf: ["archive_mode = on", archiveThrough(url), ...(options.conf ?? [])],
   });
-  const env = {
-    PGDATA: source.pgdata,
-    WALE_FILE_PREFIX: store.prefix,
-    PGHOST: "127.0.0.1",
-    PGPORT: String(source.port),
-    PGUSER: "postgres",
-    ...options.env,
-  };
+  const env = { ...backupEnv(source, store), ...options.env };
   const sidecar = await startSidecar(scope, env, port);
   return { source, sidecar, url };
 }
