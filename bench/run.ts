@@ -8,12 +8,14 @@
  *   2. archive.ts         PostgreSQL 15 archiving through the sidecar against WAL-E directly
  *   3. restore-section.ts runs bench/restore.ts when it exists (its interface is documented there)
  *   4. binary.ts          exec to first /ping, RSS, size
+ *   5. backup.ts          base backups of ~1 GB: the backup worker against stock WAL-E and pgBackRest
  * Needs scripts/setup.sh and `bun run build` first. It asserts nothing about speed.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run, Scope, TOOLS } from "../test/support/harness.ts";
 import { archiving } from "./archive.ts";
+import { backups } from "./backup.ts";
 import { theBinary } from "./binary.ts";
 import type { Section } from "./figures.ts";
 import { restore } from "./restore-section.ts";
@@ -27,12 +29,14 @@ const SIZES = smoke
       archive: { segments: 3, rows: 1000, repeats: 1 },
       restore: { segments: 2, smoke },
       binary: { starts: 2, sidecars: 1, requests: 200, clients: 8 },
+      backup: { scale: 1, repeats: 1 },
     }
   : {
       trigger: { seconds: 5, repeats: 3 },
       archive: { segments: 64, rows: 60_000, repeats: 7 },
       restore: { segments: 64, smoke },
       binary: { starts: 15, sidecars: 3, requests: 10_000, clients: 8 },
+      backup: { scale: 70, repeats: 2 },
     };
 
 const firstLine = async (argv: string[]) => (await run(argv, { check: false })).stdout.split("\n")[0]?.trim() ?? "";
@@ -102,6 +106,7 @@ const sections = [
   await section("archiving", () => archiving(SIZES.archive)),
   await section("restore", (scope) => restore(scope, SIZES.restore)),
   await section("the binary", (scope) => theBinary(scope, SIZES.binary)),
+  await section("base backups", (scope) => backups(scope, SIZES.backup)),
 ];
 env.loadAfter = await loadAverage();
 const base = join(import.meta.dir, smoke ? "smoke-results" : "results");

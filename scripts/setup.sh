@@ -3,7 +3,7 @@
 # machine, as root. Idempotent: a second run only checks.
 #
 #   - Debian: WAL-E's helpers (lzop, pv, psql), PostgreSQL 15, wget, tini,
-#     wrk (the benchmark's load generator),
+#     wrk and pgBackRest 2.45 (the benchmark's load generator and reference),
 #     python3-venv. The runtime part is the same list the Dockerfile installs.
 #   - WAL-E 1.1.1 in a venv at $WALE_VENV (default /opt/wal-e).
 #   - For the tests, an S3 API on loopback: moto's server, pinned, in a venv
@@ -34,7 +34,7 @@ MOTO_REQUIREMENT="moto[server]==5.2.5"
 # Runtime packages: keep in step with the Dockerfile's runtime stage.
 RUNTIME_DEBS=(python3 python3-venv lzop pv postgresql-client tini ca-certificates)
 # Test and demo packages.
-TEST_DEBS=(postgresql-15 wget util-linux wrk)
+TEST_DEBS=(postgresql-15 wget util-linux wrk pgbackrest)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

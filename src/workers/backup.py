@@ -78,7 +78,8 @@ class Session:
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self.errors = []
         self.closing = False
-        threading.Thread(target=self._read_errors, daemon=True).start()
+        self._stderr = threading.Thread(target=self._read_errors, daemon=True)
+        self._stderr.start()
 
     def _read_errors(self):
         for line in self.proc.stderr:
@@ -100,8 +101,10 @@ class Session:
         threading.Thread(target=wait, daemon=True).start()
 
     def error(self):
-        # psql prints "ERROR:  ..." (and DETAIL, HINT): the first line is the reason.
-        lines = [line for line in self.errors if not line.startswith(("DETAIL", "HINT", "CONTEXT"))]
+        self._stderr.join(timeout=2)  # psql is gone: its last words are on their way
+        # psql prints "ERROR:  ..." or "psql: error: ..." (then DETAIL, HINT;
+        # NOTICEs along the way): the first line of those is the reason.
+        lines = [line for line in self.errors if not line.startswith(("DETAIL", "HINT", "CONTEXT", "NOTICE", "WARNING"))]
         return lines[0] if lines else "no message"
 
     def rows(self, sql):

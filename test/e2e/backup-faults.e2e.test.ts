@@ -14,6 +14,7 @@ import {
   asDbUser,
   BACKUP_SESSIONS,
   backupEnv,
+  freePort,
   makeStore,
   type Postgres,
   pgBins,
@@ -93,7 +94,7 @@ test("refused, in one line, with nothing left behind: a role that may not back u
   );
 }, 120_000);
 
-test("archive_mode off, and a standby: refused", async () => {
+test("archive_mode off, a standby, and no server: refused", async () => {
   const store = makeStore(scope);
   const pg = await startPostgres(scope, { version: MAJOR, conf: ["archive_mode = off"] });
   const sidecar = await startSidecar(scope, backupEnv(pg, store));
@@ -110,6 +111,15 @@ test("archive_mode off, and a standby: refused", async () => {
   expect(await standby.sql("SELECT pg_is_in_recovery()")).toBe("t");
   const onStandby = await startSidecar(scope, backupEnv(standby, store));
   await expectRefused(onStandby.url, standby, store, /^backup refused: the server is a standby \(in recovery\)/);
+
+  // No server where PGPORT says: psql's own reason.
+  const nowhere = await startSidecar(scope, { ...backupEnv(pg, store), PGPORT: String(freePort()) });
+  await expectRefused(
+    nowhere.url,
+    pg,
+    store,
+    /^backup refused: cannot start the backup: psql: error: connection to server/,
+  );
 }, 120_000);
 
 /** lzop that waits while `stall` exists: a backup that started stays in the middle of its upload. */

@@ -1,0 +1,174 @@
+/**
+ * Section 5: base backups of the same database of about 1 GB (pgbench
+ * scale 70; scale 1 in the smoke run), into a file:// store on this disk.
+ *
+ *   - PostgreSQL 14: the sidecar's GET /backup-push (the backup worker)
+ *     against stock `wal-e backup-push`, and against pgBackRest 2.45
+ *     (`backup --type=full`, lz4, process-max 2, start-fast, its repository
+ *     on the same disk).
+ *   - PostgreSQL 17, where stock WAL-E cannot run (and pgBackRest 2.45
+ *     does not know 17): the sidecar alone.
+ *
+ * A CHECKPOINT comes before each run, so that stock WAL-E's spread
+ * checkpoint costs what the others' fast one does. The peak RSS is the
+ * backup worker's own (VmHWM of WAL-E's Python; lzop runs apart).
+ */
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import {
+  asDbUser,
+  backupEnv,
+  type Major,
+  makeStore,
+  run,
+  type Scope,
+  startArchivingSource,
+  TOOLS,
+} from "../test/support/harness.ts";
+import { type Figure, median, round, type Section, targeted } from "./figures.ts";
+
+const TITLE = "Base backups: the sidecar's worker against stock WAL-E and pgBackRest";
+
+/** The worker's peak RSS in MB, polled from /proc while `work` runs. */
+async function peakWorkerRss<T>(sidecarPid: number, work: Promise<T>): Promise<{ result: T; peakMb: number }> {
+  let peak = 0;
+  let done = false;
+  const poll = (async () => {
+    while (!done) {
+      for (const entry of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+        try {
+          const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+          if (argv[1] !== "-c" || !argv.includes("backup-push")) continue;
+          const status = readFileSync(`/proc/${entry}/status`, "utf8");
+          if (!status.includes(`PPid:\t${sidecarPid}\n`)) continue;
+          peak = Math.max(peak, Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0));
+        } catch {
+          // gone meanwhile
+        }
+      }
+      await Bun.sleep(100);
+    }
+  })();
+  const result = await work.finally(() => (done = true));
+  await poll;
+  return { result, peakMb: peak / 1024 };
+}
+
+const seconds = async (work: () => Promise<unknown>) => {
+  const started = performance.now();
+  await work();
+  return (performance.now() - started) / 1000;
+};
+
+async function measure(scope: Scope, major: Major, scale: number, repeats: number) {
+  const store = makeStore(scope);
+  const { source, sidecar, url } = await startArchivingSource(scope, store, major);
+  await run([
+    TOOLS.pgbench,
+    "-h",
+    "127.0.0.1",
+    "-p",
+    String(source.port),
+    "-U",
+    "postgres",
+    "-i",
+    "-q",
+    "-s",
+    String(scale),
+    "postgres",
+  ]);
+  await source.sql("CHECKPOINT");
+  const size = Number(await source.sql("SELECT pg_database_size('postgres')")) / 1024 ** 3;
+  const sidecarRuns: number[] = [];
+  const stockRuns: number[] = [];
+  const pgbackrestRuns: number[] = [];
+  let peakMb = 0;
+  for (let i = 0; i < repeats; i++) {
+    await source.sql("CHECKPOINT");
+    sidecarRuns.push(
+      await seconds(async () => {
+        const measured = await peakWorkerRss(
+          sidecar.pid,
+          fetch(`${url}/backup-push`).then(async (r) => {
+            if (r.status !== 200) throw new Error(`backup-push: ${r.status} ${await r.text()}`);
+          }),
+        );
+        peakMb = Math.max(peakMb, measured.peakMb);
+      }),
+    );
+    if (major !== 14) continue;
+    await source.sql("CHECKPOINT");
+    const env = { ...process.env, ...backupEnv(source, store), WALE_LOG_DESTINATION: "stderr" } as Record<
+      string,
+      string
+    >;
+    stockRuns.push(await seconds(() => run(asDbUser([TOOLS.wale, "--terse", "backup-push", source.pgdata]), { env })));
+    await source.sql("CHECKPOINT");
+    pgbackrestRuns.push(await seconds(() => pgbackrest(scope, source.pgdata, source.port, i === 0)));
+  }
+  return { size, sidecar: median(sidecarRuns), stock: stockRuns, pgbackrest: pgbackrestRuns, peakMb };
+}
+
+let pgbackrestDir = "";
+/** pgBackRest 2.45 from Debian: a full backup, lz4, two processes, its repository on this disk. */
+async function pgbackrest(scope: Scope, pgdata: string, port: number, first: boolean) {
+  if (first) {
+    pgbackrestDir = scope.tempDir("pgbackrest");
+    const conf = [
+      "[global]",
+      `repo1-path=${pgbackrestDir}/repo`,
+      `lock-path=${pgbackrestDir}/lock`,
+      `log-path=${pgbackrestDir}/log`,
+      "log-level-console=warn",
+      "log-level-file=off",
+      "process-max=2",
+      "compress-type=lz4",
+      "start-fast=y",
+      // Its own archiving is not set up: the WAL goes through the sidecar.
+      "archive-check=n",
+      "[bench]",
+      `pg1-path=${pgdata}`,
+      `pg1-port=${port}`,
+      `pg1-socket-path=${dirname(pgdata)}`,
+      "pg1-user=postgres",
+    ];
+    writeFileSync(join(pgbackrestDir, "pgbackrest.conf"), `${conf.join("\n")}\n`);
+    await run(asDbUser(["pgbackrest", `--config=${pgbackrestDir}/pgbackrest.conf`, "--stanza=bench", "stanza-create"]));
+  }
+  await run(
+    asDbUser(["pgbackrest", `--config=${pgbackrestDir}/pgbackrest.conf`, "--stanza=bench", "--type=full", "backup"]),
+  );
+}
+
+export async function backups(scope: Scope, sizes: { scale: number; repeats: number }): Promise<Section> {
+  const on14 = await measure(scope, 14, sizes.scale, sizes.repeats);
+  const on17 = await measure(scope, 17, sizes.scale, 1);
+  const stock = median(on14.stock);
+  const pgbr = median(on14.pgbackrest);
+  const figures: Figure[] = [
+    {
+      name: `PostgreSQL 14, ${round(on14.size, 2)} GB: the sidecar's worker`,
+      value: round(on14.sidecar, 2),
+      unit: "s",
+    },
+    { name: "PostgreSQL 14: stock wal-e backup-push", value: round(stock, 2), unit: "s" },
+    { name: "PostgreSQL 14: pgBackRest 2.45 (lz4, process-max 2)", value: round(pgbr, 2), unit: "s" },
+    targeted("PostgreSQL 14: speed, the sidecar / stock backup-push", round(stock / on14.sidecar), "", ">=", 0.95),
+    targeted("PostgreSQL 14: speed, the sidecar / pgBackRest", round(pgbr / on14.sidecar), "", ">=", 1),
+    {
+      name: `PostgreSQL 17, ${round(on17.size, 2)} GB: the sidecar's worker`,
+      value: round(on17.sidecar, 2),
+      unit: "s",
+    },
+    { name: "the backup worker's peak RSS", value: round(Math.max(on14.peakMb, on17.peakMb), 1), unit: "MB" },
+  ];
+  return {
+    title: TITLE,
+    figures,
+    notes: [
+      `pgbench scale ${sizes.scale}, medians of ${sizes.repeats} runs on 14 (1 on 17), into file:// stores on one disk. ` +
+        "The sidecar's and stock WAL-E's upload are the same code (lzop, WAL-E's default pool of 4); " +
+        "pgBackRest compresses with lz4 in 2 processes.",
+    ],
+  };
+}
