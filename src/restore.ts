@@ -3,7 +3,19 @@
  * a PostgreSQL major version needs, and the file work around WAL-E's
  * backup-fetch. The command in src/cli/restore.ts runs them in order.
  */
-import { chmod, copyFile, lchown, lstat, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  copyFile,
+  lchown,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  writeFile,
+} from "node:fs/promises";
 import { join } from "node:path";
 import { isAlive } from "./pid.ts";
 
@@ -112,11 +124,11 @@ export function recoveryFiles(options: RestoreOptions, major: number, now: Date)
 }
 
 /**
- * pg_hba.conf when WAL-E brought none and no --config-from was given: local
- * connections by peer, network connections with a password. md5 accepts
- * passwords stored as md5 or as SCRAM, so it suits every version.
+ * pg_hba.conf when the backup holds none and no --config-from was given:
+ * local connections by peer, network connections with a password. md5
+ * accepts passwords stored as md5 or as SCRAM, so it suits every version.
  */
-export const DEFAULT_HBA = `# Written by wale-sidecar restore: WAL-E does not back up pg_hba.conf.
+export const DEFAULT_HBA = `# Written by wale-sidecar restore: the backup held no pg_hba.conf (stock WAL-E leaves it out).
 # Local connections as the same operating system user; network connections with a password.
 # TYPE  DATABASE     USER  ADDRESS  METHOD
 local   all          all            peer
@@ -125,13 +137,68 @@ host    all          all   all      md5
 host    replication  all   all      md5
 `;
 
-export const DEFAULT_IDENT = "# Written by wale-sidecar restore: WAL-E does not back up pg_ident.conf.\n";
+export const DEFAULT_IDENT =
+  "# Written by wale-sidecar restore: the backup held no pg_ident.conf (stock WAL-E leaves it out).\n";
 
-/** postgresql.conf, which WAL-E does not back up either: without one PostgreSQL does not start. */
-export const DEFAULT_POSTGRESQL_CONF = `# Written by wale-sidecar restore: WAL-E does not back up postgresql.conf.
+/** postgresql.conf when the backup holds none: without one PostgreSQL does not start. */
+export const DEFAULT_POSTGRESQL_CONF = `# Written by wale-sidecar restore: the backup held no postgresql.conf (stock WAL-E leaves it out).
 # Bring your own with --config-from; this one only lets clients in over the network.
 listen_addresses = '*'
 `;
+
+/** The files that stock WAL-E leaves out of a backup (its tar_partition.PG_CONF), with what stands in for each. */
+export const CONFIG_FILES = [
+  ["postgresql.conf", DEFAULT_POSTGRESQL_CONF],
+  ["pg_hba.conf", DEFAULT_HBA],
+  ["pg_ident.conf", DEFAULT_IDENT],
+] as const;
+
+export type ConfigFile = (typeof CONFIG_FILES)[number][0];
+export interface PlacedConfig {
+  file: ConfigFile;
+  source: "backup" | "config-from" | "default";
+  /** With source "config-from": the backup had one too, and this one took its place. */
+  replaced?: boolean;
+}
+
+/**
+ * Puts postgresql.conf, pg_hba.conf and pg_ident.conf in place and says
+ * where each came from. The sidecar's backups carry them (backup-fetch has
+ * written them into PGDATA), and so does a pg_basebackup for --skip-fetch.
+ * A file in --config-from wins over the backup's; a file in neither gets
+ * the safe default, as for an older stock WAL-E backup.
+ */
+export async function placeConfigFiles(pgdata: string, configFrom: string | undefined): Promise<PlacedConfig[]> {
+  const placed: PlacedConfig[] = [];
+  // --config-from PGDATA itself: its files are the backup's (and would be removed before being copied onto themselves).
+  const from = configFrom && (await realpath(configFrom)) !== (await realpath(pgdata)) ? configFrom : undefined;
+  for (const [file, fallback] of CONFIG_FILES) {
+    const path = join(pgdata, file);
+    const inBackup = (await lstat(path).catch(() => null)) !== null;
+    const source = from ? join(from, file) : undefined;
+    if (source && (await lstat(source).catch(() => null))?.isFile()) {
+      // Removed first: copying onto a symlink from the backup would write through it, outside PGDATA.
+      await rm(path, { force: true });
+      await copyFile(source, path);
+      await chmod(path, 0o600);
+      placed.push({ file, source: "config-from", replaced: inBackup });
+    } else if (inBackup) {
+      placed.push({ file, source: "backup" });
+    } else {
+      await writeFile(path, fallback, { mode: 0o600 });
+      placed.push({ file, source: "default" });
+    }
+  }
+  return placed;
+}
+
+/** One line for what placeConfigFiles did with a file. */
+export function describePlaced(placed: PlacedConfig, configFrom: string | undefined): string {
+  if (placed.source === "backup") return `${placed.file}: from the backup`;
+  if (placed.source === "config-from")
+    return `${placed.file}: from --config-from ${configFrom}${placed.replaced ? ", in place of the backup's" : ""}`;
+  return `${placed.file}: the default (the backup holds none: stock WAL-E leaves it out)`;
+}
 
 /**
  * Written into PGDATA before backup-fetch and removed once the restore is
@@ -200,29 +267,6 @@ export async function writeRecoveryFiles(pgdata: string, files: RecoveryFiles): 
   const path = join(pgdata, files.settings.file);
   await writeFile(path, files.settings.text, { flag: files.settings.append ? "a" : "w", mode: 0o600 });
   if (files.signal) await writeFile(join(pgdata, files.signal), "", { mode: 0o600 });
-}
-
-/** Brings back postgresql.conf, pg_hba.conf and pg_ident.conf when PGDATA lacks them. Returns what it did, one line per file. */
-export async function bringBackAccessFiles(pgdata: string, configFrom: string | undefined): Promise<string[]> {
-  const done: string[] = [];
-  for (const [file, fallback] of [
-    ["postgresql.conf", DEFAULT_POSTGRESQL_CONF],
-    ["pg_hba.conf", DEFAULT_HBA],
-    ["pg_ident.conf", DEFAULT_IDENT],
-  ] as const) {
-    const path = join(pgdata, file);
-    if ((await lstat(path).catch(() => null)) !== null) continue;
-    const source = configFrom ? join(configFrom, file) : undefined;
-    if (source && (await lstat(source).catch(() => null))?.isFile()) {
-      await copyFile(source, path);
-      await chmod(path, 0o600);
-      done.push(`copied ${file} from ${configFrom}`);
-    } else {
-      await writeFile(path, fallback, { mode: 0o600 });
-      done.push(`wrote a default ${file} (WAL-E does not back it up)`);
-    }
-  }
-  return done;
 }
 
 /** Gives everything in PGDATA to `owner` (when run as root); symlinks themselves, not their targets. */

@@ -282,7 +282,12 @@ describe("backupPush", () => {
       return { exitCode: 0 };
     });
     const week = backups.map((b) => b.name);
-    const retaining = parseConfig({ ...env, WALE_BIN: wale, WALE_BACKUP_RETAIN: "7", WALE_BACKUP_SCHEDULE: "0 2 * * *" });
+    const retaining = parseConfig({
+      ...env,
+      WALE_BIN: wale,
+      WALE_BACKUP_RETAIN: "7",
+      WALE_BACKUP_SCHEDULE: "0 2 * * *",
+    });
     const d = sidecarFor(retaining, store.runtime).deps;
     for (let i = 0; i < 7; i++) expect((await backupPush(d)).status).toBe(200);
     expect(backups.map((b) => b.name).slice(0, 7)).toEqual(week);

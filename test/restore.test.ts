@@ -1,12 +1,15 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   asideName,
-  bringBackAccessFiles,
   DEFAULT_HBA,
+  DEFAULT_IDENT,
+  DEFAULT_POSTGRESQL_CONF,
+  describePlaced,
   pgdataState,
+  placeConfigFiles,
   type RestoreOptions,
   recoveryFiles,
   restoreCommand,
@@ -104,29 +107,83 @@ recovery_target_action = 'promote'
   });
 });
 
-describe("bringBackAccessFiles", () => {
-  test("copies from --config-from, writes defaults for what is missing there, keeps what PGDATA has", async () => {
-    const pgdata = join(base, "hba");
-    const from = join(base, "from");
+describe("placeConfigFiles", () => {
+  test("the backup's own files are kept, as they are, and said to come from it", async () => {
+    const pgdata = join(base, "from-backup");
+    mkdirSync(pgdata);
+    for (const file of ["postgresql.conf", "pg_hba.conf", "pg_ident.conf"])
+      writeFileSync(join(pgdata, file), `# ${file} of the source\n`, { mode: 0o640 });
+    const placed = await placeConfigFiles(pgdata, undefined);
+    expect(placed).toEqual([
+      { file: "postgresql.conf", source: "backup" },
+      { file: "pg_hba.conf", source: "backup" },
+      { file: "pg_ident.conf", source: "backup" },
+    ]);
+    expect(readFileSync(join(pgdata, "postgresql.conf"), "utf8")).toBe("# postgresql.conf of the source\n");
+    expect(statSync(join(pgdata, "pg_hba.conf")).mode & 0o777).toBe(0o640);
+    expect(placed.map((p) => describePlaced(p, undefined))).toEqual([
+      "postgresql.conf: from the backup",
+      "pg_hba.conf: from the backup",
+      "pg_ident.conf: from the backup",
+    ]);
+  });
+  test("--config-from wins over the backup; what it lacks comes from the backup, else the default", async () => {
+    const pgdata = join(base, "override");
+    const from = join(base, "override-from");
     mkdirSync(pgdata);
     mkdirSync(from);
-    writeFileSync(join(from, "pg_hba.conf"), "local all all trust\n");
-    expect(await bringBackAccessFiles(pgdata, from)).toEqual([
-      "wrote a default postgresql.conf (WAL-E does not back it up)",
-      `copied pg_hba.conf from ${from}`,
-      "wrote a default pg_ident.conf (WAL-E does not back it up)",
+    writeFileSync(join(pgdata, "postgresql.conf"), "shared_preload_libraries = 'timescaledb'\n");
+    writeFileSync(join(pgdata, "pg_hba.conf"), "host all all all trust\n");
+    writeFileSync(join(from, "pg_hba.conf"), "local all all peer\n");
+    const placed = await placeConfigFiles(pgdata, from);
+    expect(placed).toEqual([
+      { file: "postgresql.conf", source: "backup" },
+      { file: "pg_hba.conf", source: "config-from", replaced: true },
+      { file: "pg_ident.conf", source: "default" },
     ]);
-    expect(readFileSync(join(pgdata, "postgresql.conf"), "utf8")).toContain("listen_addresses = '*'");
-    expect(readFileSync(join(pgdata, "pg_hba.conf"), "utf8")).toBe("local all all trust\n");
+    expect(placed.map((p) => describePlaced(p, from))).toEqual([
+      "postgresql.conf: from the backup",
+      `pg_hba.conf: from --config-from ${from}, in place of the backup's`,
+      "pg_ident.conf: the default (the backup holds none: stock WAL-E leaves it out)",
+    ]);
+    expect(readFileSync(join(pgdata, "postgresql.conf"), "utf8")).toBe("shared_preload_libraries = 'timescaledb'\n");
+    expect(readFileSync(join(pgdata, "pg_hba.conf"), "utf8")).toBe("local all all peer\n");
+    expect(readFileSync(join(pgdata, "pg_ident.conf"), "utf8")).toBe(DEFAULT_IDENT);
     expect(statSync(join(pgdata, "pg_hba.conf")).mode & 0o777).toBe(0o600);
-    expect(await bringBackAccessFiles(pgdata, undefined)).toEqual([]);
   });
-  test("without --config-from: the safe default, no trust anywhere", async () => {
-    const pgdata = join(base, "hba-default");
+  test("--config-from over a symlink the backup brought replaces the link, never the file it points to", async () => {
+    const pgdata = join(base, "symlink");
+    const from = join(base, "symlink-from");
+    const outside = join(base, "outside.conf");
     mkdirSync(pgdata);
-    await bringBackAccessFiles(pgdata, undefined);
+    mkdirSync(from);
+    writeFileSync(outside, "# not PGDATA's\n");
+    symlinkSync(outside, join(pgdata, "postgresql.conf"));
+    writeFileSync(join(from, "postgresql.conf"), "port = 5433\n");
+    await placeConfigFiles(pgdata, from);
+    expect(readFileSync(outside, "utf8")).toBe("# not PGDATA's\n");
+    expect(lstatSync(join(pgdata, "postgresql.conf")).isSymbolicLink()).toBe(false);
+    expect(readFileSync(join(pgdata, "postgresql.conf"), "utf8")).toBe("port = 5433\n");
+  });
+  test("--config-from naming PGDATA itself keeps the backup's files", async () => {
+    const pgdata = join(base, "same");
+    mkdirSync(pgdata);
+    writeFileSync(join(pgdata, "postgresql.conf"), "port = 5433\n");
+    const placed = await placeConfigFiles(pgdata, `${pgdata}/`);
+    expect(placed.map((p) => p.source)).toEqual(["backup", "default", "default"]);
+    expect(readFileSync(join(pgdata, "postgresql.conf"), "utf8")).toBe("port = 5433\n");
+  });
+  test("a backup without them (older stock WAL-E) and no --config-from: the safe defaults, no trust anywhere", async () => {
+    const pgdata = join(base, "defaults");
+    mkdirSync(pgdata);
+    const placed = await placeConfigFiles(pgdata, undefined);
+    expect(placed.map((p) => p.source)).toEqual(["default", "default", "default"]);
+    expect(readFileSync(join(pgdata, "postgresql.conf"), "utf8")).toBe(DEFAULT_POSTGRESQL_CONF);
     expect(readFileSync(join(pgdata, "pg_hba.conf"), "utf8")).toBe(DEFAULT_HBA);
+    expect(statSync(join(pgdata, "pg_hba.conf")).mode & 0o777).toBe(0o600);
     expect(DEFAULT_HBA).not.toMatch(/\btrust\b/);
+    // Run again, the defaults are now in PGDATA and kept.
+    expect((await placeConfigFiles(pgdata, undefined)).map((p) => p.source)).toEqual(["backup", "backup", "backup"]);
   });
 });
 

@@ -6,14 +6,15 @@ import { ARCHIVE_NEEDS_TOKEN, isLoopback } from "../http/auth.ts";
 import { majorVersion } from "../pg-version.ts";
 import {
   asideName,
-  bringBackAccessFiles,
   chownTree,
+  describePlaced,
   INCOMPLETE_MARKER,
   livePostmaster,
   lockDown,
   makePgdata,
   moveAside,
   pgdataState,
+  placeConfigFiles,
   type RestoreOptions,
   recoveryFiles,
   type TargetAction,
@@ -60,10 +61,12 @@ Options:
                          a volume snapshot): only write the settings
   --owner <uid>:<gid>    the user that runs PostgreSQL; required as root
   --config-from <dir>    copy postgresql.conf, pg_hba.conf and pg_ident.conf
-                         from <dir> when PGDATA lacks them (WAL-E does not
-                         back them up); otherwise defaults are written
+                         from <dir>, in place of the backup's. Without it,
+                         the backup's own are kept (the sidecar's backups
+                         hold them); a file in neither gets a default
                          (listen on all addresses; peer locally, md5 over
-                         the network)
+                         the network), as for an older stock WAL-E backup,
+                         which leaves them out. Each file's source is printed
 
 PGDATA, WALE_BIN, WALE_FLAGS and WAL-E's variables come from the
 environment, as for the sidecar. PGDATA ends at mode 0700. When
@@ -292,7 +295,8 @@ async function runRestore(runtime: Runtime, config: Config, options: RestoreOpti
   say(
     `PostgreSQL ${major}: wrote the recovery settings to ${files.settings.file}${files.signal ? ` and created ${files.signal}` : ""}`,
   );
-  for (const line of await bringBackAccessFiles(pgdata, options.configFrom)) say(line);
+  for (const placed of await placeConfigFiles(pgdata, options.configFrom))
+    say(describePlaced(placed, options.configFrom));
 
   if (options.owner) await chownTree(pgdata, options.owner);
   await lockDown(pgdata);

@@ -92,6 +92,8 @@ test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and
   expect(readFileSync(join(pgdata, "pg_hba.conf"), "utf8")).toBe(
     readFileSync(join(source.pgdata, "pg_hba.conf"), "utf8"),
   );
+  // A file in --config-from wins, whether or not the backup holds one too.
+  expect(pitr.stdout).toContain(`pg_hba.conf: from --config-from ${source.pgdata}`);
   expect(pitr.stdout).toContain(`${pgdata} is mode 0700`);
   const first = await startRestored(scope, 14, pgdata, env);
   expect(await first.sql(CHECKSUM)).toBe(batchA);
@@ -173,6 +175,9 @@ test("PostgreSQL 15: a pg_basebackup, WAL archived through the sidecar, replayed
   expect(settings.stdout).toContain(
     "PostgreSQL 15: wrote the recovery settings to postgresql.auto.conf and created recovery.signal",
   );
+  // pg_basebackup copies the configuration files, and restore keeps them.
+  expect(settings.stdout).toContain("wale-sidecar restore: postgresql.conf: from the backup\n");
+  expect(settings.stdout).toContain("wale-sidecar restore: pg_hba.conf: from the backup\n");
 
   const restored = await startRestored(scope, 15, pgdata, env);
   expect(await restored.sql(CHECKSUM)).toBe(expected);
