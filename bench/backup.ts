@@ -9,8 +9,10 @@
  *   - PostgreSQL 17, where stock WAL-E cannot run (and pgBackRest 2.45
  *     does not know 17): the sidecar alone.
  *
- * A CHECKPOINT comes before each run, so that stock WAL-E's spread
- * checkpoint costs what the others' fast one does. The peak RSS is the
+ * Before each run: a CHECKPOINT, so that stock WAL-E's spread checkpoint
+ * costs what the others' fast one does, and the archive caught up (the
+ * stop call waits for every segment before its own: a backlog from loading
+ * the data would count against whichever run came first). The peak RSS is the
  * backup worker's own (VmHWM of WAL-E's Python; lzop runs apart).
  */
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -20,6 +22,7 @@ import {
   backupEnv,
   type Major,
   makeStore,
+  type Postgres,
   run,
   type Scope,
   startArchivingSource,
@@ -54,6 +57,22 @@ async function peakWorkerRss<T>(sidecarPid: number, work: Promise<T>): Promise<{
   return { result, peakMb: peak / 1024 };
 }
 
+/**
+ * A CHECKPOINT, a WAL switch, and nothing left to archive. Not
+ * pg_stat_archiver: WAL-E's wal-push archives the other .ready segments it
+ * finds and marks them .done, so PostgreSQL never reports those.
+ */
+async function settle(source: Postgres) {
+  await source.sql("CHECKPOINT");
+  await source.switchWal();
+  const ready = "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'";
+  const deadline = Date.now() + 600_000;
+  while ((await source.sql(ready)) !== "0") {
+    if (Date.now() > deadline) throw new Error("the archive did not catch up in 10 minutes");
+    await Bun.sleep(200);
+  }
+}
+
 const seconds = async (work: () => Promise<unknown>) => {
   const started = performance.now();
   await work();
@@ -84,7 +103,7 @@ async function measure(scope: Scope, major: Major, scale: number, repeats: numbe
   const pgbackrestRuns: number[] = [];
   let peakMb = 0;
   for (let i = 0; i < repeats; i++) {
-    await source.sql("CHECKPOINT");
+    await settle(source);
     sidecarRuns.push(
       await seconds(async () => {
         const measured = await peakWorkerRss(
@@ -97,13 +116,13 @@ async function measure(scope: Scope, major: Major, scale: number, repeats: numbe
       }),
     );
     if (major !== 14) continue;
-    await source.sql("CHECKPOINT");
+    await settle(source);
     const env = { ...process.env, ...backupEnv(source, store), WALE_LOG_DESTINATION: "stderr" } as Record<
       string,
       string
     >;
     stockRuns.push(await seconds(() => run(asDbUser([TOOLS.wale, "--terse", "backup-push", source.pgdata]), { env })));
-    await source.sql("CHECKPOINT");
+    await settle(source);
     pgbackrestRuns.push(await seconds(() => pgbackrest(scope, source.pgdata, source.port, i === 0)));
   }
   return { size, sidecar: median(sidecarRuns), stock: stockRuns, pgbackrest: pgbackrestRuns, peakMb };
