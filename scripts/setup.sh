@@ -28,6 +28,19 @@ TEST_DEBS=(postgresql-15 wget util-linux wrk)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
+# The packages the image must carry at the versions installed here:
+# RUNTIME_DEBS and what they depend on directly (python3.11, postgresql-client-15,
+# openssl, ...). The image test compares them; `setup.sh runtime-debs` prints them.
+runtime_closure() {
+  printf '%s\n' "${RUNTIME_DEBS[@]}"
+  apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances \
+    "${RUNTIME_DEBS[@]}" 2>/dev/null | sed -n 's/^ *\(Pre\)\{0,1\}Depends: \([^<].*\)$/\2/p'
+}
+if [[ ${1:-} == runtime-debs ]]; then
+  runtime_closure | sort -u
+  exit 0
+fi
+
 if [[ $(id -u) -ne 0 ]]; then
   log "run me as root (apt-get, /opt and the postgres user need it)"
   exit 1
@@ -39,8 +52,30 @@ for pkg in "${RUNTIME_DEBS[@]}" "${TEST_DEBS[@]}"; do
 done
 if ((${#missing[@]})); then
   log "apt-get install ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The image installs the mirror's current versions; the tests here must run
+# the same ones, so bring any runtime package that is behind up to date.
+mapfile -t behind < <(
+  for pkg in $(runtime_closure | sort -u); do
+    installed="$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)"
+    candidate="$(apt-cache policy "$pkg" 2>/dev/null | sed -n 's/^ *Candidate: //p')"
+    [[ -n $installed && -n $candidate && $candidate != "(none)" && $installed != "$candidate" ]] && echo "$pkg"
+  done
+)
+if ((${#behind[@]})); then
+  log "apt-get install --only-upgrade ${behind[*]} (the image carries the newer versions)"
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --only-upgrade \
+    --no-install-recommends "${behind[@]}" >/dev/null
+fi
+
+# The image's postgres user is uid/gid 70 (the Dockerfile's WALE_UID). The
+# image test runs PostgreSQL on this machine as that uid, as a database
+# container in the same pod would: give uid 70 a name, unless it has one.
+if ! getent passwd 70 >/dev/null; then
+  getent group 70 >/dev/null || groupadd --system --gid 70 wale-image
+  useradd --system --uid 70 --gid 70 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin wale-image
 fi
 
 # WAL-E. Debian's python3, not a user's pyenv: the venv must be usable by the
