@@ -4,6 +4,7 @@
 #
 #   bash scripts/image.sh               build (base images are made once, then cached)
 #   bash scripts/image.sh podman ARGS   podman on the same private storage (the image test uses it)
+#   WALE_IMAGE_NO_CACHE=1 bash scripts/image.sh   build every layer again
 #
 # The Dockerfile is the one a user builds with `docker build` elsewhere. Its
 # two base images cannot be pulled here, so local stand-ins are made under
@@ -163,6 +164,6 @@ fi
 log "building $IMAGE from Dockerfile"
 buildah bud --quiet --pull=never --isolation chroot --network host --format docker --layers \
   --runtime runc --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc" \
-  "${mounts[@]}" -t "$IMAGE" -f "$root/Dockerfile" "$root" >/dev/null
+  ${WALE_IMAGE_NO_CACHE:+--no-cache} "${mounts[@]}" -t "$IMAGE" -f "$root/Dockerfile" "$root" >/dev/null
 size="$(podman image inspect --format '{{.Size}}' "$IMAGE")"
 log "ok: $IMAGE, $((size / 1000000)) MB, in $((SECONDS - started)) s"
