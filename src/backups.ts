@@ -1,13 +1,22 @@
 /**
  * Base backups as jobs. A trigger while a backup runs joins it rather than
- * starting a second backup-push. After a successful backup, and only then,
+ * starting a second backup. After a successful backup, and only then,
  * WALE_BACKUP_RETAIN prunes old ones.
+ *
+ * Every PostgreSQL version takes the same path: src/workers/backup.py, in
+ * WAL-E's own Python, holds one session in non-exclusive backup mode while
+ * WAL-E's own upload code writes the backup in WAL-E's layout (WAL-E 1.1's
+ * backup-push needs exclusive mode, which PostgreSQL 15 removed). The
+ * worker holds no slot of WALE_MAX_CONCURRENCY: its stop call waits for
+ * PostgreSQL to archive the last segment, through this sidecar's
+ * /wal-push, which needs one. A killed worker leaves nothing to clean up:
+ * its session ends, and PostgreSQL ends the backup with it.
  */
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import { majorVersion } from "./pg-version.ts";
-import { backupPushArgv, deleteRetainArgv, lastLines, type RunResult, type WaleRunner } from "./wale.ts";
+import { backupWorkerArgv, deleteRetainArgv, lastLines, type RunResult, type WaleRunner, walePython } from "./wale.ts";
+import { parseWorkerLine, WORKER_EXIT } from "./workers/protocol.ts";
 
 export type Trigger = "http" | "schedule";
 
@@ -19,6 +28,8 @@ export interface BackupJob {
   status: number;
   /** One line on why it failed. */
   error?: string;
+  /** The backup's name in the store (base_<segment>_<offset>), once PostgreSQL started it. */
+  backup?: string;
   startedAt: Date;
   endedAt?: Date;
   wale?: RunResult;
@@ -80,47 +91,66 @@ export class BackupJobs {
 
   private async backup(job: BackupJob) {
     const { config } = this;
-    const version = await majorVersion(config.pgdata).catch((error: Error) => {
-      throw new Error(`cannot read the server version in ${config.pgdata}: ${error.message}`);
-    });
-    if (version >= 15) {
+    const python = await walePython(config.wale);
+    if (!python) {
       this.metrics.ran("backup-push", "refused", 0);
       return this.fail(
         job,
-        501,
-        `WAL-E 1.1 cannot back up PostgreSQL ${version}: backup-push needs exclusive backup mode, which PostgreSQL 15 removed`,
+        500,
+        config.wale.python
+          ? `WALE_PYTHON ${config.wale.python} is not an executable: the backup worker runs in WAL-E's Python`
+          : `base backups need WALE_BIN to be WAL-E's own console script (${config.wale.bin} is not), or WALE_PYTHON: the backup worker runs in WAL-E's Python`,
       );
     }
-    const wale = await this.runner.run(backupPushArgv(config.wale, config.pgdata), {
-      timeoutMs: config.timeouts.backup,
-      mustRun: true,
-    });
+    let refusal: string | undefined;
+    let failure: string | undefined;
+    let done = false;
+    const session = await this.runner.session(
+      backupWorkerArgv(python, config.wale, config.pgdata),
+      (text) => {
+        const line = parseWorkerLine(text);
+        if (line?.verb === "started") {
+          job.backup = line.words[0];
+          this.log.info("backup mode started", { job: job.id, backup: job.backup, lsn: line.words[1] });
+        } else if (line?.verb === "stopped") {
+          this.log.info("backup mode stopped; WAL archived", { job: job.id, backup: job.backup, lsn: line.words[0] });
+        } else if (line?.verb === "refused") refusal = line.rest;
+        else if (line?.verb === "failed") failure = line.rest;
+        else if (line?.verb === "done") done = true;
+      },
+      { slot: false },
+    );
+    session.end(); // it reads nothing from its stdin
+    let timedOut = false;
+    const limit = config.timeouts.backup;
+    const timer =
+      limit > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            session.kill();
+          }, limit)
+        : undefined;
+    const result = await session.done.finally(() => clearTimeout(timer));
+    const wale: RunResult = { ...result, timedOut };
     job.wale = wale;
-    const outcome = wale.exitCode === 0 ? "success" : wale.timedOut ? "timeout" : "failure";
+    const ok = done && wale.exitCode === WORKER_EXIT.ok;
+    const outcome = ok ? "success" : refusal ? "refused" : timedOut ? "timeout" : "failure";
     this.metrics.ran("backup-push", outcome, wale.ms / 1000);
-    if (outcome === "success") {
+    if (ok) {
       job.state = "succeeded";
       job.status = 200;
-    } else if (wale.timedOut) {
-      this.fail(job, 504, `backup-push timed out after ${config.timeouts.backup / 1000} s; WAL-E was killed`);
+    } else if (refusal && wale.exitCode === WORKER_EXIT.refused) {
+      this.fail(job, 409, `backup refused: ${refusal}`);
+    } else if (timedOut) {
+      this.fail(
+        job,
+        504,
+        `backup timed out after ${limit / 1000} s; the worker was killed and PostgreSQL ended the backup`,
+      );
     } else {
-      this.fail(job, 500, `backup-push failed: WAL-E exited with code ${wale.exitCode}`);
+      const why = failure ?? `the backup worker exited with code ${wale.exitCode}`;
+      this.fail(job, 500, `backup failed: ${why}`);
     }
-    if (wale.exitCode >= 128) await this.endBackupMode(job);
-  }
-
-  /**
-   * WAL-E calls pg_stop_backup in a `finally` that a kill (a timeout, the end
-   * of the shutdown grace) skips. PostgreSQL then stays in exclusive backup
-   * mode: every later backup-push fails with "a backup is already in
-   * progress", and a crash leaves a backup_label behind. End it here; when
-   * no backup is in progress PostgreSQL just says so.
-   */
-  private async endBackupMode(job: BackupJob) {
-    const argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", "SELECT pg_stop_backup()"];
-    const result = await this.runner.run(argv, { timeoutMs: 60_000, mustRun: true, afterClose: true });
-    const fields = { job: job.id, exit: result.exitCode, stderr: result.stderr.trim() || undefined };
-    (result.exitCode === 0 ? this.log.warn : this.log.error)("ended the backup mode WAL-E left behind", fields);
   }
 
   private async prune(job: BackupJob) {
@@ -151,6 +181,7 @@ export function describeJob(job: BackupJob) {
     state: job.state,
     started_at: job.startedAt.toISOString(),
     ended_at: job.endedAt?.toISOString() ?? null,
+    backup: job.backup ?? null,
     exit_code: job.wale?.exitCode ?? null,
     timed_out: job.wale?.timedOut ?? false,
     error: job.error ?? null,

@@ -27,6 +27,7 @@ export const EnvSchema = T.Object({
   PGDATA: AbsolutePath("/var/lib/postgresql/data"),
   PGWAL: T.Optional(AbsolutePath()),
   WALE_BIN: T.String({ default: "wal-e", minLength: 1, description: "the WAL-E executable, on PATH or as a path" }),
+  WALE_PYTHON: T.Optional(AbsolutePath()),
   WALE_FLAGS: Flags("--terse", "WAL-E's global flags"),
   WALE_PUSH_FLAGS: Flags("", "flags for wal-push"),
   WALE_FETCH_FLAGS: Flags("-p=0", "flags for wal-fetch"),
@@ -68,6 +69,8 @@ export interface Config {
   pgwal: string;
   wale: {
     bin: string;
+    /** The Python that runs WAL-E, for its Python workers, when WALE_BIN is a wrapper (see walePython). */
+    python?: string;
     flags: string[];
     pushFlags: string[];
     fetchFlags: string[];
@@ -164,6 +167,7 @@ export function parseConfig(environment: Record<string, string | undefined>): Co
     pgwal,
     wale: {
       bin: env.WALE_BIN,
+      python: env.WALE_PYTHON,
       flags: splitFlags(env.WALE_FLAGS),
       pushFlags: splitFlags(env.WALE_PUSH_FLAGS),
       fetchFlags: splitFlags(env.WALE_FETCH_FLAGS),

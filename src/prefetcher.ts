@@ -5,7 +5,7 @@
  *
  *   - Where WALE_BIN is WAL-E's own console script, so that the Python
  *     that runs WAL-E is known (walePython): one long-lived
- *     src/prefetch.py, which runs wal_prefetch for each segment name
+ *     src/workers/prefetch.py, which runs wal_prefetch for each segment name
  *     written to its stdin. Starting WAL-E costs about 0.1 CPU-s, more than
  *     twice what a segment's download and decompression from a file store
  *     cost, so a restore that starts WAL-E for every segment is bound by
@@ -27,6 +27,7 @@ import {
   walPrefetchArgv,
   walPrefetchWorkerArgv,
 } from "./wale.ts";
+import { parseWorkerLine } from "./workers/protocol.ts";
 
 export interface Prefetcher {
   /** Starts each segment's prefetch. Each promise tells whether that segment landed whole; none rejects. */
@@ -86,7 +87,7 @@ class WorkerPrefetcher implements Prefetcher {
     private readonly log: Logger,
     private readonly idleMs: number,
   ) {
-    this.description = `one ${python} process for all segments (src/prefetch.py)`;
+    this.description = `one ${python} process for all segments (src/workers/prefetch.py)`;
   }
 
   start(segments: string[]): Promise<boolean>[] {
@@ -102,7 +103,7 @@ class WorkerPrefetcher implements Prefetcher {
   }
 }
 
-/** One src/prefetch.py process, and the segments it was given that have not landed or failed yet. */
+/** One src/workers/prefetch.py process, and the segments it was given that have not landed or failed yet. */
 class PrefetchWorker {
   /** False once it takes no more segments: it is ending, or gone. */
   open = true;
@@ -169,13 +170,14 @@ class PrefetchWorker {
     void this.session.then((session) => session?.kill());
   }
 
-  /** src/prefetch.py prints "ok <segment>" or "failed <segment> <reason>" as each one ends. */
-  private heard(line: string): void {
-    const [word, segment, ...reason] = line.split(" ");
-    if (!segment || (word !== "ok" && word !== "failed")) return;
+  /** The worker prints "ok <segment>" or "failed <segment> <reason>" as each one ends. */
+  private heard(text: string): void {
+    const line = parseWorkerLine(text);
+    const [segment, ...reason] = line?.words ?? [];
+    if (!line || !segment || (line.verb !== "ok" && line.verb !== "failed")) return;
     // Past the end of the archive is the usual reason, hence info: the request for it finds out for sure.
-    if (word === "failed") this.log.info("prefetch missed", { segment, reason: reason.join(" ") });
-    this.settle(segment, word === "ok");
+    if (line.verb === "failed") this.log.info("prefetch missed", { segment, reason: reason.join(" ") });
+    this.settle(segment, line.verb === "ok");
   }
 
   private settle(segment: string, landed: boolean): void {

@@ -293,15 +293,15 @@ export function createApp({ deps, readiness, schedule, lifecycle, log, redact }:
           ),
         }),
         detail: {
-          summary: "Take a base backup of PGDATA with wal-e backup-push",
+          summary: "Take a base backup of PGDATA in WAL-E's layout (non-exclusive mode, any PostgreSQL 10-18)",
           description:
-            "Synchronous unless wait=false. A call while a backup runs joins it. PostgreSQL 15 and later are refused: WAL-E 1.1 needs exclusive backup mode.",
+            "Synchronous unless wait=false. A call while a backup runs joins it. The backup worker (src/workers/backup.py) holds one session in non-exclusive backup mode while WAL-E's own code uploads PGDATA, then stores backup_label and the configuration files as one more partition.",
           responses: Responses({
-            200: "the backup is stored",
+            200: "the backup is stored, its sentinel last",
             202: "wait=false: the job (JSON), with its Location",
-            500: "WAL-E failed",
-            501: "the server is PostgreSQL 15 or later",
-            504: "WAL-E ran past WALE_BACKUP_TIMEOUT and was killed",
+            409: "refused before anything started: a standby, archive_mode off, a role that may not back up, a PGDATA that cannot be read",
+            500: "the backup failed (no sentinel: it is never listed or restored)",
+            504: "the worker ran past WALE_BACKUP_TIMEOUT and was killed",
           }),
         },
       },

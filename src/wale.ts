@@ -11,8 +11,8 @@ import { basename, delimiter, join } from "node:path";
 import type { Config } from "./config.ts";
 import { HttpError } from "./errors.ts";
 import { Limiter } from "./limiter.ts";
-import PREFETCH_PY from "./prefetch.py" with { type: "text" };
 import type { Child, Runtime } from "./runtime/types.ts";
+import { workerArgv } from "./workers/protocol.ts";
 
 export type Operation = "wal-push" | "wal-fetch" | "wal" | "backup-push" | "backup-list";
 
@@ -33,10 +33,6 @@ export const walPushArgv = (wale: Wale, segmentPath: string) => command(wale, "w
 export const walFetchArgv = (wale: Wale, name: string, dest: string) =>
   command(wale, "wal-fetch", wale.fetchFlags, name, dest);
 
-/** `wal-e [flags] backup-push [backup-push flags] <PGDATA>` */
-export const backupPushArgv = (wale: Wale, pgdata: string) =>
-  command(wale, "backup-push", wale.backupPushFlags, pgdata);
-
 /** `wal-e [flags] delete --confirm retain <n>`: keep the newest n base backups and the WAL they need. */
 export const deleteRetainArgv = (wale: Wale, retain: number) =>
   command(wale, "delete", ["--confirm"], "retain", String(retain));
@@ -49,18 +45,20 @@ export const walPrefetchArgv = (wale: Wale, base: string, segment: string) =>
   command(wale, "wal-prefetch", [], base, segment);
 
 /**
- * `<python> -c <src/prefetch.py> [flags] wal-prefetch <base>`: WAL-E's
- * wal-prefetch for each segment name written to its stdin, in one Python
- * process run by the interpreter that runs WAL-E (see walePython).
+ * `<python> -c <src/workers/prefetch.py> [flags] wal-prefetch <base>`:
+ * WAL-E's wal-prefetch for each segment name written to its stdin, in one
+ * Python process run by the interpreter that runs WAL-E (see walePython).
  */
-export const walPrefetchWorkerArgv = (python: string, wale: Wale, base: string) => [
-  python,
-  "-c",
-  PREFETCH_PY,
-  ...wale.flags,
-  "wal-prefetch",
-  base,
-];
+export const walPrefetchWorkerArgv = (python: string, wale: Wale, base: string) =>
+  workerArgv(python, "prefetch", [...wale.flags, "wal-prefetch", base]);
+
+/**
+ * `<python> -c <src/workers/backup.py> [flags] backup-push [backup-push
+ * flags] <PGDATA>`: a base backup in non-exclusive mode, through WAL-E's
+ * own upload code, in WAL-E's layout.
+ */
+export const backupWorkerArgv = (python: string, wale: Wale, pgdata: string) =>
+  workerArgv(python, "backup", [...wale.flags, "backup-push", ...wale.backupPushFlags, pgdata]);
 
 /** `wal-e [flags] backup-fetch <PGDATA> <backup>` */
 export const backupFetchArgv = (wale: Wale, pgdata: string, backup: string) =>
@@ -74,9 +72,12 @@ export const backupFetchArgv = (wale: Wale, pgdata: string, backup: string) =>
  * Null for anything else, a wrapper script above all: a wrapper may set up
  * the environment (a store, credentials) that the worker would then miss.
  * Prefetching then starts `wal-e wal-prefetch` once per segment
- * (src/prefetcher.ts).
+ * (src/prefetcher.ts), and base backups are refused. WALE_PYTHON names the
+ * interpreter outright, for a wrapper whose environment the sidecar has
+ * too (and must be executable).
  */
 export async function walePython(wale: Wale): Promise<string | null> {
+  if (wale.python) return (await executable(wale.python)) ? wale.python : null;
   const path = wale.env.PATH ?? "";
   const bin = wale.bin.includes("/") ? wale.bin : await onPath(wale.bin, path);
   const script = bin ? await head(bin).catch(() => "") : "";
@@ -179,12 +180,14 @@ export class WaleRunner {
 
   /**
    * Starts argv with a pipe to its stdin, for a helper that takes work as it
-   * comes (src/prefetch.py), and hands each line it prints to `onLine`. It
-   * holds a slot of the concurrency cap until it exits (or is turned away
-   * with a 503 like a run), and close() kills it like a run.
+   * comes (src/workers/prefetch.py), and hands each line it prints to
+   * `onLine`. It holds a slot of the concurrency cap until it exits (or is
+   * turned away with a 503 like a run), unless `slot` is false: the backup
+   * worker waits for pushes that need the slots (see src/backups.ts).
+   * close() kills it like a run.
    */
-  async session(argv: string[], onLine: (line: string) => void): Promise<Session> {
-    const release = await this.limiter.acquire();
+  async session(argv: string[], onLine: (line: string) => void, { slot = true } = {}): Promise<Session> {
+    const release = slot ? await this.limiter.acquire() : () => {};
     let child: Child;
     try {
       if (this.closed) throw new HttpError(503, "shutting down; retry against the new instance");

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
 import { backupPush, walFetch, walPush, walStream } from "../src/operations.ts";
-import { fakeRuntime, type Scripted, sidecarFor } from "./support/fake-runtime.ts";
+import { BACKUP_DONE, fakeRuntime, fakeWaleBin, type Scripted, sidecarFor } from "./support/fake-runtime.ts";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "ops-")));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -121,10 +121,10 @@ describe("walStream", () => {
 });
 
 /** A fake runtime whose children do not exit until release() is called. */
-function gatedRuntime() {
+function gatedRuntime(result: Scripted = { exitCode: 0 }) {
   let release: () => void = () => {};
   const gate = new Promise<void>((r) => (release = r));
-  const fake = fakeRuntime();
+  const fake = fakeRuntime(result);
   const spawn = fake.runtime.spawn;
   fake.runtime.spawn = (argv, options) => {
     const child = spawn(argv, options);
@@ -134,30 +134,63 @@ function gatedRuntime() {
 }
 
 describe("backupPush", () => {
-  test("runs backup-push on PGDATA", async () => {
-    const { deps: d, spawned } = deps();
-    expect((await backupPush(d)).status).toBe(200);
-    expect(spawned).toEqual([["wal-e", "--terse", "backup-push", pgdata]]);
+  // The backup worker runs in WAL-E's Python: WALE_BIN must look like WAL-E's console script.
+  const wale = fakeWaleBin(base);
+  const backupConfig = parseConfig({ PGDATA: pgdata, WALE_BIN: wale, WALE_SPOOL_DIR: spoolDir, WALE_PREFETCH: "0" });
+  const backupDeps = (result: Scripted | ((argv: string[]) => Scripted), env: Record<string, string> = {}) => {
+    const fake = fakeRuntime(result);
+    const c = Object.keys(env).length ? parseConfig({ PGDATA: pgdata, WALE_BIN: wale, ...env }) : backupConfig;
+    return { deps: sidecarFor(c, fake.runtime).deps, spawned: fake.spawned };
+  };
+
+  test("runs the backup worker on PGDATA, with WAL-E's Python, whatever the version", async () => {
+    for (const version of ["14", "15", "18"]) {
+      writeFileSync(join(pgdata, "PG_VERSION"), `${version}\n`);
+      const { deps: d, spawned } = backupDeps({ exitCode: 0, stdout: BACKUP_DONE });
+      expect((await backupPush(d)).status).toBe(200);
+      expect(spawned).toHaveLength(1);
+      expect(spawned[0]?.slice(0, 2)).toEqual(["/usr/bin/python3", "-c"]);
+      expect(spawned[0]?.slice(3)).toEqual(["--terse", "backup-push", pgdata]);
+    }
+    writeFileSync(join(pgdata, "PG_VERSION"), "14\n");
   });
-  test("a failure is 500", async () => {
-    const { deps: d } = deps({ exitCode: 1, stderr: "ERROR psql failed" });
+  test("exit 0 without its done line is no success", async () => {
+    const { deps: d } = backupDeps({
+      exitCode: 0,
+      stdout: "started base_000000010000000000000002_00000040 0/2000028\n",
+    });
     expect(await backupPush(d)).toMatchObject({ status: 500 });
   });
-  test("PostgreSQL 15 is refused up front, naming the reason and the version", async () => {
-    const data15 = join(base, "data15");
-    mkdirSync(data15);
-    writeFileSync(join(data15, "PG_VERSION"), "15\n");
+  test("a failure is 500 with the worker's reason", async () => {
+    const { deps: d } = backupDeps({
+      exitCode: 1,
+      stdout: "failed OSError: the store said no\n",
+      stderr: "Traceback\n",
+    });
+    const outcome = await backupPush(d);
+    expect(outcome.status).toBe(500);
+    expect(outcome.body).toStartWith("backup failed: OSError: the store said no (job ");
+  });
+  test("a refusal is 409, in one line", async () => {
+    const { deps: d } = backupDeps({
+      exitCode: 4,
+      stdout: "refused the server is a standby (in recovery): take base backups on the primary\n",
+    });
+    const outcome = await backupPush(d);
+    expect(outcome.status).toBe(409);
+    expect(outcome.body).toStartWith("backup refused: the server is a standby (in recovery)");
+    expect(outcome.body.trim().split("\n")).toHaveLength(1);
+  });
+  test("WALE_BIN that is not WAL-E's own console script: a clear 500, nothing spawned", async () => {
     const fake = fakeRuntime();
-    const sidecar = sidecarFor(parseConfig({ PGDATA: data15 }), fake.runtime);
-    const outcome = await backupPush(sidecar.deps);
-    expect(outcome.status).toBe(501);
-    expect(outcome.body).toContain("PostgreSQL 15");
-    expect(outcome.body).toContain("exclusive backup mode");
+    const outcome = await backupPush(sidecarFor(config, fake.runtime).deps);
+    expect(outcome.status).toBe(500);
+    expect(outcome.body).toContain("WAL-E's own console script");
     expect(fake.spawned).toEqual([]);
   });
   test("a trigger while a backup runs joins it", async () => {
-    const { fake, release } = gatedRuntime();
-    const sidecar = sidecarFor(config, fake.runtime);
+    const { fake, release } = gatedRuntime({ exitCode: 0, stdout: BACKUP_DONE });
+    const sidecar = sidecarFor(backupConfig, fake.runtime);
     const first = backupPush(sidecar.deps);
     const second = backupPush(sidecar.deps);
     release();
@@ -168,12 +201,11 @@ describe("backupPush", () => {
     expect(fake.spawned).toHaveLength(1);
   });
   test("retention runs after a successful backup, and never after a failed one", async () => {
-    const retaining = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_BACKUP_RETAIN: "2" });
-    const ok = fakeRuntime();
-    await backupPush(sidecarFor(retaining, ok.runtime).deps);
-    expect(ok.spawned[1]).toEqual(["wal-e", "--terse", "delete", "--confirm", "retain", "2"]);
-    const bad = fakeRuntime({ exitCode: 1 });
-    await backupPush(sidecarFor(retaining, bad.runtime).deps);
+    const ok = backupDeps({ exitCode: 0, stdout: BACKUP_DONE }, { WALE_BACKUP_RETAIN: "2" });
+    await backupPush(ok.deps);
+    expect(ok.spawned[1]).toEqual([wale, "--terse", "delete", "--confirm", "retain", "2"]);
+    const bad = backupDeps({ exitCode: 1 }, { WALE_BACKUP_RETAIN: "2" });
+    await backupPush(bad.deps);
     expect(bad.spawned).toHaveLength(1);
   });
 });

@@ -1,7 +1,7 @@
 /**
- * The prefetcher's worker with a stand-in for src/prefetch.py: a fake child
+ * The prefetcher's worker with a stand-in for src/workers/prefetch.py: a fake child
  * that reads segment names from its stdin and answers each one as the test
- * says. The real src/prefetch.py, with real WAL-E, runs in
+ * says. The real src/workers/prefetch.py, with real WAL-E, runs in
  * test/e2e/prefetch.e2e.test.ts and in every restore through the sidecar.
  */
 import { afterAll, describe, expect, test } from "bun:test";
@@ -37,7 +37,7 @@ const decoder = new TextDecoder();
 
 type Answer = "ok" | "failed" | "silent";
 
-/** Fake src/prefetch.py processes: each answers a segment name on its stdin with `answer(name)`. */
+/** Fake src/workers/prefetch.py processes: each answers a segment name on its stdin with `answer(name)`. */
 function fakeWorkers(answer: (segment: string) => Answer) {
   const spawned: string[][] = [];
   const received: string[] = [];
@@ -123,7 +123,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe("the prefetch worker", () => {
   test("one WAL-E Python process takes every segment on its stdin; ok lands, failed does not", async () => {
     const { prefetcher, spawned, received } = await setup((s) => (s === SEG(3) ? "failed" : "ok"));
-    expect(prefetcher.description).toBe(`one ${python3} process for all segments (src/prefetch.py)`);
+    expect(prefetcher.description).toBe(`one ${python3} process for all segments (src/workers/prefetch.py)`);
     const first = prefetcher.start([SEG(2), SEG(3)]);
     const second = prefetcher.start([SEG(4)]);
     expect(await Promise.all([...first, ...second])).toEqual([true, false, true]);

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
-import { fakeRuntime, type Scripted, sidecarFor } from "./support/fake-runtime.ts";
+import { BACKUP_DONE, fakeRuntime, fakeWaleBin, type Scripted, sidecarFor } from "./support/fake-runtime.ts";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "routes-")));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -13,6 +13,8 @@ writeFileSync(join(base, "pg_wal", SEG), "wal");
 writeFileSync(join(base, "PG_VERSION"), "14\n");
 const SECRET = "s3cr3t-v4lue";
 const spoolDir = realpathSync(mkdtempSync(join(tmpdir(), "routes-spool-")));
+// The backup worker runs in WAL-E's Python: WALE_BIN must look like WAL-E's console script.
+const WALE = fakeWaleBin(spoolDir);
 afterAll(() => rmSync(spoolDir, { recursive: true, force: true }));
 
 function app(result: Scripted = { exitCode: 0 }, env: Record<string, string> = {}) {
@@ -131,12 +133,12 @@ describe("status codes", () => {
     expect(a.spawned).toEqual([]);
   });
   test("backup-push", async () => {
-    const a = app();
+    const a = app({ exitCode: 0, stdout: BACKUP_DONE }, { WALE_BIN: WALE });
     expect(await a.get("/backup-push")).toMatchObject({
       status: 200,
       body: expect.stringMatching(/^backup complete \(job [0-9a-f-]{36}\)\n$/),
     });
-    expect(a.spawned[0]).toEqual(["wal-e", "--terse", "backup-push", base]);
+    expect(a.spawned[0]?.slice(3)).toEqual(["--terse", "backup-push", base]);
   });
   test.each(["POST", "PUT", "DELETE"])("%s on a route: 405 with Allow: GET", async (method) => {
     const a = app();
@@ -187,7 +189,7 @@ test("/swagger documents every route with its schema", async () => {
 
 describe("backup jobs", () => {
   test("wait=false answers 202 with the job and its Location; the job route shows it", async () => {
-    const a = app({ exitCode: 0, stderr: "NOTICE: done\n" });
+    const a = app({ exitCode: 0, stdout: BACKUP_DONE, stderr: "NOTICE: done\n" }, { WALE_BIN: WALE });
     const started = await a.get("/backup-push?wait=false");
     expect(started.status).toBe(202);
     const body = JSON.parse(started.body);
@@ -201,6 +203,7 @@ describe("backup jobs", () => {
     expect(job).toMatchObject({
       id: body.id,
       state: "succeeded",
+      backup: "base_000000010000000000000002_00000040",
       exit_code: 0,
       stderr: "NOTICE: done",
       trigger: "http",

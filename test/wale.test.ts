@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/config.ts";
 import {
-  backupPushArgv,
+  backupWorkerArgv,
   isNotInArchive,
   lastLines,
   type RunResult,
@@ -44,15 +44,13 @@ describe("argv builders", () => {
       "/pg/pg_wal/RECOVERYXLOG",
     ]);
   });
-  test("backup-push", () => {
-    expect(backupPushArgv(wale, "/pg")).toEqual([
-      "/opt/wal-e/bin/wal-e",
-      "--terse",
-      "backup-push",
-      "--pool-size",
-      "4",
-      "/pg",
-    ]);
+  test("backup-push: the backup worker, run by WAL-E's Python, with backup-push's flags", () => {
+    const argv = backupWorkerArgv("/opt/wal-e/bin/python3", wale, "/pg");
+    expect(argv.slice(0, 2)).toEqual(["/opt/wal-e/bin/python3", "-c"]);
+    // The prelude, then the worker: one program.
+    expect(argv[2]).toContain("def wale_setup(");
+    expect(argv[2]).toContain("pg_backup_start");
+    expect(argv.slice(3)).toEqual(["--terse", "backup-push", "--pool-size", "4", "/pg"]);
   });
 });
 

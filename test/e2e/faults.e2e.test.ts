@@ -67,7 +67,8 @@ async function scenario(wrapper?: (dir: string) => string, env: Record<string, s
     PGHOST: "127.0.0.1",
     PGPORT: String(pg.port),
     PGUSER: "postgres",
-    ...(wrapper ? { WALE_BIN: wrapper(dir) } : {}),
+    // The backup worker runs in WAL-E's Python, past the wrapper.
+    ...(wrapper ? { WALE_BIN: wrapper(dir), WALE_PYTHON: TOOLS.walePython } : {}),
     ...env,
   };
   const sidecar = await startSidecar(scope, sidecarEnv, port);

@@ -1,5 +1,5 @@
 /**
- * The prefetch worker for real: src/prefetch.py run by WAL-E's own Python,
+ * The prefetch worker for real: src/workers/prefetch.py run by WAL-E's own Python,
  * through the runner on Bun, downloading from a file store that real
  * `wal-e wal-push` filled. Restores through the sidecar use it too
  * (test/e2e/restore.e2e.test.ts); this test looks at the spool itself.

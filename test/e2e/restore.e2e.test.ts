@@ -4,7 +4,7 @@
  * replayed through the streaming /wal route, and the refusals.
  */
 import { expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { INCOMPLETE_MARKER, restoreCommand } from "../../src/restore.ts";
 import {
@@ -88,7 +88,10 @@ test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and
   expect(pitr.stdout).toContain(
     "PostgreSQL 14: wrote the recovery settings to postgresql.auto.conf and created recovery.signal",
   );
-  expect(pitr.stdout).toContain(`copied pg_hba.conf from ${source.pgdata}`);
+  // The source's pg_hba.conf, whether from the backup (which now holds it) or from --config-from.
+  expect(readFileSync(join(pgdata, "pg_hba.conf"), "utf8")).toBe(
+    readFileSync(join(source.pgdata, "pg_hba.conf"), "utf8"),
+  );
   expect(pitr.stdout).toContain(`${pgdata} is mode 0700`);
   const first = await startRestored(scope, 14, pgdata, env);
   expect(await first.sql(CHECKSUM)).toBe(batchA);
@@ -120,7 +123,7 @@ test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and
   const fetches = fetcher.requests();
   expect(fetches.filter((r) => r.route === "/wal-fetch" && r.status === 200).length).toBeGreaterThan(1);
   // Segments after the first come from the sidecar's prefetch: no WAL-E start on the request's path,
-  // and one process of WAL-E's Python (src/prefetch.py) for all of them.
+  // and one process of WAL-E's Python (src/workers/prefetch.py) for all of them.
   expect(fetcher.output()).toContain(`"prefetching":"one ${dirname(TOOLS.wale)}/python3 process for all segments`);
   expect(
     fetches.some((r) => r.route === "/wal-fetch" && r.status === 200 && r.prefetched === true && r.exit === undefined),

@@ -4,12 +4,13 @@
  * and 15, and the compiled sidecar.
  */
 import { expect, test } from "bun:test";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   archiveThrough,
   asDbUser,
   freePort,
+  type Major,
   makeStore,
   type Postgres,
   run,
@@ -35,12 +36,12 @@ const backupsIn = (store: Store) => {
   }
 };
 
-/** PostgreSQL 14 archiving through a sidecar that can also take its base backups. */
-async function backupPair(env: Record<string, string> = {}) {
+/** PostgreSQL (17 unless told) archiving through a sidecar that also takes its base backups. */
+async function backupPair(env: Record<string, string> = {}, version: Major = 17) {
   const store = makeStore(scope);
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
-  const pg = await startPostgres(scope, { version: 14, conf: ["archive_mode = on", archiveThrough(url)] });
+  const pg = await startPostgres(scope, { version, conf: ["archive_mode = on", archiveThrough(url)] });
   const sidecar = await startSidecar(
     scope,
     {
@@ -56,7 +57,10 @@ async function backupPair(env: Record<string, string> = {}) {
   return { store, pg, sidecar };
 }
 
-/** WAL-E's pg_start_backup waits for a spread checkpoint; one now keeps it short. */
+/** The backup worker's session, as pg_stat_activity shows it (src/workers/backup.py sets the name). */
+const BACKUP_SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wale-sidecar backup'";
+
+/** A checkpoint first keeps the backup's own (fast) checkpoint short. */
 const backup = async (pg: Postgres, url: string) => {
   await pg.sql("CHECKPOINT");
   return fetch(`${url}/backup-push`);
@@ -87,22 +91,25 @@ test("overlapping backup-push calls make one backup; retention keeps the newest 
   expect(kept).not.toContain(`${listed[0]?.name}_backup_stop_sentinel.json`);
 }, 180_000);
 
-test("a backup killed at its time limit leaves no backup mode behind: the next backup succeeds", async () => {
+test("a backup killed at its time limit leaves nothing behind: no session, no backup_label, no listed backup; the next one succeeds", async () => {
   const dir = scope.tempDir("slow-backup");
   mkdirSync(join(dir, "slow"));
-  // The first backup-push gets an lzop that stalls, after pg_start_backup has run.
-  script(join(dir, "slow"), "lzop", `sleep 60\nexec ${Bun.which("lzop")} "$@"`);
-  const wale = script(
-    dir,
-    "wal-e",
-    `if [ ! -e ${dir}/once ]; then touch ${dir}/once; PATH=${dir}/slow:$PATH exec ${TOOLS.wale} "$@"; fi\nexec ${TOOLS.wale} "$@"`,
-  );
-  const { store, pg, sidecar } = await backupPair({ WALE_BIN: wale, WALE_BACKUP_TIMEOUT: "5" });
-  await pg.sql("CHECKPOINT");
+  // lzop stalls while the marker is there: the first partition waits, after pg_backup_start.
+  const stall = join(dir, "stall");
+  writeFileSync(stall, "");
+  script(join(dir, "slow"), "lzop", `while [ -e ${stall} ]; do sleep 0.2; done\nexec ${Bun.which("lzop")} "$@"`);
+  const { store, pg, sidecar } = await backupPair({
+    PATH: `${dir}/slow:${process.env.PATH ?? "/usr/bin:/bin"}`,
+    WALE_BACKUP_TIMEOUT: "5",
+  });
   const killed = await fetch(`${sidecar.url}/backup-push`);
   expect(killed.status).toBe(504);
-  expect(await pg.sql("SELECT pg_is_in_backup()")).toBe("f");
-  expect(sidecar.output()).toContain("ended the backup mode WAL-E left behind");
+  expect(await killed.text()).toStartWith("backup timed out after 5 s; the worker was killed");
+  // The worker's session is gone, and with it the backup; nothing was written into PGDATA.
+  await waitFor("the backup's session to end", async () => (await pg.sql(BACKUP_SESSIONS)) === "0", 10_000);
+  expect(readdirSync(pg.pgdata)).not.toContain("backup_label");
+  expect(backupsIn(store)).toHaveLength(0);
+  rmSync(stall);
   expect((await backup(pg, sidecar.url)).status).toBe(200);
   expect(backupsIn(store)).toHaveLength(1);
 }, 180_000);

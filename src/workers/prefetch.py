@@ -1,8 +1,9 @@
 # WAL-E's wal-prefetch for many segments, in one Python process.
 #
-# src/prefetcher.ts runs this with the interpreter that runs WAL-E:
+# src/prefetcher.ts runs this, after src/workers/_prelude.py, with the
+# interpreter that runs WAL-E:
 #
-#   python -c <this file> [WALE_FLAGS] wal-prefetch <spool>
+#   python -c <prelude + this file> [WALE_FLAGS] wal-prefetch <spool>
 #
 # and writes segment names to its stdin, one a line, as recovery moves on.
 # Each goes through wal_prefetch, the very function behind
@@ -22,29 +23,11 @@
 # each as it happens. At the end of stdin it finishes what it has and exits
 # 0; 2 means bad arguments, 3 that WAL-E could not be set up, and 1 an
 # error of this script's own (with a traceback).
-import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
-# `python -c` puts the working directory first on the module path, where
-# the installed `wal-e` has its own directory: take it off, so that nothing
-# there can stand in for wal_e or boto.
-if sys.path and sys.path[0] == "":
-    del sys.path[0]
-sys.argv[0] = "wal-e"  # for argparse's messages
-
-from wal_e import cmd
+# (src/workers/_prelude.py comes first: sys, cmd, say, wale_setup.)
 
 PARALLEL = 8
-
-stdout = threading.Lock()
-
-
-def say(*words):
-    """One whole line on stdout, whatever the other threads print."""
-    with stdout:
-        sys.stdout.write(" ".join(words) + "\n")
-        sys.stdout.flush()
 
 
 def main(argv):
@@ -57,15 +40,8 @@ def main(argv):
     if first is None:
         return 0
     try:
-        # WAL-E's own parser and set-up, so that WALE_FLAGS and the
-        # environment mean here what they mean to `wal-e`.
-        args = cmd.build_parser().parse_args(flags + ["wal-prefetch", base, first])
-        if args.terse:
-            cmd.log_help.set_level(cmd.logging.WARNING)
-        backup_cxt = cmd.configure_backup_cxt(args)
-        cmd.external_program_check([cmd.LZOP_BIN])
-    except cmd.UserException as error:
-        cmd.logger.log(level=error.severity, msg=error.msg, detail=error.detail, hint=error.hint)
+        _, backup_cxt = wale_setup(flags + ["wal-prefetch", base, first], [cmd.LZOP_BIN])
+    except SetupFailed:
         return 3
 
     def prefetch(segment):

@@ -1,0 +1,56 @@
+# The shared start of WAL-E's Python workers (src/workers/*.py).
+#
+# src/wale.ts runs a worker with the interpreter that runs WAL-E, as
+#
+#   python -c <this file, then the worker's> [WAL-E flags] <subcommand> ...
+#
+# so this text and the worker's are one program. The line protocol both
+# speak (src/workers/protocol.ts reads it): each line on stdout is a verb
+# and its words, printed whole with say(); stderr is WAL-E's own log.
+# Exit codes: 0 done, 2 bad arguments, 3 WAL-E could not be set up, 4 a
+# refusal (the worker printed "refused <reason>"), 1 an error of the
+# worker's own (with a traceback).
+import sys
+import threading
+
+# `python -c` puts the working directory first on the module path, where
+# the installed `wal-e` has its own directory: take it off, so that nothing
+# there can stand in for wal_e or boto.
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+sys.argv[0] = "wal-e"  # for argparse's messages
+
+from wal_e import cmd
+
+_stdout = threading.Lock()
+
+
+def say(*words):
+    """One whole line on stdout, whatever the other threads print."""
+    line = " ".join(" ".join(str(word).split()) for word in words)
+    with _stdout:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+class SetupFailed(Exception):
+    """WAL-E's set-up refused (no store, bad flags): WAL-E has logged why."""
+
+
+def wale_setup(argv, programs):
+    """
+    WAL-E's own parser and set-up, so that WALE_FLAGS and the environment
+    mean here what they mean to `wal-e`: (parsed args, WAL-E's backup
+    context for the store). Checks that `programs` are on PATH, as WAL-E's
+    main does for the same subcommand.
+    """
+    try:
+        args = cmd.build_parser().parse_args(argv)
+        if args.terse:
+            cmd.log_help.set_level(cmd.logging.WARNING)
+        backup_cxt = cmd.configure_backup_cxt(args)
+        cmd.external_program_check(programs)
+    except cmd.UserException as error:
+        cmd.logger.log(level=error.severity, msg=error.msg, detail=error.detail, hint=error.hint)
+        raise SetupFailed() from error
+    return args, backup_cxt
