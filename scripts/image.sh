@@ -16,7 +16,8 @@
 #   - oven/bun:<BUN_VERSION>-debian: that, plus Bun from the npm package
 #     @oven/bun-linux-x64 at the Dockerfile's BUN_VERSION.
 # A fresh machine builds them; later runs on the same machine reuse them
-# (WALE_IMAGE_REBUILD_BASE=1 makes them again).
+# until Debian has newer versions of their packages (WALE_IMAGE_REBUILD_BASE=1
+# makes them again anyway).
 #
 # Obstacles on these machines, and what is done about them:
 #   - the storage driver is set in a private storage.conf
@@ -91,7 +92,26 @@ bun="docker.io/oven/bun:${bun_version}-debian"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-if [[ ${WALE_IMAGE_REBUILD_BASE:-} == 1 ]] || ! exists "$debian"; then
+# The cached stand-in is made again once Debian has moved on: when this
+# machine's apt knows a newer version of a package in it (a point release,
+# a security update), as a fresh pull of the official image would bring.
+base_behind() {
+  local -A have=()
+  local pkg version candidate
+  while read -r pkg version; do have[$pkg]=$version; done < <(
+    podman run --rm --network host --entrypoint dpkg-query "$debian" -W -f '${Package} ${Version}\n' 2>/dev/null
+  )
+  while read -r pkg candidate; do
+    [[ -n ${have[$pkg]:-} && $candidate != "(none)" ]] || continue
+    if dpkg --compare-versions "$candidate" gt "${have[$pkg]}"; then
+      log "$debian is behind Debian ($pkg ${have[$pkg]} < $candidate)"
+      return 0
+    fi
+  done < <(apt-cache policy "${!have[@]}" 2>/dev/null | awk '/^[^ ].*:$/ { sub(/:$/, ""); p = $0 } /^  Candidate:/ { print p, $2 }')
+  return 1
+}
+
+if [[ ${WALE_IMAGE_REBUILD_BASE:-} == 1 ]] || ! exists "$debian" || base_behind; then
   log "making $debian with mmdebstrap"
   # The official slim image's dpkg and apt settings (debuerreotype's "slim").
   mmdebstrap --quiet --variant=minbase --format=tar \

@@ -5,8 +5,9 @@
  * as uid 70 too, as the database container of the same pod would, and shares
  * PGDATA with the container through a volume.
  *
- * PostgreSQL 14: WAL-E's backup-push needs exclusive backup mode, which 15
- * removed. The test command builds the image first (scripts/test.sh).
+ * PostgreSQL 14 and 17: base backups take the sidecar's backup worker on
+ * every version (src/workers/backup.py). The test command builds the image
+ * first (scripts/test.sh).
  */
 import { beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -16,6 +17,7 @@ import {
   asDbUser,
   checksum,
   freePort,
+  type Major,
   makeStore,
   type Postgres,
   run,
@@ -96,11 +98,16 @@ async function startContainer(
   return { name, url, lines, requests };
 }
 
-/** PostgreSQL 14 on this machine as uid 70, archiving with the README's wget line into a sidecar in a container. */
-async function archivingSource(store: Store, volumes: Record<string, string> = {}, env: Record<string, string> = {}) {
+/** PostgreSQL on this machine as uid 70, archiving with the README's wget line into a sidecar in a container. */
+async function archivingSource(
+  version: Major,
+  store: Store,
+  volumes: Record<string, string> = {},
+  env: Record<string, string> = {},
+) {
   const port = freePort();
   const source = await startPostgres(scope, {
-    version: 14,
+    version,
     owner: IMAGE_USER,
     conf: ["archive_mode = on", archiveThrough(`http://127.0.0.1:${port}`)],
   });
@@ -120,91 +127,96 @@ async function archivingSource(store: Store, volumes: Record<string, string> = {
   return { source, container };
 }
 
-test("PostgreSQL 14 archives into the image; backup-push, wal-e backup-list, restore --via into an empty volume: the rows come back", async () => {
-  const store = makeStore(scope, IMAGE_USER);
-  const { source, container } = await archivingSource(store);
+for (const version of [14, 17] as const)
+  test(`PostgreSQL ${version} archives into the image; backup-push, wal-e backup-list, restore --via into an empty volume: the rows come back`, async () => {
+    const store = makeStore(scope, IMAGE_USER);
+    const { source, container } = await archivingSource(version, store);
 
-  // tini is PID 1, and everything runs as the image's own user.
-  const pid1 = (await podman(["exec", container.name, "cat", "/proc/1/comm", "/proc/1/status"])).stdout;
-  expect(pid1.split("\n")[0]).toBe("tini");
-  expect(pid1).toMatch(/^Uid:\s+70\s+70\s+70\s+70$/m);
-  // The image's HEALTHCHECK, run as Docker would run it.
-  expect((await podman(["healthcheck", "run", container.name])).exitCode).toBe(0);
-  expect((await podman(["inspect", "--format", "{{.State.Health.Status}}", container.name])).stdout.trim()).toBe(
-    "healthy",
-  );
+    // tini is PID 1, and everything runs as the image's own user.
+    const pid1 = (await podman(["exec", container.name, "cat", "/proc/1/comm", "/proc/1/status"])).stdout;
+    expect(pid1.split("\n")[0]).toBe("tini");
+    expect(pid1).toMatch(/^Uid:\s+70\s+70\s+70\s+70$/m);
+    // The image's HEALTHCHECK, run as Docker would run it.
+    expect((await podman(["healthcheck", "run", container.name])).exitCode).toBe(0);
+    expect((await podman(["inspect", "--format", "{{.State.Health.Status}}", container.name])).stdout.trim()).toBe(
+      "healthy",
+    );
 
-  await source.sql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1000) g");
-  const backup = await fetch(`${container.url}/backup-push`, { signal: AbortSignal.timeout(60_000) });
-  expect(await backup.text()).toStartWith("backup complete");
-  expect(backup.status).toBe(200);
+    await source.sql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1000) g");
+    const backup = await fetch(`${container.url}/backup-push`, { signal: AbortSignal.timeout(60_000) });
+    expect(await backup.text()).toStartWith("backup complete");
+    expect(backup.status).toBe(200);
 
-  // `docker run ... wal-e <command>`, as the seed promises.
-  const list = await podman([
-    "run",
-    "--rm",
-    "--network",
-    "host",
-    ...flags({ [store.dir]: "/store" }, { WALE_FILE_PREFIX: "file://localhost/store" }),
-    IMAGE,
-    "wal-e",
-    "backup-list",
-  ]);
-  expect(list.stdout).toMatch(/^base_[0-9A-F]{24}_[0-9]{8}\s/m);
+    // `docker run ... wal-e <command>`, as the seed promises.
+    const list = await podman([
+      "run",
+      "--rm",
+      "--network",
+      "host",
+      ...flags({ [store.dir]: "/store" }, { WALE_FILE_PREFIX: "file://localhost/store" }),
+      IMAGE,
+      "wal-e",
+      "backup-list",
+    ]);
+    expect(list.stdout).toMatch(/^base_[0-9A-F]{24}_[0-9]{8}\s/m);
 
-  await source.sql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1001, 5000) g");
-  const last = await source.switchWal();
-  await waitFor("the last segment in the store", () => store.walFiles().includes(last));
-  const expected = await checksum(source, "t");
-  expect(expected.startsWith("5000:")).toBe(true);
-  expect((await container.requests()).some((r) => r.route === "/wal-push" && r.status === 200)).toBe(true);
-  await source.stop();
+    await source.sql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1001, 5000) g");
+    const last = await source.switchWal();
+    await waitFor("the last segment in the store", () => store.walFiles().includes(last));
+    const expected = await checksum(source, "t");
+    expect(expected.startsWith("5000:")).toBe(true);
+    expect((await container.requests()).some((r) => r.route === "/wal-push" && r.status === 200)).toBe(true);
+    await source.stop();
 
-  // An init container: restore into the pod's empty volume, the
-  // configuration from a ConfigMap (here, the source's files).
-  const target = scope.tempDir("restored", IMAGE_USER);
-  const config = scope.tempDir("config", IMAGE_USER);
-  const confFiles = ["postgresql.conf", "pg_hba.conf", "pg_ident.conf"].map((f) => join(source.pgdata, f));
-  await run(asDbUser(["cp", ...confFiles, config], IMAGE_USER));
-  const fetchPort = freePort();
-  const restore = await podman([
-    "run",
-    "--rm",
-    "--network",
-    "host",
-    ...flags(
-      { [target]: PGDATA, [store.dir]: "/store", [config]: "/config:ro" },
+    // An init container: restore into the pod's empty volume, the
+    // configuration from a ConfigMap (here, the source's files).
+    const target = scope.tempDir("restored", IMAGE_USER);
+    const config = scope.tempDir("config", IMAGE_USER);
+    const confFiles = ["postgresql.conf", "pg_hba.conf", "pg_ident.conf"].map((f) => join(source.pgdata, f));
+    await run(asDbUser(["cp", ...confFiles, config], IMAGE_USER));
+    const fetchPort = freePort();
+    const restore = await podman([
+      "run",
+      "--rm",
+      "--network",
+      "host",
+      ...flags(
+        { [target]: PGDATA, [store.dir]: "/store", [config]: "/config:ro" },
+        { WALE_FILE_PREFIX: "file://localhost/store" },
+      ),
+      IMAGE,
+      "restore",
+      "--via",
+      `http://127.0.0.1:${fetchPort}`,
+      "--config-from",
+      "/config",
+    ]);
+    expect(restore.exitCode).toBe(0);
+    expect(existsSync(join(target, "recovery.signal"))).toBe(true);
+
+    // Then the pod's containers: the sidecar on the restored volume, and the database.
+    const fetcher = await startContainer(
+      scope,
+      { [target]: PGDATA, [store.dir]: "/store" },
       { WALE_FILE_PREFIX: "file://localhost/store" },
-    ),
-    IMAGE,
-    "restore",
-    "--via",
-    `http://127.0.0.1:${fetchPort}`,
-    "--config-from",
-    "/config",
-  ]);
-  expect(restore.exitCode).toBe(0);
-  expect(existsSync(join(target, "recovery.signal"))).toBe(true);
-
-  // Then the pod's containers: the sidecar on the restored volume, and the database.
-  const fetcher = await startContainer(
-    scope,
-    { [target]: PGDATA, [store.dir]: "/store" },
-    { WALE_FILE_PREFIX: "file://localhost/store" },
-    fetchPort,
-  );
-  const restored: Postgres = await startPostgres(scope, {
-    version: 14,
-    owner: IMAGE_USER,
-    pgdata: target,
-    conf: ["archive_mode = off"],
-  });
-  await waitFor("recovery to finish", async () => (await restored.sql("SELECT pg_is_in_recovery()")) === "f", 120_000);
-  expect(await checksum(restored, "t")).toBe(expected);
-  const fetches = (await fetcher.requests()).filter((r) => r.route === "/wal-fetch");
-  expect(fetches.some((r) => r.status === 200 && r.missing !== true)).toBe(true);
-  expect(fetches.every((r) => r.status === 200)).toBe(true);
-}, 300_000);
+      fetchPort,
+    );
+    const restored: Postgres = await startPostgres(scope, {
+      version,
+      owner: IMAGE_USER,
+      pgdata: target,
+      conf: ["archive_mode = off"],
+    });
+    await waitFor(
+      "recovery to finish",
+      async () => (await restored.sql("SELECT pg_is_in_recovery()")) === "f",
+      120_000,
+    );
+    expect(await checksum(restored, "t")).toBe(expected);
+    const fetches = (await fetcher.requests()).filter((r) => r.route === "/wal-fetch");
+    expect(fetches.some((r) => r.status === 200 && r.missing !== true)).toBe(true);
+    expect(fetches.every((r) => r.status === 200)).toBe(true);
+  }, 300_000);
 
 test("podman stop (SIGTERM) during a push loses nothing: the push completes and PostgreSQL marks only what is stored", async () => {
   const store = makeStore(scope, IMAGE_USER);
@@ -216,7 +228,7 @@ test("podman stop (SIGTERM) during a push loses nothing: the push completes and 
     `case " $* " in *" wal-push "*) touch /slow/push-started; sleep 5;; esac
 exec /opt/wal-e/bin/wal-e "$@"`,
   );
-  const { source, container } = await archivingSource(store, { [slow]: "/slow" }, { WALE_BIN: "/slow/wal-e" });
+  const { source, container } = await archivingSource(14, store, { [slow]: "/slow" }, { WALE_BIN: "/slow/wal-e" });
   await source.sql("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1000) g");
   const segment = await source.switchWal();
   await waitFor("the push to start", () => existsSync(join(slow, "push-started")), 60_000, 50);
