@@ -68,11 +68,8 @@ fi
 # The image installs the mirror's current versions; the tests here must run
 # the same ones, so bring any runtime package that is behind up to date.
 mapfile -t behind < <(
-  for pkg in $(runtime_closure | sort -u); do
-    installed="$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)"
-    candidate="$(apt-cache policy "$pkg" 2>/dev/null | sed -n 's/^ *Candidate: //p')"
-    [[ -n $installed && -n $candidate && $candidate != "(none)" && $installed != "$candidate" ]] && echo "$pkg"
-  done
+  apt-cache policy $(runtime_closure | sort -u) 2>/dev/null |
+    awk '/^[^ ].*:$/ { sub(/:$/, ""); p = $0 } /^  Installed:/ { i = $2 } /^  Candidate:/ { if (i != "(none)" && $2 != "(none)" && i != $2) print p }'
 )
 if ((${#behind[@]})); then
   log "apt-get install --only-upgrade ${behind[*]} (the image carries the newer versions)"
@@ -88,9 +85,11 @@ if ! getent passwd 70 >/dev/null; then
   useradd --system --uid 70 --gid 70 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin wale-image
 fi
 
+# (grep without -q below: under pipefail, grep -q quitting early can kill pip
+# freeze with SIGPIPE, and the check then fails on a good install.)
 # WAL-E. Debian's python3, not a user's pyenv: the venv must be usable by the
 # postgres user, which runs the sidecar.
-if ! "$WALE_VENV/bin/pip" freeze 2>/dev/null | grep -qx 'wal-e==1.1.1'; then
+if ! "$WALE_VENV/bin/pip" freeze 2>/dev/null | grep -x 'wal-e==1.1.1' >/dev/null; then
   log "WAL-E into $WALE_VENV"
   /usr/bin/python3 -m venv "$WALE_VENV"
   "$WALE_VENV/bin/pip" install -q --disable-pip-version-check -r "$here/wal-e-requirements.txt"
@@ -101,7 +100,7 @@ fi
 # The Dockerfile does the same. Up-to-date files are skipped.
 "$WALE_VENV/bin/python" -m compileall -q "$WALE_VENV"/lib/python3*/site-packages/wal_e
 
-if ! "$MOTO_VENV/bin/pip" freeze 2>/dev/null | grep -qx 'moto==5.2.5'; then
+if ! "$MOTO_VENV/bin/pip" freeze 2>/dev/null | grep -x 'moto==5.2.5' >/dev/null; then
   log "moto (an S3 API for the tests) into $MOTO_VENV"
   /usr/bin/python3 -m venv "$MOTO_VENV"
   "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check "$MOTO_REQUIREMENT"
