@@ -4,7 +4,9 @@
 #
 #   - Debian: WAL-E's helpers (lzop, pv, psql), PostgreSQL 15, wget, tini,
 #     wrk (the benchmark's load generator),
-#     python3-venv. The runtime part is the same list the Dockerfile installs.
+#     python3-venv. The runtime part is the same list the Dockerfile installs,
+#     kept at the mirror's current versions as the image gets them.
+#   - A user with uid/gid 70, the image's postgres user, for the image test.
 #   - WAL-E 1.1.1 in a venv at $WALE_VENV (default /opt/wal-e).
 #   - For the tests, an S3 API on loopback: moto's server, pinned, in a venv
 #     at $MOTO_VENV (default /opt/moto). WAL-E's S3 backend runs against it.
