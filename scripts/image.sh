@@ -154,17 +154,13 @@ if ! exists "$bun"; then
 fi
 
 # ---------------------------------------------- extra CA certificates, if any
-# The bundle the build trusts: the system's, plus every extra certificate
-# this machine was told to trust. Only mounted when there are extras.
+# The bundle the build trusts: the system's, plus every certificate this
+# machine was told to trust besides. Only mounted when there are such.
 extras=()
 for f in "${NODE_EXTRA_CA_CERTS:-}" "${SSL_CERT_FILE:-}" /usr/local/share/ca-certificates/*.crt \
   /usr/local/share/ca-certificates/*/*.crt; do
-  [[ -n $f && -f $f && $f != /etc/ssl/certs/ca-certificates.crt ]] && extras+=("$f")
+  [[ -n $f && -f $f ]] && extras+=("$f")
 done
-if [[ -n ${NODE_EXTRA_CA_CERTS:-}${SSL_CERT_FILE:-} ]] && [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
-  # Set to the system bundle itself, which then holds the extras.
-  extras+=(/etc/ssl/certs/ca-certificates.crt)
-fi
 # They reach the build through a directory mounted on /root (HOME of every
 # RUN): buildah leaves an empty file behind for any mount on a path the image
 # lacks, and /root exists in both base images, so the image keeps no trace.
