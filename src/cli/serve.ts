@@ -19,7 +19,7 @@ restore_command:
   GET /wal-push/<file>          wal-e wal-push PGWAL/<file>
   GET /wal-fetch/<file>[?dest=] wal-e wal-fetch <file> PGWAL/<file> (or PGDATA/<dest>)
   GET /wal/<file>               the bytes of <file> from the archive
-  GET /backup-push[?wait=false] wal-e backup-push PGDATA (joins a running backup)
+  GET /backup-push[?wait=false] a base backup of PGDATA in WAL-E's layout (joins a running one)
   GET /backups/jobs/<id>        a backup job, as JSON
   GET /backup-list              wal-e backup-list --detail, as JSON
   GET /swagger                  the API documentation
@@ -136,7 +136,7 @@ async function shutdown({ signal, config, sidecar, server, log, inFlight }: Stop
   if (busy()) {
     log.warn("grace period over: killing WAL-E", { in_flight: inFlight(), wale_running: runner.inFlight });
     await runner.close();
-    // A killed backup-push still has clean-up to do (see BackupJobs).
+    // Let a killed backup record its end (PostgreSQL ends the backup itself).
     await Promise.race([backups.idle(), sleep(15_000)]);
     // Let the requests whose WAL-E was killed send their answers.
     for (let i = 0; i < 40 && inFlight() > 0; i++) await sleep(50);

@@ -10,8 +10,10 @@
 # Exit codes: 0 done, 2 bad arguments, 3 WAL-E could not be set up, 4 a
 # refusal (the worker printed "refused <reason>"), 1 an error of the
 # worker's own (with a traceback).
+import os
 import sys
 import threading
+import time
 
 # `python -c` puts the working directory first on the module path, where
 # the installed `wal-e` has its own directory: take it off, so that nothing
@@ -54,3 +56,19 @@ def wale_setup(argv, programs):
         cmd.logger.log(level=error.severity, msg=error.msg, detail=error.detail, hint=error.hint)
         raise SetupFailed() from error
     return args, backup_cxt
+
+
+def exit_with_parent():
+    """
+    Ends this process once the sidecar that started it is gone (a kill -9
+    leaves no one to kill the process group): a worker must not go on
+    working for no one.
+    """
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()

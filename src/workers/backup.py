@@ -35,13 +35,12 @@
 # "refused <reason>" (exit 4) before anything is started or written.
 import datetime
 import json
-import os
 import subprocess
 import tarfile
 import tempfile
 from io import BytesIO
 
-# (src/workers/_prelude.py comes first: sys, threading, cmd, say, wale_setup.)
+# (src/workers/_prelude.py comes first: os, sys, threading, cmd, say, wale_setup, exit_with_parent.)
 from wal_e import storage, tar_partition
 from wal_e.worker import PartitionUploader, TarUploadPool, uri_put_file
 
@@ -261,9 +260,12 @@ def main(argv):
         print("usage: [WAL-E flags] backup-push [backup-push flags] <PGDATA>", file=sys.stderr)
         return 2
     try:
-        args, backup_cxt = wale_setup(argv, [cmd.LZOP_BIN, cmd.PSQL_BIN, cmd.PV_BIN])
+        # Not PSQL_BIN: WAL-E's check of it is a connection, which Session
+        # makes below, with a clearer message when it fails.
+        args, backup_cxt = wale_setup(argv, [cmd.LZOP_BIN, cmd.PV_BIN])
     except SetupFailed:
         return 3
+    exit_with_parent()  # and psql, its stdin closed, with it: PostgreSQL then ends the backup
     pgdata = os.path.abspath(args.PG_CLUSTER_DIRECTORY)
     cmd.monkeypatch_tarfile_copyfileobj()  # as backup-push does
     db = None

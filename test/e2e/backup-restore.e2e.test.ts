@@ -1,6 +1,5 @@
 /**
- * Base backup and restore on PostgreSQL 14 (WAL-E's backup-push needs
- * exclusive backup mode, which 15 removed): backup-push through the sidecar,
+ * Base backup and restore on PostgreSQL 14: /backup-push through the sidecar,
  * backup-fetch through the binary's wal-e passthrough, and recovery with
  * restore_command through the sidecar's /wal-fetch?dest=%p.
  */

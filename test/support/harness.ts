@@ -493,8 +493,8 @@ export async function startSidecar(
 
 /**
  * A source database archiving through its own sidecar into `store`. The
- * sidecar reaches the database through the PG* variables, so it can run
- * backup-push (WAL-E needs PostgreSQL 14 for that).
+ * sidecar reaches the database through the PG* variables, so it can take
+ * base backups (`env` is added to the sidecar's environment).
  */
 export async function startArchivingSource(
   scope: Scope,
