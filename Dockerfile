@@ -29,9 +29,14 @@ RUN apt-get update \
 COPY scripts/wal-e-requirements.txt /tmp/wal-e-requirements.txt
 # WAL-E's sdist is not compiled to bytecode on install, and the postgres user
 # cannot write __pycache__ here: compile it once, not at every WAL-E start.
+# Then what only installing needs goes (pip and setuptools, 25 MB: the wal-e
+# script loads through importlib.metadata), and the test suites that gevent,
+# greenlet and zope.interface ship (6 MB).
 RUN python3 -m venv /opt/wal-e \
  && /opt/wal-e/bin/pip install --no-cache-dir --disable-pip-version-check -r /tmp/wal-e-requirements.txt \
  && /opt/wal-e/bin/python -m compileall -q /opt/wal-e/lib/python3*/site-packages/wal_e \
+ && /opt/wal-e/bin/pip uninstall -q -y --disable-pip-version-check setuptools pip \
+ && find /opt/wal-e/lib -depth -type d \( -name tests -o -path '*/gevent/testing' \) -exec rm -rf {} + \
  && rm /tmp/wal-e-requirements.txt
 
 RUN groupadd --system --gid "${WALE_GID}" postgres \

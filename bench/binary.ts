@@ -4,7 +4,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { freePort, type Scope, startSidecar, TOOLS } from "../test/support/harness.ts";
+import { freePort, run, type Scope, startSidecar, TOOLS } from "../test/support/harness.ts";
 import { median, round, type Section, targeted } from "./figures.ts";
 import { noopEngine } from "./noop-engine.ts";
 
@@ -18,6 +18,14 @@ export interface BinarySizes {
 }
 
 const MB = 1e6;
+
+/** The size podman gives for the image scripts/image.sh built, in bytes; undefined when it is not built. */
+async function imageSize(): Promise<number | undefined> {
+  const script = new URL("../scripts/image.sh", import.meta.url).pathname;
+  const inspect = ["podman", "image", "inspect", "--format", "{{.Size}}", "wale-sidecar:test"];
+  const out = await run(["bash", script, ...inspect], { check: false });
+  return out.exitCode === 0 ? Number(out.stdout.trim()) : undefined;
+}
 
 /** Resident memory of a process, in MB, from /proc. */
 function rss(pid: number): number {
@@ -123,6 +131,7 @@ export async function theBinary(scope: Scope, sizes: BinarySizes): Promise<Secti
   const settled = median(memory.map((m) => m.settled));
   const growth = median(memory.map((m) => m.settled - m.idle));
   const mb = (values: number[]) => values.map((v) => round(v, 1)).join(", ");
+  const image = process.getuid?.() === 0 ? await imageSize() : undefined;
 
   return {
     title: "The binary",
@@ -142,6 +151,9 @@ export async function theBinary(scope: Scope, sizes: BinarySizes): Promise<Secti
         unit: "MB",
       },
       { name: "size of dist/wale-sidecar", value: round(statSync(TOOLS.sidecar).size / MB, 1), unit: "MB" },
+      ...(image === undefined
+        ? []
+        : [{ name: "size of the image wale-sidecar:test", value: round(image / MB, 0), unit: "MB" }]),
     ],
     notes: [
       `Exec to /ping: the binary spawned directly, /ping polled without pause until it answers 200; median of ` +
@@ -151,6 +163,11 @@ export async function theBinary(scope: Scope, sizes: BinarySizes): Promise<Secti
         `then RSS sampled every 0.5 s for 3 s; the figure is the last sample, as the first ones can precede a garbage ` +
         `collection (the highest sample is shown too). MB = 10^6 bytes. Per sidecar, idle: ${mb(memory.map((m) => m.idle))}; ` +
         `after: ${mb(memory.map((m) => m.settled))}; highest: ${mb(memory.map((m) => m.peak))}.`,
+      image === undefined
+        ? "Image: not built (bash scripts/image.sh, as root)."
+        : "Image: as podman reports it, uncompressed (bash scripts/image.sh). The seed's Alpine image " +
+          "(timescale/timescale-wale) is the reference, but neither it nor Alpine's packages can be fetched " +
+          "here, so it is not measured.",
       `The last sidecar then took two more batches of ${sizes.requests}; its RSS after each: ${mb(later)} MB.`,
       `Reading the growth: a leak adds about the same for every batch, so the third batch would end near ` +
         `${round(settled + 2 * growth, 1)} MB; it ended at ${round(later[later.length - 1] ?? Number.NaN, 1)} MB. ` +

@@ -4,7 +4,9 @@
 #
 #   - Debian: WAL-E's helpers (lzop, pv, psql), PostgreSQL 15, wget, tini,
 #     wrk and pgBackRest 2.45 (the benchmark's load generator and reference),
-#     python3-venv. The runtime part is the same list the Dockerfile installs.
+#     python3-venv. The runtime part is the same list the Dockerfile installs,
+#     kept at the mirror's current versions as the image gets them.
+#   - A user with uid/gid 70, the image's postgres user, for the image test.
 #   - WAL-E 1.1.1 in a venv at $WALE_VENV (default /opt/wal-e).
 #   - For the tests, an S3 API on loopback: moto's server, pinned, in a venv
 #     at $MOTO_VENV (default /opt/moto). WAL-E's S3 backend runs against it.
@@ -38,6 +40,19 @@ TEST_DEBS=(postgresql-15 wget util-linux wrk strace pgbackrest)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
+# The packages the image must carry at the versions installed here:
+# RUNTIME_DEBS and what they depend on directly (python3.11, postgresql-client-15,
+# openssl, ...). The image test compares them; `setup.sh runtime-debs` prints them.
+runtime_closure() {
+  printf '%s\n' "${RUNTIME_DEBS[@]}"
+  apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances \
+    "${RUNTIME_DEBS[@]}" 2>/dev/null | sed -n 's/^ *\(Pre\)\{0,1\}Depends: \([^<].*\)$/\2/p'
+}
+if [[ ${1:-} == runtime-debs ]]; then
+  runtime_closure | sort -u
+  exit 0
+fi
+
 if [[ $(id -u) -ne 0 ]]; then
   log "run me as root (apt-get, /opt and the postgres user need it)"
   exit 1
@@ -49,13 +64,34 @@ for pkg in "${RUNTIME_DEBS[@]}" "${TEST_DEBS[@]}"; do
 done
 if ((${#missing[@]})); then
   log "apt-get install ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The image installs the mirror's current versions; the tests here must run
+# the same ones, so bring any runtime package that is behind up to date.
+mapfile -t behind < <(
+  apt-cache policy $(runtime_closure | sort -u) 2>/dev/null |
+    awk '/^[^ ].*:$/ { sub(/:$/, ""); p = $0 } /^  Installed:/ { i = $2 } /^  Candidate:/ { if (i != "(none)" && $2 != "(none)" && i != $2) print p }'
+)
+if ((${#behind[@]})); then
+  log "apt-get install --only-upgrade ${behind[*]} (the image carries the newer versions)"
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --only-upgrade \
+    --no-install-recommends "${behind[@]}" >/dev/null
 fi
 
+# The image's postgres user is uid/gid 70 (the Dockerfile's WALE_UID). The
+# image test runs PostgreSQL on this machine as that uid, as a database
+# container in the same pod would: give uid 70 a name, unless it has one.
+if ! getent passwd 70 >/dev/null; then
+  getent group 70 >/dev/null || groupadd --system --gid 70 wale-image
+  useradd --system --uid 70 --gid 70 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin wale-image
+fi
+
+# (grep without -q below: under pipefail, grep -q quitting early can kill pip
+# freeze with SIGPIPE, and the check then fails on a good install.)
 # WAL-E. Debian's python3, not a user's pyenv: the venv must be usable by the
 # postgres user, which runs the sidecar.
-if ! "$WALE_VENV/bin/pip" freeze 2>/dev/null | grep -qx 'wal-e==1.1.1'; then
+if ! "$WALE_VENV/bin/pip" freeze 2>/dev/null | grep -x 'wal-e==1.1.1' >/dev/null; then
   log "WAL-E into $WALE_VENV"
   /usr/bin/python3 -m venv "$WALE_VENV"
   "$WALE_VENV/bin/pip" install -q --disable-pip-version-check -r "$here/wal-e-requirements.txt"
@@ -66,7 +102,7 @@ fi
 # The Dockerfile does the same. Up-to-date files are skipped.
 "$WALE_VENV/bin/python" -m compileall -q "$WALE_VENV"/lib/python3*/site-packages/wal_e
 
-if ! "$MOTO_VENV/bin/pip" freeze 2>/dev/null | grep -qx 'moto==5.2.5'; then
+if ! "$MOTO_VENV/bin/pip" freeze 2>/dev/null | grep -x 'moto==5.2.5' >/dev/null; then
   log "moto (an S3 API for the tests) into $MOTO_VENV"
   /usr/bin/python3 -m venv "$MOTO_VENV"
   "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check "$MOTO_REQUIREMENT"

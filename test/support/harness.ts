@@ -71,9 +71,11 @@ const dbGroup = isRoot ? Bun.spawnSync(["id", "-g", DB_USER]).stdout.toString().
 /** `--owner` for a restore run as root: the database user's uid:gid (undefined when the tests are not root). */
 export const DB_OWNER = isRoot ? `${dbUser}:${dbGroup}` : undefined;
 
-/** argv run as the database user (a no-op when the tests are not root). */
-export const asDbUser = (argv: string[]) =>
-  isRoot ? ["setpriv", `--reuid=${dbUser}`, `--regid=${dbGroup}`, "--init-groups", "--", ...argv] : argv;
+/** argv run as `owner` ("uid:gid", a user with a name), or as the database user (a no-op when the tests are not root). */
+export const asDbUser = (argv: string[], owner = DB_OWNER) => {
+  const [uid, gid] = (owner ?? "").split(":");
+  return isRoot ? ["setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--", ...argv] : argv;
+};
 
 /** A stack of clean-ups, run in reverse after each test. */
 export class Scope {
@@ -90,10 +92,11 @@ export class Scope {
       }
     }
   }
-  /** A fresh directory owned by the database user, removed afterwards. */
-  tempDir(label = "wale"): string {
+  /** A fresh directory owned by the database user (or by `owner`, "uid:gid"), removed afterwards. */
+  tempDir(label = "wale", owner = DB_OWNER): string {
     const dir = mkdtempSync(join(tmpdir(), `${label}-`));
-    if (isRoot) chownSync(dir, Number(dbUser), Number(dbGroup));
+    const [uid, gid] = (owner ?? "").split(":").map(Number);
+    if (isRoot) chownSync(dir, uid as number, gid as number);
     chmodSync(dir, 0o700);
     this.defer(() => rmSync(dir, { recursive: true, force: true }));
     return dir;
@@ -200,8 +203,9 @@ export interface Store {
   walFiles(): string[];
 }
 
-export function makeStore(scope: Scope): Store {
-  const dir = scope.tempDir("store");
+/** A file:// store, owned by the database user (or by `owner`, "uid:gid"). */
+export function makeStore(scope: Scope, owner = DB_OWNER): Store {
+  const dir = scope.tempDir("store", owner);
   return {
     dir,
     prefix: `file://localhost${dir}`,
@@ -276,26 +280,31 @@ export interface PostgresOptions {
   env?: Record<string, string>;
   /** initdb --data-checksums (18 has them on by default). */
   checksums?: boolean;
+  /** The user that runs it, "uid:gid" (default: the database user). */
+  owner?: string;
 }
 
 export async function startPostgres(scope: Scope, options: PostgresOptions): Promise<Postgres> {
   const bin = TOOLS.pgBin[options.version];
-  const dir = scope.tempDir(`pg${options.version}`);
+  const dir = scope.tempDir(`pg${options.version}`, options.owner);
   const pgdata = options.pgdata ?? join(dir, "data");
   if (!options.pgdata) {
     await run(
-      asDbUser([
-        join(bin, "initdb"),
-        "-D",
-        pgdata,
-        "-U",
-        "postgres",
-        "--auth=trust",
-        "-E",
-        "UTF8",
-        "--no-sync",
-        ...(options.checksums ? ["--data-checksums"] : []),
-      ]),
+      asDbUser(
+        [
+          join(bin, "initdb"),
+          "-D",
+          pgdata,
+          "-U",
+          "postgres",
+          "--auth=trust",
+          "-E",
+          "UTF8",
+          "--no-sync",
+          ...(options.checksums ? ["--data-checksums"] : []),
+        ],
+        options.owner,
+      ),
     );
   }
   const port = freePort();
@@ -315,7 +324,7 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
   const logFile = join(dir, "postgres.log");
   const env = options.env ? ({ ...process.env, ...options.env } as Record<string, string>) : undefined;
   const pgCtl = (...args: string[]) =>
-    run(asDbUser([join(bin, "pg_ctl"), "-D", pgdata, ...args]), { check: false, env });
+    run(asDbUser([join(bin, "pg_ctl"), "-D", pgdata, ...args], options.owner), { check: false, env });
   const started = await pgCtl("-l", logFile, "-w", "-t", "120", "start");
   const stop = async (mode: "immediate" | "fast" = "immediate") => {
     await pgCtl("-m", mode, "-w", "stop");
