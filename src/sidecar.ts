@@ -3,20 +3,20 @@
  * app, built from the configuration. The serve command runs it; tests build
  * it around a fake runtime.
  */
-import { BackupJobs } from "./backups.ts";
-import type { Config } from "./config.ts";
-import { Readiness } from "./health.ts";
+import { BackupJobs } from "./backups/jobs.ts";
+import { type Schedule, startSchedule } from "./backups/schedule.ts";
+import type { Config } from "./config/config.ts";
 import { type App, createApp } from "./http/app.ts";
-import { Limiter } from "./limiter.ts";
-import type { Logger, Redact } from "./log.ts";
-import { Metrics } from "./metrics.ts";
-import type { Deps, Outcome } from "./operations.ts";
-import { isDirectory } from "./paths.ts";
+import { Readiness } from "./observe/health.ts";
+import type { Logger, Redact } from "./observe/log.ts";
+import { Metrics } from "./observe/metrics.ts";
+import type { Deps, Outcome } from "./operations/operations.ts";
 import type { Runtime } from "./runtime/types.ts";
-import { type Schedule, startSchedule } from "./schedule.ts";
-import { SingleFlight } from "./single-flight.ts";
-import { Spool } from "./spool.ts";
-import { StoreCheck, WaleRunner } from "./wale.ts";
+import { isDirectory } from "./wal/paths.ts";
+import { Spool } from "./wal/spool.ts";
+import { Limiter } from "./wale/limiter.ts";
+import { SingleFlight } from "./wale/single-flight.ts";
+import { StoreCheck, WaleRunner } from "./wale/wale.ts";
 
 export interface Sidecar {
   deps: Deps;

@@ -19,8 +19,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
-import { COMMANDS } from "../src/cli.ts";
-import { EnvSchema, isWaleVariable, parseConfig } from "../src/config.ts";
+import { COMMANDS } from "../src/cli/dispatch.ts";
+import { EnvSchema, isWaleVariable, parseConfig } from "../src/config/config.ts";
 import { fakeRuntime, sidecarFor } from "./support/fake-runtime.ts";
 
 /**

@@ -1,5 +1,5 @@
 /** What every subcommand provides, and the helpers they share. */
-import { type Config, parseConfig } from "../config.ts";
+import { type Config, parseConfig } from "../config/config.ts";
 import { ConfigError } from "../errors.ts";
 import type { Runtime } from "../runtime/types.ts";
 

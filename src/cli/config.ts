@@ -1,5 +1,5 @@
-import { type Config, isWaleVariable, SECRET_NAME } from "../config.ts";
-import { redactedJson, redactor } from "../log.ts";
+import { type Config, isWaleVariable, SECRET_NAME } from "../config/config.ts";
+import { redactedJson, redactor } from "../observe/log.ts";
 import { type Command, helpOrRefusal, loadConfig } from "./command.ts";
 
 export const config: Command = {

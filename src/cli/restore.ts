@@ -1,9 +1,9 @@
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
-import type { Config } from "../config.ts";
+import type { Config } from "../config/config.ts";
 import { ARCHIVE_NEEDS_TOKEN, isLoopback } from "../http/auth.ts";
-import { majorVersion } from "../pg-version.ts";
+import { majorVersion } from "../restore/pg-version.ts";
 import {
   asideName,
   chownTree,
@@ -20,9 +20,9 @@ import {
   type TargetAction,
   type TargetKind,
   writeRecoveryFiles,
-} from "../restore.ts";
+} from "../restore/steps.ts";
 import type { Runtime } from "../runtime/types.ts";
-import { backupFetchArgv, lastLines, WaleRunner } from "../wale.ts";
+import { backupFetchArgv, lastLines, WaleRunner } from "../wale/wale.ts";
 import { type Command, helpOrRefusal, loadConfig } from "./command.ts";
 
 const HELP = `Usage: wale-sidecar restore (--via <sidecar URL> [--stream] | --direct) [options]

@@ -1,9 +1,9 @@
-import type { Config } from "../config.ts";
+import type { Config } from "../config/config.ts";
+import { VERSION } from "../config/version.ts";
 import { exposureWarning } from "../http/auth.ts";
-import { createLogger, type Logger, redactor } from "../log.ts";
+import { createLogger, type Logger, redactor } from "../observe/log.ts";
 import type { Server } from "../runtime/types.ts";
 import { createSidecar, type Sidecar } from "../sidecar.ts";
-import { VERSION } from "../version.ts";
 import { type Command, helpOrRefusal, loadConfig } from "./command.ts";
 
 export const serve: Command = {

@@ -9,7 +9,7 @@
  */
 import { swagger } from "@elysiajs/swagger";
 import { Elysia } from "elysia";
-import { VERSION } from "../version.ts";
+import { VERSION } from "../config/version.ts";
 import { type Access, createGate } from "./auth.ts";
 import { createAnswer, text } from "./responses.ts";
 import type { AppContext, Route, RouteContext } from "./route.ts";

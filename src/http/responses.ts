@@ -3,9 +3,9 @@
  * OpenAPI response tables, and an operation's Outcome with its one log line
  * and metric.
  */
-import type { Logger, Redact } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
-import type { Outcome } from "../operations.ts";
+import type { Logger, Redact } from "../observe/log.ts";
+import type { Metrics } from "../observe/metrics.ts";
+import type { Outcome } from "../operations/operations.ts";
 
 export const text = (status: number, body: string, headers: Record<string, string> = {}) =>
   new Response(body, { status, headers: { "content-type": "text/plain; charset=utf-8", ...headers } });

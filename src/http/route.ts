@@ -4,10 +4,10 @@
  * these; app.ts gives them to the router and the gate.
  */
 import type { TSchema } from "@sinclair/typebox";
-import type { Readiness } from "../health.ts";
-import type { Logger, Redact } from "../log.ts";
-import type { Deps } from "../operations.ts";
-import type { Schedule } from "../schedule.ts";
+import type { Schedule } from "../backups/schedule.ts";
+import type { Readiness } from "../observe/health.ts";
+import type { Logger, Redact } from "../observe/log.ts";
+import type { Deps } from "../operations/operations.ts";
 import type { Access } from "./auth.ts";
 import type { Answer } from "./responses.ts";
 

@@ -1,6 +1,6 @@
 /** The Runtime on Bun. */
 import { constants } from "node:os";
-import { groupHasMembers } from "../pid.ts";
+import { groupHasMembers } from "./pid.ts";
 import type { Child, Runtime, Signal } from "./types.ts";
 
 /** Seconds a connection may stay open without a request in flight (Bun's own default is 10). */

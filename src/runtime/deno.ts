@@ -1,6 +1,6 @@
 /** The Runtime on Deno 2. */
 import { constants } from "node:os";
-import { groupHasMembers } from "../pid.ts";
+import { groupHasMembers } from "./pid.ts";
 import type { Child, Runtime } from "./types.ts";
 
 const encoder = new TextEncoder();

@@ -1,6 +1,6 @@
 # WAL-E's wal-prefetch for many segments, in one Python process.
 #
-# src/prefetcher.ts runs this, after src/workers/_prelude.py, with the
+# src/wal/prefetcher.ts runs this, after src/workers/_prelude.py, with the
 # interpreter that runs WAL-E:
 #
 #   python -c <prelude + this file> [WALE_FLAGS] wal-prefetch <spool>

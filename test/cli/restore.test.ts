@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseRestoreArgs, restore, UsageError } from "../../src/cli/restore.ts";
-import { DEFAULT_IDENT } from "../../src/restore.ts";
+import { DEFAULT_IDENT } from "../../src/restore/steps.ts";
 import { fakeRuntime } from "../support/fake-runtime.ts";
 
 describe("parseRestoreArgs", () => {

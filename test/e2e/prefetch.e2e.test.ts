@@ -8,11 +8,11 @@ import { expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseConfig } from "../../src/config.ts";
-import { createLogger } from "../../src/log.ts";
-import { createPrefetcher } from "../../src/prefetcher.ts";
+import { parseConfig } from "../../src/config/config.ts";
+import { createLogger } from "../../src/observe/log.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
-import { WaleRunner } from "../../src/wale.ts";
+import { createPrefetcher } from "../../src/wal/prefetcher.ts";
+import { WaleRunner } from "../../src/wale/wale.ts";
 import { makeStore, run, TOOLS, useScope } from "../support/harness.ts";
 
 const scope = useScope();

@@ -9,7 +9,7 @@
 import { expect, test } from "bun:test";
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { DEFAULT_HBA, DEFAULT_IDENT, DEFAULT_POSTGRESQL_CONF } from "../../src/restore.ts";
+import { DEFAULT_HBA, DEFAULT_IDENT, DEFAULT_POSTGRESQL_CONF } from "../../src/restore/steps.ts";
 import {
   asDbUser,
   checksum,

@@ -6,7 +6,7 @@
 import { expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { INCOMPLETE_MARKER, restoreCommand } from "../../src/restore.ts";
+import { INCOMPLETE_MARKER, restoreCommand } from "../../src/restore/steps.ts";
 import {
   asDbUser,
   DB_OWNER,

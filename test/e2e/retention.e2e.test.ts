@@ -1,7 +1,7 @@
 /**
  * WALE_BACKUP_RETAIN against a burst of /backup-push calls, with real WAL-E
  * on PostgreSQL 14 and a file:// store: the backups the operator's window
- * needs stay (src/retention.ts). The older backups are aged by setting the
+ * needs stay (src/backups/retention.ts). The older backups are aged by setting the
  * time of their sentinel files, which is what WAL-E's file backend lists.
  */
 import { expect, test } from "bun:test";

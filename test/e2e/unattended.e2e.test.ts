@@ -80,7 +80,7 @@ test("overlapping backup-push calls make one backup; retention keeps the newest 
   expect(listed[0]?.name).toMatch(/^base_[0-9A-F]{24}_[0-9A-F]{8}$/);
 
   // Retention keeps the newest N and what recovery to any moment of the last
-  // N-1 intervals needs (a day each without a schedule; src/retention.ts):
+  // N-1 intervals needs (a day each without a schedule; src/backups/retention.ts):
   // backups a day apart, aged by their sentinels' times, so the third
   // deletes the first. (Backups minutes apart would all stay.)
   const age = (sentinel: string, days: number) => {

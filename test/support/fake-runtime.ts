@@ -5,8 +5,8 @@
  */
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Config } from "../../src/config.ts";
-import { createLogger, redactor } from "../../src/log.ts";
+import type { Config } from "../../src/config/config.ts";
+import { createLogger, redactor } from "../../src/observe/log.ts";
 import type { Child, Runtime } from "../../src/runtime/types.ts";
 import { createSidecar } from "../../src/sidecar.ts";
 

@@ -20,7 +20,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { restoreCommand } from "../../src/restore.ts";
+import { restoreCommand } from "../../src/restore/steps.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const PG_ROOT = process.env.PG_ROOT ?? "/opt";

@@ -1,8 +1,8 @@
 /** Base backups: take one (or join the one running), follow a job, list the archive's backups. */
 import { t } from "elysia";
-import { describeJob } from "../../backups.ts";
-import { redactedJson } from "../../log.ts";
-import { backupList, backupPush } from "../../operations.ts";
+import { describeJob } from "../../backups/jobs.ts";
+import { redactedJson } from "../../observe/log.ts";
+import { backupList, backupPush } from "../../operations/operations.ts";
 import { json, Responses, text } from "../responses.ts";
 import type { RouteFamily } from "../route.ts";
 

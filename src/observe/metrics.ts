@@ -1,0 +1,100 @@
+/**
+ * Prometheus metrics, on a registry of the sidecar's own (no global state).
+ * Alert on wale_sidecar_last_success_timestamp_seconds{operation="wal-push"}
+ * going stale: archiving has stopped.
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Operation } from "../wale/wale.ts";
+
+export type RunOutcome = "success" | "not_found" | "failure" | "timeout" | "refused";
+export type JobState = "running" | "succeeded" | "failed";
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly requests = new Counter({
+    name: "wale_sidecar_requests_total",
+    help: "HTTP requests answered, by route and status code.",
+    labelNames: ["route", "status"] as const,
+    registers: [this.registry],
+  });
+  private readonly runs = new Counter({
+    name: "wale_sidecar_wale_runs_total",
+    help: "WAL-E runs, by operation and outcome.",
+    labelNames: ["operation", "outcome"] as const,
+    registers: [this.registry],
+  });
+  private readonly duration = new Histogram({
+    name: "wale_sidecar_wale_duration_seconds",
+    help: "How long WAL-E ran, by operation.",
+    labelNames: ["operation"] as const,
+    buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400],
+    registers: [this.registry],
+  });
+  private readonly inFlight = new Gauge({
+    name: "wale_sidecar_in_flight",
+    help: "Operations running now.",
+    labelNames: ["operation"] as const,
+    registers: [this.registry],
+  });
+  private readonly lastSuccess = new Gauge({
+    name: "wale_sidecar_last_success_timestamp_seconds",
+    help: "When an operation last succeeded (Unix time).",
+    labelNames: ["operation"] as const,
+    registers: [this.registry],
+  });
+  private readonly lastSegment = new Gauge({
+    name: "wale_sidecar_last_archived_segment_info",
+    help: "The WAL file last archived through wal-push, as a label; the value is 1.",
+    labelNames: ["file"] as const,
+    registers: [this.registry],
+  });
+  private readonly jobState = new Gauge({
+    name: "wale_sidecar_backup_job_state",
+    help: "The state of the latest backup job: 1 for its state, 0 for the others.",
+    labelNames: ["state"] as const,
+    registers: [this.registry],
+  });
+  private readonly nextBackup = new Gauge({
+    name: "wale_sidecar_next_backup_timestamp_seconds",
+    help: "When the next scheduled backup runs (Unix time); absent without a schedule.",
+    registers: [this.registry],
+  });
+
+  request(route: string, status: number) {
+    this.requests.inc({ route, status: String(status) });
+  }
+
+  /** Counts an operation in flight until the returned function is called. */
+  started(operation: Operation): () => void {
+    this.inFlight.inc({ operation });
+    return () => this.inFlight.dec({ operation });
+  }
+
+  ran(operation: Operation, outcome: RunOutcome, seconds: number, file?: string) {
+    this.runs.inc({ operation, outcome });
+    this.duration.observe({ operation }, seconds);
+    if (outcome !== "success") return;
+    this.lastSuccess.set({ operation }, Date.now() / 1000);
+    if (operation === "wal-push" && file) {
+      this.lastSegment.reset();
+      this.lastSegment.set({ file }, 1);
+    }
+  }
+
+  backupJob(state: JobState) {
+    for (const s of ["running", "succeeded", "failed"] as const) this.jobState.set({ state: s }, s === state ? 1 : 0);
+  }
+
+  nextScheduledBackup(at: Date | null) {
+    if (at) this.nextBackup.set(at.getTime() / 1000);
+    else this.nextBackup.reset();
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

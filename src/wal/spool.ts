@@ -1,0 +1,275 @@
+/**
+ * The spool: the sidecar's own directory, where WAL fetched for a request
+ * lands before it moves to its destination, and where the segments that
+ * follow are prefetched while PostgreSQL replays.
+ *
+ * Prefetching uses WAL-E's own wal-prefetch and its layout:
+ *   <spool>/.wal-e/prefetch/<segment>               complete segments
+ *   <spool>/.wal-e/prefetch/running/<segment>/tmp*  downloads in progress
+ * wal-prefetch downloads into running/ and links the file into prefetch/
+ * only once it is whole; a failed download is removed, never linked. So a
+ * file in prefetch/ is a complete segment, and a hit is a rename: no WAL-E
+ * start on the request's path. The spool decides what to prefetch: after
+ * each successful fetch, the next WALE_PREFETCH segments that are neither
+ * there nor on their way. The prefetcher (src/wal/prefetcher.ts) runs them.
+ *
+ * The spool holds at most WALE_PREFETCH segments (16 MB each), plus the
+ * files of the requests in flight. Everything outside the window is removed.
+ * Prefetches run through the same runner as requests: they count against
+ * WALE_MAX_CONCURRENCY, are stopped after WALE_FETCH_TIMEOUT, and on
+ * shutdown.
+ */
+import { chmod, copyFile, lstat, mkdir, open, readdir, realpath, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import process from "node:process";
+import type { Config } from "../config/config.ts";
+import type { Logger } from "../observe/log.ts";
+import { isAlive } from "../runtime/pid.ts";
+import { type RunResult, type WaleRunner, walFetchArgv, walFetchEnv } from "../wale/wale.ts";
+import { followingSegments, type WalKind } from "./names.ts";
+import { inside } from "./paths.ts";
+import { createPrefetcher, type Prefetcher } from "./prefetcher.ts";
+
+export type Fetched =
+  | { ok: true; path: string; prefetched: boolean; wale?: RunResult }
+  | { ok: false; wale: RunResult };
+
+const PART = ".wale-sidecar-part";
+const POLL_MS = 100;
+const STALL_MS = 10_000;
+/** A segment whose prefetch failed is not prefetched again for this long (a request still fetches it). */
+const RETRY_FAILED_MS = 30_000;
+
+export class Spool {
+  /** Segments on their way, each to whether it landed. */
+  private readonly inFlight = new Map<string, Promise<boolean>>();
+  /** When a prefetch of a segment last failed. */
+  private readonly failedAt = new Map<string, number>();
+  private serial = 0;
+  private readonly dir: string;
+  private readonly prefetched: string;
+  private readonly running: string;
+  /** Set by prepare(); null with WALE_PREFETCH=0. */
+  private prefetcher: Prefetcher | null = null;
+
+  constructor(
+    private readonly config: Config,
+    private readonly runner: WaleRunner,
+    private readonly log: Logger,
+  ) {
+    this.dir = config.spool.dir;
+    this.prefetched = join(this.dir, ".wal-e", "prefetch");
+    this.running = join(this.prefetched, "running");
+  }
+
+  /**
+   * Creates the spool (mode 0700), checks it (see secureSpoolDir), and
+   * removes what an earlier run left, in the spool and in PGWAL:
+   * WAL-E links a prefetched file without fsync, so after a crash it may be
+   * damaged. Only the spool's own entries are removed, never anything else.
+   */
+  async prepare(): Promise<void> {
+    await secureSpoolDir(this.dir, this.config);
+    await rm(join(this.dir, ".wal-e"), { recursive: true, force: true });
+    for (const entry of await readdir(this.dir)) {
+      if (entry.endsWith(PART)) await rm(join(this.dir, entry), { force: true });
+    }
+    // A copy into PGWAL across file systems (moveTo) that a crash cut short:
+    // .<name>.<pid>-<n>.wale-sidecar-part. Another sidecar still running
+    // (a restart overlapping the old process) keeps its own.
+    for (const entry of await readdir(this.config.pgwal).catch(() => [] as string[])) {
+      const pid = Number(/^\..+\.(\d+)-\d+\.wale-sidecar-part$/.exec(entry)?.[1] ?? Number.NaN);
+      if (!Number.isNaN(pid) && (pid === process.pid || !isAlive(pid))) {
+        await rm(join(this.config.pgwal, entry), { force: true });
+      }
+    }
+    this.prefetcher = await createPrefetcher(this.config, this.runner, this.log);
+  }
+
+  /** How segments are prefetched, for the start-up log line. */
+  get prefetching(): string {
+    return this.prefetcher?.description ?? "off";
+  }
+
+  /**
+   * On shutdown: stops prefetching, and starts none for the requests still
+   * in flight. A request waiting for a prefetched segment fetches it itself.
+   */
+  stop(): void {
+    this.prefetcher?.stop();
+    this.prefetcher = null;
+  }
+
+  /** Gets <name> from the archive into a file of the spool: a prefetched segment if there is one, else WAL-E's wal-fetch. */
+  async fetch(name: string, kind: WalKind): Promise<Fetched> {
+    const path = join(this.dir, `${name}.${process.pid}-${++this.serial}${PART}`);
+    let fetched: Fetched;
+    if (await this.takePrefetched(name, path)) {
+      fetched = { ok: true, path, prefetched: true };
+    } else {
+      const wale = await this.runner.run(walFetchArgv(this.config.wale, name, path), {
+        timeoutMs: this.config.timeouts.fetch,
+        env: walFetchEnv(this.config.wale),
+      });
+      if (wale.exitCode !== 0) {
+        await rm(path, { force: true });
+        return { ok: false, wale };
+      }
+      fetched = { ok: true, path, prefetched: false, wale };
+    }
+    // Prefetching is an optimisation: its trouble must not fail the fetch that succeeded.
+    if (kind === "segment" && this.prefetcher) await this.prefetchAfter(name, this.prefetcher).catch(() => undefined);
+    return fetched;
+  }
+
+  /** Moves a spool file into `dest` atomically: a rename, or on another file system a synced copy renamed into place. */
+  async moveTo(path: string, dest: string): Promise<void> {
+    try {
+      await rename(path, dest);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EXDEV") {
+        await rm(path, { force: true });
+        throw error;
+      }
+    }
+    const temp = join(dirname(dest), `.${basename(dest)}.${process.pid}-${++this.serial}${PART}`);
+    try {
+      await copyFile(path, temp);
+      const handle = await open(temp, "r+");
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, dest);
+    } finally {
+      await rm(temp, { force: true });
+      await rm(path, { force: true });
+    }
+  }
+
+  /** Waits for a prefetch of <name> in progress, then claims the complete file if there is one. */
+  private async takePrefetched(name: string, path: string): Promise<boolean> {
+    const running = this.inFlight.get(name);
+    if (running) await this.whileGrowing(running);
+    try {
+      await rename(join(this.prefetched, name), path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Waits for a running prefetch as long as its download grows, as WAL-E's
+   * own wal-fetch does: a prefetch stuck on the network must not hold up
+   * recovery. After STALL_MS without progress the caller fetches itself.
+   * Progress is that of every download: <name> may wait behind the others.
+   */
+  private async whileGrowing(running: Promise<boolean>): Promise<void> {
+    let finished = false;
+    const done = () => {
+      finished = true;
+    };
+    running.then(done, done);
+    let size = -1;
+    let still = 0;
+    while (still < STALL_MS) {
+      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, POLL_MS))]);
+      if (finished) return;
+      const now = await downloadedBytes(this.running);
+      still = now > size ? 0 : still + POLL_MS;
+      size = now;
+    }
+  }
+
+  /**
+   * Prefetches the segments after <name> that are neither prefetched nor on
+   * their way, and drops the rest. Past a segment whose prefetch just failed
+   * (the end of the archive, most often) nothing is started: the rest would
+   * fail too, each a WAL-E start that takes a core.
+   */
+  private async prefetchAfter(name: string, prefetcher: Prefetcher): Promise<void> {
+    const window = followingSegments(name, this.config.spool.prefetch);
+    await this.dropOutside(new Set(window));
+    const wanted: string[] = [];
+    for (const segment of window) {
+      if ((this.failedAt.get(segment) ?? Number.NEGATIVE_INFINITY) > performance.now() - RETRY_FAILED_MS) break;
+      if (this.inFlight.has(segment) || (await exists(join(this.prefetched, segment)))) continue;
+      wanted.push(segment);
+    }
+    if (this.failedAt.size > 1024) this.failedAt.clear();
+    // Another request may have started some of them during the awaits above:
+    // from here to inFlight.set nothing awaits.
+    const fresh = wanted.filter((segment) => !this.inFlight.has(segment));
+    // A segment that does not land leaves nothing behind; the request for it runs wal-fetch itself.
+    if (fresh.length === 0) return;
+    prefetcher.start(fresh).forEach((landed, i) => {
+      const segment = fresh[i] as string;
+      const done = landed.then((ok) => {
+        if (ok) this.failedAt.delete(segment);
+        else this.failedAt.set(segment, performance.now());
+        this.inFlight.delete(segment);
+        return ok;
+      });
+      this.inFlight.set(segment, done);
+    });
+  }
+
+  /** Removes prefetched segments outside the window, and downloads that no live prefetch owns. */
+  private async dropOutside(window: Set<string>): Promise<void> {
+    for (const entry of await readdir(this.prefetched).catch(() => [])) {
+      if (entry !== "running" && !window.has(entry)) await rm(join(this.prefetched, entry), { force: true });
+    }
+    for (const entry of await readdir(this.running).catch(() => [])) {
+      if (!this.inFlight.has(entry)) await rm(join(this.running, entry), { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * The spool is trusted with WAL that recovery replays, so it must be the
+ * sidecar's alone. The default path in /tmp is predictable: another user
+ * could create it first, or put a symlink there. So: created at mode 0700;
+ * not a symlink; owned by the sidecar's user (then its mode is made 0700);
+ * and its real path neither inside PGDATA or PGWAL nor holding them (the
+ * sidecar empties its spool at start). Throws with the reason.
+ */
+export async function secureSpoolDir(dir: string, roots: { pgdata: string; pgwal: string }): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const stat = await lstat(dir);
+  if (stat.isSymbolicLink()) throw new Error(`${dir} is a symlink; give the real directory`);
+  if (!stat.isDirectory()) throw new Error(`${dir} is not a directory`);
+  const uid = process.getuid?.();
+  if (uid !== undefined && stat.uid !== uid) {
+    throw new Error(
+      `${dir} is owned by uid ${stat.uid}, not by this user (${uid}); use a directory of this user's own`,
+    );
+  }
+  if ((stat.mode & 0o077) !== 0) await chmod(dir, 0o700);
+  const real = await realpath(dir);
+  for (const [name, root] of Object.entries({ PGDATA: roots.pgdata, PGWAL: roots.pgwal })) {
+    const realRoot = await realpath(root).catch(() => null);
+    if (realRoot && (inside(real, realRoot) || inside(realRoot, real))) {
+      throw new Error(`${dir} resolves to ${real}, which is inside ${name} (${realRoot}) or holds it`);
+    }
+  }
+}
+
+/** The bytes downloaded so far by every prefetch in progress: running/<segment>/<temporary file>. */
+async function downloadedBytes(running: string): Promise<number> {
+  let total = 0;
+  for (const segment of await readdir(running).catch(() => [])) {
+    const dir = join(running, segment);
+    for (const file of await readdir(dir).catch(() => []))
+      total += (await lstat(join(dir, file)).catch(() => null))?.size ?? 0;
+  }
+  return total;
+}
+
+const exists = (path: string) =>
+  lstat(path).then(
+    () => true,
+    () => false,
+  );
