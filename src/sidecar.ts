@@ -3,6 +3,7 @@
  * app, built from the configuration. The serve command runs it; tests build
  * it around a fake runtime.
  */
+import { WaleArchive } from "./archive/wale-archive.ts";
 import { BackupJobs } from "./backups/jobs.ts";
 import { type Schedule, startSchedule } from "./backups/schedule.ts";
 import type { Config } from "./config/config.ts";
@@ -20,6 +21,8 @@ import { StoreCheck, WaleRunner } from "./wale/wale.ts";
 
 export interface Sidecar {
   deps: Deps;
+  /** Every WAL-E run: shutdown waits for them, then kills them. */
+  runner: WaleRunner;
   app: App;
   schedule: Schedule | null;
   /** Set on shutdown: new requests get 503. */
@@ -32,11 +35,12 @@ export function createSidecar(config: Config, runtime: Runtime, log: Logger, red
   const backups = new BackupJobs(config, runner, metrics, log);
   const spool = new Spool(config, runner, log);
   const store = new StoreCheck(runner, config.wale, config.timeouts.fetch, isDirectory);
-  const deps: Deps = { config, runner, metrics, backups, pushes: new SingleFlight<Outcome>(), spool, store };
+  const archive = new WaleArchive(config, runner, spool, store);
+  const deps: Deps = { config, archive, metrics, backups, pushes: new SingleFlight<Outcome>(), spool };
   const schedule = config.backups.schedule
     ? startSchedule(config.backups.schedule, () => void backups.trigger("schedule"))
     : null;
   const lifecycle = { draining: false };
   const app = createApp({ deps, readiness: new Readiness(config, runner), schedule, lifecycle, log, redact });
-  return { deps, app, schedule, lifecycle };
+  return { deps, runner, app, schedule, lifecycle };
 }

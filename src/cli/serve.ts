@@ -127,7 +127,8 @@ interface Stopping {
 async function shutdown({ signal, config, sidecar, server, log, inFlight }: Stopping) {
   sidecar.lifecycle.draining = true;
   sidecar.schedule?.stop();
-  const { runner, backups, spool } = sidecar.deps;
+  const { runner } = sidecar;
+  const { backups, spool } = sidecar.deps;
   spool.stop();
   log.info("stopping", {
     signal,
