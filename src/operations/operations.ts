@@ -22,6 +22,7 @@ import type { SingleFlight } from "../wale/single-flight.ts";
 export type FileArg = string | NameCheck;
 const checkFile = (file: FileArg): NameCheck => (typeof file === "string" ? walNameFromPath(file) : file);
 
+import { turnedAway } from "../wale/errors.ts";
 import { lastLines, type Operation, type RunResult } from "../wale/wale.ts";
 
 export interface Deps {
@@ -180,10 +181,16 @@ function failed(operation: Operation, name: string | undefined, failure: Failed)
   return { status: failure.timedOut ? 504 : 500, body: `${what}${failure.reason}\n`, wale: failure.wale };
 }
 
+/**
+ * Bad input and failures become outcomes. Work the runner turned away (Busy,
+ * ShuttingDown) is passed on as it is: nothing ran, and the caller's edge
+ * says so its own way (a 503 over HTTP).
+ */
 async function settle(operation: Operation, work: () => Promise<Omit<Outcome, "operation">>): Promise<Outcome> {
   try {
     return { operation, ...(await work()) };
   } catch (error) {
+    if (turnedAway(error)) throw error;
     if (error instanceof HttpError) return { operation, status: error.status, body: `${error.message}\n` };
     return { operation, status: 500, body: `${operation} failed: ${error instanceof Error ? error.message : error}\n` };
   }
