@@ -299,8 +299,18 @@ describe("walPush single flight", () => {
   test("concurrent pushes of one file share one WAL-E run", async () => {
     const { fake, release } = gatedRuntime();
     const sidecar = sidecarFor(config, fake.runtime);
+    // Count the pushes that reached the single flight, so that the run is released only once all three have.
+    const flights = sidecar.deps.pushes;
+    const run = flights.run.bind(flights);
+    let reached = 0;
+    flights.run = (key, work) => {
+      reached++;
+      return run(key, work);
+    };
     const pushes = [walPush(sidecar.deps, SEG), walPush(sidecar.deps, SEG), walPush(sidecar.deps, `pg_wal/${SEG}`)];
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; i < 500 && (reached < 3 || fake.spawned.length < 1); i++)
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    expect(reached).toBe(3);
     release();
     const outcomes = await Promise.all(pushes);
     expect(outcomes.map((o) => o.status)).toEqual([200, 200, 200]);
