@@ -489,6 +489,41 @@ export async function startSidecar(
  * (`options.conf` follows). The caller starts the sidecar on `port`, or
  * something else there. Every archiving test starts this way.
  */
+/**
+ * The compiled sidecar under `strace -f -y`, which logs every fsync,
+ * fdatasync and syncfs with the path of its file, of the sidecar and of
+ * every process it starts (WAL-E, its workers, `sync`). `synced()` reads
+ * the log: one entry per successful call, in order.
+ */
+export async function startTracedSidecar(scope: Scope, env: Record<string, string>) {
+  const trace = join(scope.tempDir("strace"), "fsync.txt");
+  const sidecar = await startSidecar(scope, env, undefined, [
+    "strace",
+    "-f",
+    "-qq",
+    "-y",
+    "-e",
+    "trace=fsync,fdatasync,syncfs",
+    "-o",
+    trace,
+    TOOLS.sidecar,
+    "serve",
+  ]);
+  // SIGTERM to strace does not reach the sidecar: stop the sidecar itself, and strace ends with it.
+  scope.defer(async () => {
+    const children = readFileSync(`/proc/${sidecar.pid}/task/${sidecar.pid}/children`, "utf8").trim().split(/\s+/);
+    for (const child of children.filter(Boolean)) process.kill(Number(child), "SIGTERM");
+    await waitFor("strace to end with the sidecar", () => !running(sidecar.pid), 60_000);
+  });
+  const synced = (): { call: string; path: string }[] =>
+    readFileSync(trace, "utf8")
+      .split("\n")
+      .map((line) => /\b(fsync|fdatasync|syncfs)\(\d+<([^>]*)>\)\s+= 0/.exec(line))
+      .filter((match) => match !== null)
+      .map((match) => ({ call: match[1] as string, path: match[2] as string }));
+  return { sidecar, synced };
+}
+
 export async function startArchivingPostgres(scope: Scope, options: PostgresOptions) {
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
