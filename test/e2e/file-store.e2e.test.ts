@@ -96,7 +96,13 @@ test("file store: a .history push of the bytes the archive holds answers 200 onl
   const pgdata = scope.tempDir("pgdata");
   const pgwal = join(pgdata, "pg_wal");
   await run(asDbUser(["mkdir", "-p", join(pgwal, "archive_status")]));
-  await run(asDbUser(["sh", "-c", `printf '1\\t0/3000000\\tno recovery target specified\\n' > ${join(pgwal, "00000002.history")}`]));
+  await run(
+    asDbUser([
+      "sh",
+      "-c",
+      `printf '1\\t0/3000000\\tno recovery target specified\\n' > ${join(pgwal, "00000002.history")}`,
+    ]),
+  );
   const { sidecar, synced } = await startTracedSidecar(scope, { PGDATA: pgdata, WALE_FILE_PREFIX: store.prefix });
   const push = () => fetch(`${sidecar.url}/wal-push/00000002.history`).then((r) => r.text());
   expect(await push()).toBe("archived 00000002.history\n");
