@@ -495,9 +495,9 @@ export async function startSidecar(
  * every process it starts (WAL-E, its workers, `sync`). `synced()` reads
  * the log: one entry per successful call, in order.
  */
-export async function startTracedSidecar(scope: Scope, env: Record<string, string>) {
+export async function startTracedSidecar(scope: Scope, env: Record<string, string>, port = freePort()) {
   const trace = join(scope.tempDir("strace"), "fsync.txt");
-  const sidecar = await startSidecar(scope, env, undefined, [
+  const sidecar = await startSidecar(scope, env, port, [
     "strace",
     "-f",
     "-qq",
