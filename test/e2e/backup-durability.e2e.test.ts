@@ -7,14 +7,14 @@
  * worker end cleanly.
  */
 import { expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   backupEnv,
   freePort,
+  lzopExcept,
   makeStore,
-  type Store,
-  script,
+  sentinels,
   startArchivingPostgres,
   startPostgres,
   startSidecar,
@@ -24,11 +24,6 @@ import {
 
 const scope = useScope();
 const MAJOR = 17;
-
-const sentinels = (store: Store) =>
-  existsSync(join(store.dir, "basebackups_005"))
-    ? readdirSync(join(store.dir, "basebackups_005")).filter((f) => f.endsWith("_backup_stop_sentinel.json"))
-    : [];
 
 test("file store: /backup-push fsyncs every partition, extended_version.txt and their directories before the sentinel, then the sentinel and basebackups_005/", async () => {
   const store = makeStore(scope);
@@ -123,24 +118,15 @@ test("a server that accepts the connection and never answers: the backup is refu
 test("a worker killed at WALE_BACKUP_TIMEOUT cleans up: SIGTERM ends it through its handler, and its TMPDIR is gone", async () => {
   const store = makeStore(scope);
   // The worker is mid-upload, its partition in a temporary file, when it is killed.
-  const dir = scope.tempDir("lzop");
-  mkdirSync(join(dir, "bin"));
   // WAL segments (wal-push) go through; a tar of PGDATA (it holds PG_VERSION) hangs.
-  script(
-    join(dir, "bin"),
-    "lzop",
-    `[ "$1" = -c ] || exec ${Bun.which("lzop")} "$@"
-tmp=$(mktemp); cat > "$tmp"
-if grep -qa PG_VERSION "$tmp"; then exec sleep 600; fi
-${Bun.which("lzop")} "$@" < "$tmp"; code=$?; rm -f "$tmp"; exit $code`,
-  );
+  const path = lzopExcept(scope, `grep -qa PG_VERSION "$tmp"`, "exec sleep 600");
   const tmp = scope.tempDir("tmp");
   const { pg, port, url } = await startArchivingPostgres(scope, { version: MAJOR });
   await startSidecar(
     scope,
     {
       ...backupEnv(pg, store),
-      PATH: `${join(dir, "bin")}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+      PATH: path,
       TMPDIR: tmp,
       WALE_BACKUP_TIMEOUT: "5",
     },

@@ -266,7 +266,11 @@ describe("backupPush", () => {
         // A backup-list that never ends until it is killed.
         let end = (_code: number) => {};
         const exited = new Promise<number>((resolve) => (end = resolve));
-        return { ...child, exited, kill: () => (killed++, end(143)) };
+        const kill = () => {
+          killed++;
+          end(143);
+        };
+        return { ...child, exited, kill };
       },
     };
     const c = parseConfig({ PGDATA: pgdata, WALE_BIN: wale, WALE_BACKUP_RETAIN: "2", WALE_FETCH_TIMEOUT: "1" });
