@@ -28,7 +28,9 @@
 # restored cluster starts crash recovery from the wrong checkpoint and is
 # silently corrupt, so the sentinel, which alone makes a backup listed and
 # restorable, is written only once that partition is in the store, after
-# the stop returned and waited for its WAL to be archived.
+# the stop returned and waited for its WAL to be archived, and once the
+# stop segment has been read back from this store. On a file:// store the
+# objects are fsynced before the sentinel, and the sentinel after it.
 #
 # Lines on stdout (src/workers/protocol.ts): "started <backup> <lsn>",
 # "uploaded <partitions> <bytes>", "stopped <lsn>", "done <backup>", or
@@ -217,7 +219,7 @@ def check_readable(pgdata):
 
 
 def start_backup(db, fast):
-    """Refuses what cannot be backed up, then starts: (server version text, start lsn, segment, offset)."""
+    """Refuses what cannot be backed up, then starts: (its RELEASES row, server version text, start lsn, segment, offset)."""
     num, standby, archive_mode, user = db.row(
         "SELECT current_setting('server_version_num'), pg_is_in_recovery(), "
         "current_setting('archive_mode'), current_user"
