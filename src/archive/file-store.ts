@@ -6,6 +6,7 @@
  * fsync. After the 200, PostgreSQL recycles the segment; a crash of the
  * store's host would then leave the only copy empty or missing. So before a
  * push is answered, the objects it wrote and their directories are synced.
+ * Base backups are synced by their worker (src/workers/backup.py).
  */
 import { open } from "node:fs/promises";
 import { join } from "node:path";
@@ -23,21 +24,19 @@ export function fileStoreRoot(env: Record<string, string>): string | null {
 export const walObject = (root: string, name: string) => join(root, "wal_005", `${name}.lzo`);
 
 /**
- * fsyncs each object in `names` that exists (wal-push also uploads other
- * segments marked .ready, which may be among them), then wal_005/ and the
- * store's root, where the object's and wal_005/'s names live. The first
- * name is the one the request pushed: if it is not there, that is an error.
+ * fsyncs the object of `name`, then wal_005/ and the store's root, where the
+ * object's and wal_005/'s names live. The object must be there.
  */
-export async function syncPushed(root: string, names: string[]): Promise<void> {
-  for (const [i, name] of names.entries()) {
-    const handle = await open(walObject(root, name), "r").catch((error: NodeJS.ErrnoException) => {
-      if (i > 0 && error.code === "ENOENT") return null;
-      throw error;
-    });
-    if (handle) await syncAndClose(handle);
-  }
-  for (const dir of [join(root, "wal_005"), root]) await syncAndClose(await open(dir, "r"));
+export async function syncPushed(root: string, name: string): Promise<void> {
+  for (const path of [walObject(root, name), join(root, "wal_005"), root]) await syncAndClose(await open(path, "r"));
 }
+
+/**
+ * syncfs(2) of the file system that holds the store, through coreutils'
+ * `sync -f` (no runtime here exposes syncfs). Linux 5.8+ reports write-back
+ * errors seen since the last syncfs of that file system.
+ */
+export const syncStoreArgv = (root: string) => ["sync", "-f", root];
 
 async function syncAndClose(handle: Awaited<ReturnType<typeof open>>): Promise<void> {
   try {

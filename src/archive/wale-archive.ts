@@ -4,8 +4,7 @@
  * spool, which serves prefetched segments; pushes to a file:// store are
  * synced before they count as stored.
  */
-import { readdir, readFile, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { readFile, rm } from "node:fs/promises";
 import type { Config } from "../config/config.ts";
 import type { WalKind } from "../wal/names.ts";
 import type { Spool } from "../wal/spool.ts";
@@ -20,7 +19,7 @@ import {
   walPushArgv,
 } from "../wale/wale.ts";
 import type { Archive, BackupRow, Failed, Fetched, Listed, Pushed } from "./archive.ts";
-import { fileStoreRoot, syncPushed } from "./file-store.ts";
+import { fileStoreRoot, syncPushed, syncStoreArgv } from "./file-store.ts";
 
 export class WaleArchive implements Archive {
   constructor(
@@ -38,20 +37,31 @@ export class WaleArchive implements Archive {
       if (held) return held;
     }
     const root = fileStoreRoot(config.wale.env);
-    const ready = root ? await archiveStatus(config.pgwal, ".ready") : [];
     const wale = await this.runner.run(walPushArgv(config.wale, path), { timeoutMs: config.timeouts.push });
+    // wal-push also uploads other segments it finds .ready in archive_status
+    // (its pool, WAL-E 1.1.1) and marks them .done, on a failed run too, and
+    // PostgreSQL never archives a .done segment again. Which ones, no list
+    // says for sure (a checkpoint may remove a .done before it is read), so
+    // the store's whole file system is synced after every run.
+    const unsynced = root ? await this.syncStore(root) : null;
     if (wale.exitCode !== 0) return exited(wale, config.timeouts.push);
+    if (unsynced) return { ...unsynced, wale };
     if (root) {
-      // WAL-E also pushed some of the segments that were .ready, and marked them .done.
-      const done = new Set(await archiveStatus(config.pgwal, ".done"));
-      try {
-        await syncPushed(root, [name, ...ready.filter((other) => other !== name && done.has(other))]);
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        return { kind: "failed", reason: `: WAL-E wrote it, but it could not be synced: ${reason}`, wale };
-      }
+      const failed = await syncObject(root, name);
+      if (failed) return { ...failed, wale };
     }
     return { kind: "stored", wale };
+  }
+
+  /** `sync -f <root>` (coreutils: syncfs(2) of the store's file system); a failure if it fails. */
+  private async syncStore(root: string): Promise<Failed | null> {
+    const sync = await this.runner.run(syncStoreArgv(root), {
+      mustRun: true,
+      afterClose: true,
+      timeoutMs: this.config.timeouts.push,
+    });
+    if (sync.exitCode === 0) return null;
+    return { kind: "failed", reason: `: the store's file system could not be synced: ${lastLines(sync.stderr)}` };
   }
 
   async fetch(name: string, kind: WalKind): Promise<Fetched> {
@@ -88,7 +98,12 @@ export class WaleArchive implements Archive {
     }
     try {
       const [archived, local] = await Promise.all([readFile(fetched.path), readFile(path)]);
-      if (archived.equals(local)) return { kind: "stored", note: " (the archive holds these bytes)" };
+      if (archived.equals(local)) {
+        // Held, but perhaps never synced (an earlier push answered with an error): sync it now.
+        const root = fileStoreRoot(this.config.wale.env);
+        const failed = root ? await syncObject(root, name) : null;
+        return failed ?? { kind: "stored", note: " (the archive holds these bytes)" };
+      }
       return {
         kind: "failed",
         reason:
@@ -101,18 +116,23 @@ export class WaleArchive implements Archive {
   }
 }
 
+/** fsyncs the object of `name` and the directories that name it; a failure if it cannot be. */
+async function syncObject(root: string, name: string): Promise<Failed | null> {
+  try {
+    await syncPushed(root, name);
+    return null;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return { kind: "failed", reason: `: WAL-E wrote it, but it could not be synced: ${reason}` };
+  }
+}
+
 /** A WAL-E run that did not succeed: killed at its time limit (ms), or exited with the end of its stderr. */
 function exited(wale: RunResult, limitMs: number): Failed {
   if (wale.timedOut)
     return { kind: "failed", timedOut: true, reason: ` timed out after ${limitMs / 1000} s; WAL-E was killed`, wale };
   const tail = lastLines(wale.stderr);
   return { kind: "failed", reason: ` failed: WAL-E exited with code ${wale.exitCode}${tail ? `\n${tail}` : ""}`, wale };
-}
-
-/** The WAL file names in PGWAL/archive_status with a suffix (.ready, .done); none if it cannot be read. */
-async function archiveStatus(pgwal: string, suffix: string): Promise<string[]> {
-  const entries = await readdir(join(pgwal, "archive_status")).catch(() => [] as string[]);
-  return entries.filter((entry) => entry.endsWith(suffix)).map((entry) => entry.slice(0, -suffix.length));
 }
 
 /**

@@ -13,6 +13,9 @@
  * its session ends, and PostgreSQL ends the backup with it.
  */
 
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseBackupList } from "../archive/wale-archive.ts";
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../observe/log.ts";
@@ -114,6 +117,18 @@ export class BackupJobs {
           : `base backups need WALE_BIN to be WAL-E's own console script (${config.wale.bin} is not), or WALE_PYTHON: the backup worker runs in WAL-E's Python`,
       );
     }
+    // A TMPDIR of its own, removed once it exits: WAL-E compresses each
+    // partition into a temporary file there, which a kill -9 would leave.
+    const scratch = await mkdtemp(join(tmpdir(), "wale-sidecar-backup-"));
+    try {
+      await this.runWorker(job, python, scratch);
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }
+
+  private async runWorker(job: BackupJob, python: string, scratch: string) {
+    const { config } = this;
     let refusal: string | undefined;
     let failure: string | undefined;
     let done = false;
@@ -130,7 +145,7 @@ export class BackupJobs {
         else if (line?.verb === "failed") failure = line.rest;
         else if (line?.verb === "done") done = true;
       },
-      { slot: false },
+      { slot: false, env: { ...config.wale.env, TMPDIR: scratch } },
     );
     session.end(); // it reads nothing from its stdin
     let timedOut = false;
@@ -172,7 +187,9 @@ export class BackupJobs {
   private async prune(job: BackupJob) {
     const retain = this.config.backups.retain;
     if (retain === undefined) return;
-    const options = { timeoutMs: this.config.timeouts.backup, mustRun: true };
+    // Bounded even when the backup is not (WALE_BACKUP_TIMEOUT 0): list and
+    // delete are store operations, limited as a fetch is.
+    const options = { timeoutMs: this.config.timeouts.fetch, mustRun: true };
     let wale = await this.runner.run(backupListArgv(this.config.wale), options);
     let before: string | null = null;
     if (wale.exitCode === 0) {

@@ -210,12 +210,16 @@ export class WaleRunner {
    * worker waits for pushes that need the slots (see src/backups/jobs.ts).
    * close() kills it like a run.
    */
-  async session(argv: string[], onLine: (line: string) => void, { slot = true } = {}): Promise<Session> {
+  async session(
+    argv: string[],
+    onLine: (line: string) => void,
+    { slot = true, env = this.wale.env } = {},
+  ): Promise<Session> {
     const release = slot ? await this.limiter.acquire() : () => {};
     let child: Child;
     try {
       if (this.closed) throw new ShuttingDown("shutting down; retry against the new instance");
-      child = this.runtime.spawn(argv, { env: this.wale.env, stdio: "pipe", input: true, newGroup: true });
+      child = this.runtime.spawn(argv, { env, stdio: "pipe", input: true, newGroup: true });
     } catch (error) {
       release();
       throw error;

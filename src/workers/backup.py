@@ -28,13 +28,16 @@
 # restored cluster starts crash recovery from the wrong checkpoint and is
 # silently corrupt, so the sentinel, which alone makes a backup listed and
 # restorable, is written only once that partition is in the store, after
-# the stop returned and waited for its WAL to be archived.
+# the stop returned and waited for its WAL to be archived, and once the
+# stop segment has been read back from this store. On a file:// store the
+# objects are fsynced before the sentinel, and the sentinel after it.
 #
 # Lines on stdout (src/workers/protocol.ts): "started <backup> <lsn>",
 # "uploaded <partitions> <bytes>", "stopped <lsn>", "done <backup>", or
 # "refused <reason>" (exit 4) before anything is started or written.
 import datetime
 import json
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -42,6 +45,7 @@ from io import BytesIO
 
 # (src/workers/_prelude.py comes first: os, sys, threading, cmd, say, wale_setup, exit_with_parent.)
 from wal_e import storage, tar_partition
+from wal_e.blobstore import get_blobstore
 from wal_e.worker import PartitionUploader, TarUploadPool, uri_put_file
 
 # WAL-E writes these; a backup in non-exclusive mode must take the ones the
@@ -49,6 +53,44 @@ from wal_e.worker import PartitionUploader, TarUploadPool, uri_put_file
 LABEL_FILES = ("backup_label", "tablespace_map")
 # tar_partition.PG_CONF leaves these out; restore brings them back.
 CONF_FILES = ("postgresql.conf", "pg_hba.conf", "pg_ident.conf")
+# What a backup session does differently by PostgreSQL release, newest
+# first: a server takes the first row at or below its server_version_num.
+#   start, stop: the functions (signature, call); 15 renamed them and
+#     dropped exclusive mode.
+#   unlimited: settings set to 0 for this session, so that nothing ends it
+#     while the files upload or the stop waits for its WAL: WAL-E's own
+#     statement_timeout (psql_csv_run's PGOPTIONS), idle_session_timeout
+#     from 14, transaction_timeout from 17.
+_OLD_CALLS = {
+    "start": ("pg_start_backup(text, boolean, boolean)", "pg_start_backup(%s, %s, false)"),
+    "stop": ("pg_stop_backup(boolean, boolean)", "pg_stop_backup(false, true)"),
+}
+_NEW_CALLS = {
+    "start": ("pg_backup_start(text, boolean)", "pg_backup_start(%s, %s)"),
+    "stop": ("pg_backup_stop(boolean)", "pg_backup_stop(wait_for_archive => true)"),
+}
+RELEASES = (
+    (170000, dict(_NEW_CALLS, unlimited=("statement_timeout", "idle_session_timeout", "transaction_timeout"))),
+    (150000, dict(_NEW_CALLS, unlimited=("statement_timeout", "idle_session_timeout"))),
+    (140000, dict(_OLD_CALLS, unlimited=("statement_timeout", "idle_session_timeout"))),
+    (100000, dict(_OLD_CALLS, unlimited=("statement_timeout",))),
+)
+
+
+def release(num):
+    """The row of RELEASES for server_version_num `num`; None before 10."""
+    return next((row for since, row in RELEASES if num >= since), None)
+
+
+# libpq's defaults wait for ever: for the connection, and on a peer that
+# vanished without a word (a dead host, a dropped NAT entry). An explicit
+# PGCONNECT_TIMEOUT wins.
+CONNECT_TIMEOUT = "10"
+KEEPALIVES = "keepalives=1 keepalives_idle=30 keepalives_interval=10 keepalives_count=3"
+
+# Set by SIGTERM: the session's end is then ours, not a failure to report.
+TERMINATING = threading.Event()
+
 # A field separator psql will not find in any value we ask for.
 SEP = "\x1f"
 END = "__wale_sidecar_end__"
@@ -66,13 +108,13 @@ class Session:
     """
     One psql, held on a pipe: WAL-E's own client, which finds the server
     through PGHOST, PGPORT, PGUSER, PGPASSWORD (and PGDATABASE, else
-    `postgres`, as WAL-E's psql_csv_run).
+    `postgres`, as WAL-E's psql_csv_run), with a connect timeout and TCP
+    keepalives (see conninfo).
     """
 
     def __init__(self):
         argv = [cmd.PSQL_BIN, "-X", "-A", "-t", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-F", SEP]
-        if not os.environ.get("PGDATABASE"):
-            argv += ["-d", "postgres"]
+        argv += ["-d", conninfo(os.environ)]
         # Named, so that an operator (and the tests) can find it in pg_stat_activity.
         env = dict(os.environ, PGAPPNAME="wale-sidecar backup")
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -93,7 +135,7 @@ class Session:
 
         def wait():
             code = self.proc.wait()
-            if not self.closing:
+            if not self.closing and not TERMINATING.is_set():
                 say("failed", "the database session ended during the backup (psql exit %d): %s" % (code, self.error()))
                 sys.stderr.flush()
                 os._exit(1)
@@ -138,6 +180,26 @@ class Session:
         self.proc.wait()
 
 
+def conninfo(environ):
+    """
+    psql's -d: the database of PGDATABASE (else `postgres`), a connect
+    timeout and TCP keepalives. libpq takes host, port, user and password
+    from the environment as before; PGDATABASE that is itself a conninfo
+    string or URI is left to libpq as it is.
+    """
+    database = environ.get("PGDATABASE") or "postgres"
+    if "=" in database or database.startswith(("postgres://", "postgresql://")):
+        return database
+    words = ["dbname=" + quote_conninfo(database), KEEPALIVES]
+    if not environ.get("PGCONNECT_TIMEOUT"):
+        words.append("connect_timeout=" + CONNECT_TIMEOUT)
+    return " ".join(words)
+
+
+def quote_conninfo(value):
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def check_readable(pgdata):
     """Every directory and file WAL-E will read, before a backup starts (nothing is written)."""
     if not os.path.isdir(pgdata):
@@ -157,13 +219,14 @@ def check_readable(pgdata):
 
 
 def start_backup(db, fast):
-    """Refuses what cannot be backed up, then starts: (server version text, start lsn, segment, offset)."""
+    """Refuses what cannot be backed up, then starts: (its RELEASES row, server version text, start lsn, segment, offset)."""
     num, standby, archive_mode, user = db.row(
         "SELECT current_setting('server_version_num'), pg_is_in_recovery(), "
         "current_setting('archive_mode'), current_user"
     )
     num = int(num)
-    if num < 100000:
+    calls = release(num)
+    if calls is None:
         raise Refused("PostgreSQL %d.%d is not supported (10 or later)" % (num // 10000, num // 100 % 100))
     if standby == "t":
         # Allowed by PostgreSQL, but WAL-E's names and its stop segment are a
@@ -171,52 +234,33 @@ def start_backup(db, fast):
         raise Refused("the server is a standby (in recovery): take base backups on the primary")
     if archive_mode == "off":
         raise Refused("archive_mode is off: the backup's WAL would never reach the archive")
-    # PostgreSQL 15 renamed pg_start_backup/pg_stop_backup and dropped exclusive mode.
-    start, stop = ("pg_backup_start", "pg_backup_stop") if num >= 150000 else ("pg_start_backup", "pg_stop_backup")
-    for function in (start, stop):
-        (allowed,) = db.row("SELECT has_function_privilege(%s, 'execute')" % quote(function_signature(function)))
+    for signature, _ in (calls["start"], calls["stop"]):
+        (allowed,) = db.row("SELECT has_function_privilege(%s, 'execute')" % quote(signature))
         if allowed != "t":
             raise Refused(
                 "role %s may not start a backup: it lacks EXECUTE on %s (GRANT EXECUTE ON FUNCTION %s TO %s)"
-                % (user, function, function_signature(function), user)
+                % (user, signature.split("(")[0], signature, user)
             )
-    # WAL-E's statement timeout (psql_csv_run's PGOPTIONS); and, from 14 on,
-    # no idle_session_timeout may end this session while the files upload.
-    db.rows("SET statement_timeout = 0")
-    if num >= 140000:
-        db.rows("SET idle_session_timeout = 0")
+    for setting in calls["unlimited"]:
+        db.rows("SET %s = 0" % setting)
     (version,) = db.row("SELECT version()")
     label = "freeze_start_" + datetime.datetime.now(datetime.timezone.utc).isoformat()
-    call = (
-        "pg_backup_start(%s, %s)" % (quote(label), fast)
-        if num >= 150000
-        else "pg_start_backup(%s, %s, false)" % (quote(label), fast)
-    )
     lsn, segment, offset = db.row(
         "SELECT lsn, file_name, lpad(file_offset::text, 8, '0') "
-        "FROM (SELECT %s AS lsn) s, pg_walfile_name_offset(s.lsn)" % call
+        "FROM (SELECT %s AS lsn) s, pg_walfile_name_offset(s.lsn)" % (calls["start"][1] % (quote(label), fast))
     )
-    return num, version, lsn, segment, offset
+    return calls, version, lsn, segment, offset
 
 
-def stop_backup(db, num):
+def stop_backup(db, calls):
     """Stops the backup, waiting for its WAL to be archived: (lsn, segment, offset, backup_label, tablespace_map)."""
-    call = "pg_backup_stop(wait_for_archive => true)" if num >= 150000 else "pg_stop_backup(false, true)"
+    call = calls["stop"][1]
     lsn, segment, offset, label, spcmap = db.row(
         "SELECT s.lsn, w.file_name, lpad(w.file_offset::text, 8, '0'), "
         "encode(convert_to(s.labelfile, 'UTF8'), 'hex'), encode(convert_to(coalesce(s.spcmapfile, ''), 'UTF8'), 'hex') "
         "FROM %s s, pg_walfile_name_offset(s.lsn) w" % call
     )
     return lsn, segment, offset, bytes.fromhex(label), bytes.fromhex(spcmap)
-
-
-def function_signature(name):
-    return {
-        "pg_backup_start": "pg_backup_start(text, boolean)",
-        "pg_backup_stop": "pg_backup_stop(boolean)",
-        "pg_start_backup": "pg_start_backup(text, boolean, boolean)",
-        "pg_stop_backup": "pg_stop_backup(boolean, boolean)",
-    }[name]
 
 
 def quote(text):
@@ -258,6 +302,80 @@ def label_partition(number, pgdata, scratch, label, spcmap):
     return tar_partition.TarPartition(number, members)
 
 
+def confirm_archived(backup_cxt, layout, names):
+    """
+    Each WAL file of `names` is in this store, read back through WAL-E's
+    storage layer. pg_backup_stop's wait proves only that archive_command
+    exited 0: '/bin/true', or a command pushing to another prefix, pass it.
+    """
+    for name in names:
+        uri = "%s/wal_%s/%s.lzo" % (layout.prefix.rstrip("/"), storage.CURRENT_VERSION, name)
+        try:
+            get_blobstore(storage.StorageLayout(uri)).uri_get_file(backup_cxt.creds, uri)
+        except Exception as error:
+            raise RuntimeError(
+                "%s is not in this store (%s: %s); PostgreSQL reported it archived: "
+                "does archive_command push to this store, through this sidecar?" % (name, uri, error)
+            ) from error
+
+
+class FileSync:
+    """
+    WAL-E's file backend writes objects in place and never fsyncs (1.1.1,
+    blobstore/file/calling_format.py). On a file:// store, the backup's
+    objects are synced before the sentinel is written, and the sentinel
+    after, so that a sentinel that survives a crash names a whole backup.
+    On any other store it does nothing.
+    """
+
+    def __init__(self, layout):
+        # The store's directory, as FileKey names it: "/" + the URL's path.
+        self.root = os.path.join("/", layout.path_prefix) if layout.is_file else None
+
+    def tree(self, relative):
+        """Every file under root/relative, then each directory up to the root."""
+        if self.root is None:
+            return
+        top = os.path.join(self.root, relative)
+        for directory, _, filenames in os.walk(top):
+            for filename in filenames:
+                fsync(os.path.join(directory, filename))
+            fsync(directory)
+        self.parents(top)
+
+    def file(self, relative):
+        """One file, then each directory up to the root."""
+        if self.root is None:
+            return
+        path = os.path.join(self.root, relative)
+        fsync(path)
+        self.parents(path)
+
+    def parents(self, path):
+        while path.rstrip("/") != self.root.rstrip("/"):
+            path = os.path.dirname(path.rstrip("/"))
+            fsync(path)
+
+
+def fsync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def terminate(signum, frame):
+    """
+    SIGTERM (the sidecar's timeout or shutdown): leave through SystemExit,
+    so that `finally` blocks and WAL-E's temporary files are cleaned up,
+    which the default action skips.
+    """
+    TERMINATING.set()
+    sys.stderr.write("backup worker: terminated (SIGTERM), cleaning up\n")
+    raise SystemExit(128 + signum)
+
+
 def main(argv):
     if "backup-push" not in argv or len(argv) < 2:
         print("usage: [WAL-E flags] backup-push [backup-push flags] <PGDATA>", file=sys.stderr)
@@ -269,6 +387,7 @@ def main(argv):
     except SetupFailed:
         return 3
     exit_with_parent()  # and psql, its stdin closed, with it: PostgreSQL then ends the backup
+    signal.signal(signal.SIGTERM, terminate)
     pgdata = os.path.abspath(args.PG_CLUSTER_DIRECTORY)
     cmd.monkeypatch_tarfile_copyfileobj()  # as backup-push does
     db = None
@@ -278,7 +397,7 @@ def main(argv):
         check_readable(pgdata)
         db = Session()
         try:
-            num, version, lsn, segment, offset = start_backup(db, fast="true")
+            calls, version, lsn, segment, offset = start_backup(db, fast="true")
         except SessionLost as error:
             # Nothing started: psql could not connect, or a check failed.
             raise Refused("cannot start the backup: %s" % error) from error
@@ -303,14 +422,19 @@ def main(argv):
         pool.join()
         say("uploaded", count, total)
 
-        stop_lsn, stop_segment, stop_offset, label, spcmap = stop_backup(db, num)
+        stop_lsn, stop_segment, stop_offset, label, spcmap = stop_backup(db, calls)
         db.close()
         say("stopped", stop_lsn)
+        # The stop segment, and the backup history file pg_backup_stop wrote
+        # and waited for (named for the start segment and its offset in hex).
+        confirm_archived(backup_cxt, layout, [stop_segment, "%s.%08X.backup" % (segment, int(offset))])
 
         with tempfile.TemporaryDirectory(prefix="wale-sidecar-backup-") as scratch:
             extra = label_partition(count, pgdata, scratch, label, spcmap)
             uploader(extra)  # raises unless the whole partition is in the store
             total += extra.total_member_size
+        sync = FileSync(layout)
+        sync.tree("basebackups_%s/%s" % (storage.CURRENT_VERSION, name))
 
         # operator/backup.py's sentinel, key for key: what backup-list and backup-fetch read.
         sentinel = json.dumps(
@@ -323,6 +447,7 @@ def main(argv):
         )
         uri_put_file(backup_cxt.creds, prefix + "_backup_stop_sentinel.json", BytesIO(sentinel.encode("utf8")),
                      content_type="application/json")
+        sync.file("basebackups_%s/%s_backup_stop_sentinel.json" % (storage.CURRENT_VERSION, name))
         say("done", name)
         return 0
     except Refused as refusal:

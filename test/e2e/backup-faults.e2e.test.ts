@@ -16,6 +16,7 @@ import {
   backupEnv,
   connectTo,
   freePort,
+  lzopExcept,
   makeStore,
   type Postgres,
   pgBins,
@@ -23,6 +24,7 @@ import {
   running,
   type Store,
   script,
+  sentinels,
   startArchivingSource,
   startPostgres,
   startSidecar,
@@ -36,11 +38,6 @@ const MAJOR = 17;
 
 const noBackupSession = (pg: Postgres) =>
   waitFor("the backup's session to end", async () => (await pg.sql(BACKUP_SESSIONS)) === "0", 15_000);
-
-const sentinels = (store: Store) =>
-  existsSync(join(store.dir, "basebackups_005"))
-    ? readdirSync(join(store.dir, "basebackups_005")).filter((f) => f.endsWith("_backup_stop_sentinel.json"))
-    : [];
 
 const wale = (store: Store, ...args: string[]) =>
   run(asDbUser([TOOLS.wale, ...args]), {
@@ -206,18 +203,13 @@ test("backup_label that does not reach the store: the backup fails and has no se
   const store = makeStore(scope);
   // lzop that fails on the partition holding backup_label, and only on it (the
   // backup history file that wal-push archives has the label's text, not its name).
-  const dir = scope.tempDir("lzop");
-  mkdirSync(join(dir, "bin"));
-  script(
-    join(dir, "bin"),
-    "lzop",
-    `[ "$1" = -c ] || exec ${Bun.which("lzop")} "$@"
-tmp=$(mktemp); cat > "$tmp"
-if grep -qa "START WAL LOCATION" "$tmp" && grep -qa backup_label "$tmp"; then rm -f "$tmp"; echo "simulated failure" >&2; exit 1; fi
-${Bun.which("lzop")} "$@" < "$tmp"; code=$?; rm -f "$tmp"; exit $code`,
+  const path = lzopExcept(
+    scope,
+    `grep -qa "START WAL LOCATION" "$tmp" && grep -qa backup_label "$tmp"`,
+    `echo "simulated failure" >&2; exit 1`,
   );
   const { source, url } = await startArchivingSource(scope, store, MAJOR, {
-    env: { PATH: `${join(dir, "bin")}:${process.env.PATH ?? "/usr/bin:/bin"}` },
+    env: { PATH: path },
   });
   const response = await fetch(`${url}/backup-push`);
   expect(response.status).toBe(500);

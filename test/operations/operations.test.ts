@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../../src/config/config.ts";
 import { backupPush, walFetch, walPush, walStream } from "../../src/operations/operations.ts";
+import type { Runtime } from "../../src/runtime/types.ts";
 import { BACKUP_DONE, fakeRuntime, fakeWaleBin, type Scripted, sidecarFor } from "../support/fake-runtime.ts";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "ops-")));
@@ -252,6 +253,30 @@ describe("backupPush", () => {
     await backupPush(bad.deps);
     expect(bad.spawned).toHaveLength(1);
   });
+  test("retention is bounded by WALE_FETCH_TIMEOUT when backups are not (WALE_BACKUP_TIMEOUT 0): a hung backup-list is killed", async () => {
+    const scripted = fakeRuntime((argv) =>
+      argv.includes("backup-push") ? { exitCode: 0, stdout: BACKUP_DONE } : { exitCode: 0 },
+    );
+    let killed = 0;
+    const runtime: Runtime = {
+      ...scripted.runtime,
+      spawn(argv, options) {
+        const child = scripted.runtime.spawn(argv, options);
+        if (!argv.includes("backup-list")) return child;
+        // A backup-list that never ends until it is killed.
+        let end = (_code: number) => {};
+        const exited = new Promise<number>((resolve) => (end = resolve));
+        const kill = () => {
+          killed++;
+          end(143);
+        };
+        return { ...child, exited, kill };
+      },
+    };
+    const c = parseConfig({ PGDATA: pgdata, WALE_BIN: wale, WALE_BACKUP_RETAIN: "2", WALE_FETCH_TIMEOUT: "1" });
+    expect((await backupPush(sidecarFor(c, runtime).deps)).status).toBe(200);
+    expect(killed).toBeGreaterThan(0);
+  }, 15_000);
   test("a burst of 7 backups with WALE_BACKUP_RETAIN=7 deletes none of the last week's daily backups", async () => {
     // A store of base backups as WAL-E keeps them: backup-push adds one, backup-list lists, delete deletes.
     const DAY = 24 * 60 * 60 * 1000;

@@ -12,6 +12,8 @@ import {
   appendFileSync,
   chmodSync,
   chownSync,
+  existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -221,6 +223,12 @@ export function makeStore(scope: Scope, owner = DB_OWNER): Store {
     },
   };
 }
+
+/** The base backups' sentinels in a file:// store (none before its first backup). */
+export const sentinels = (store: Store) =>
+  existsSync(join(store.dir, "basebackups_005"))
+    ? readdirSync(join(store.dir, "basebackups_005")).filter((f) => f.endsWith("_backup_stop_sentinel.json"))
+    : [];
 
 export interface S3Store {
   /** What WAL-E needs to use it: WALE_S3_PREFIX, WALE_S3_ENDPOINT and the keys. */
@@ -489,6 +497,61 @@ export async function startSidecar(
  * (`options.conf` follows). The caller starts the sidecar on `port`, or
  * something else there. Every archiving test starts this way.
  */
+/**
+ * A PATH whose lzop compresses as the real one, except that an input for
+ * which the shell test `when` holds (on "$tmp", the input in a file) runs
+ * `then` instead: a failure or a hang of WAL-E's compression, on chosen data.
+ */
+export function lzopExcept(scope: Scope, when: string, then: string): string {
+  const bin = join(scope.tempDir("lzop"), "bin");
+  mkdirSync(bin);
+  const lzop = Bun.which("lzop");
+  script(
+    bin,
+    "lzop",
+    `[ "$1" = -c ] || exec ${lzop} "$@"
+tmp=$(mktemp); cat > "$tmp"
+if ${when}; then rm -f "$tmp"; ${then}; fi
+${lzop} "$@" < "$tmp"; code=$?; rm -f "$tmp"; exit $code`,
+  );
+  return `${bin}:${process.env.PATH ?? "/usr/bin:/bin"}`;
+}
+
+/**
+ * The compiled sidecar under `strace -f -y`, which logs every fsync,
+ * fdatasync and syncfs with the path of its file, of the sidecar and of
+ * every process it starts (WAL-E, its workers, `sync`). `synced()` reads
+ * the log: one entry per successful call, in order.
+ */
+export async function startTracedSidecar(scope: Scope, env: Record<string, string>, port = freePort()) {
+  const trace = join(scope.tempDir("strace"), "fsync.txt");
+  const sidecar = await startSidecar(scope, env, port, [
+    "strace",
+    "-f",
+    "-qq",
+    "-y",
+    "-e",
+    "trace=fsync,fdatasync,syncfs",
+    "-o",
+    trace,
+    TOOLS.sidecar,
+    "serve",
+  ]);
+  // SIGTERM to strace does not reach the sidecar: stop the sidecar itself, and strace ends with it.
+  scope.defer(async () => {
+    const children = readFileSync(`/proc/${sidecar.pid}/task/${sidecar.pid}/children`, "utf8").trim().split(/\s+/);
+    for (const child of children.filter(Boolean)) process.kill(Number(child), "SIGTERM");
+    await waitFor("strace to end with the sidecar", () => !running(sidecar.pid), 60_000);
+  });
+  const synced = (): { call: string; path: string }[] =>
+    readFileSync(trace, "utf8")
+      .split("\n")
+      .map((line) => /\b(fsync|fdatasync|syncfs)\(\d+<([^>]*)>\)\s+= 0/.exec(line))
+      .filter((match) => match !== null)
+      .map((match) => ({ call: match[1] as string, path: match[2] as string }));
+  return { sidecar, synced };
+}
+
 export async function startArchivingPostgres(scope: Scope, options: PostgresOptions) {
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
