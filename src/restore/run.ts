@@ -18,6 +18,7 @@ import {
   INCOMPLETE_MARKER,
   livePostmaster,
   lockDown,
+  hasBackupLabel,
   makePgdata,
   moveAside,
   pgdataState,
@@ -68,6 +69,10 @@ export async function runRestore(runtime: Runtime, config: Config, options: Rest
       return refuse(
         `--skip-fetch needs a base backup in PGDATA, and ${pgdata} is ${state.kind === "missing" ? "missing" : "empty"}`,
       );
+    if (!(await hasBackupLabel(pgdata)))
+      return refuse(
+        `--skip-fetch needs a base backup in PGDATA, and ${pgdata}/backup_label is missing or does not start with "START WAL LOCATION:": without it PostgreSQL would start from a later checkpoint and recover a corrupt copy (pg_basebackup writes one; take the backup again)`,
+      );
   } else if (state.kind === "not-empty") {
     const incomplete = (await pgdataState(join(pgdata, INCOMPLETE_MARKER))).kind !== "missing";
     const database = (await pgdataState(join(pgdata, "PG_VERSION"))).kind !== "missing";
@@ -104,6 +109,10 @@ export async function runRestore(runtime: Runtime, config: Config, options: Rest
         `WAL-E backup-fetch exited with code ${wale.exitCode}; ${pgdata} holds a partial restore (run again with --force)${tail ? `\n${tail}` : ""}`,
       );
     }
+    if (!(await hasBackupLabel(pgdata)))
+      return refuse(
+        `WAL-E backup-fetch exited 0 but ${pgdata}/backup_label is missing or does not start with "START WAL LOCATION:": backup ${options.backup} is incomplete in the store (a partition is missing), and ${pgdata} must not be started (run again with --force, or give an older --backup)`,
+      );
   }
 
   const major = await majorVersion(pgdata);

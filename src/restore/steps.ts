@@ -283,3 +283,23 @@ export async function makePgdata(pgdata: string): Promise<void> {
 }
 
 export const lockDown = (pgdata: string) => chmod(pgdata, 0o700);
+
+/**
+ * What a base backup's backup_label starts with, on every version WAL-E
+ * and pg_basebackup serve (9.x to 18).
+ */
+const LABEL_START = "START WAL LOCATION:";
+
+/**
+ * Whether PGDATA holds the base backup's backup_label. Without it
+ * PostgreSQL takes the checkpoint in pg_control, which is later than the
+ * backup's start, for its starting point, and "recovers" a copy whose
+ * files were changing while they were copied: silently corrupt.
+ * WAL-E's backup-fetch exits 0 with whatever partitions it listed, and the
+ * label travels in one of them: the last of a sidecar backup; stock WAL-E's
+ * exclusive backups (up to 14) tar it from PGDATA with the rest.
+ */
+export async function hasBackupLabel(pgdata: string): Promise<boolean> {
+  const text = await readFile(join(pgdata, "backup_label"), "utf8").catch(() => "");
+  return text.startsWith(LABEL_START);
+}

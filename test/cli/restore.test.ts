@@ -1,9 +1,18 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseRestoreArgs, restore, UsageError } from "../../src/cli/restore.ts";
-import { DEFAULT_IDENT } from "../../src/restore/steps.ts";
+import { DEFAULT_IDENT, INCOMPLETE_MARKER } from "../../src/restore/steps.ts";
 import { fakeRuntime } from "../support/fake-runtime.ts";
 
 describe("parseRestoreArgs", () => {
@@ -122,9 +131,65 @@ describe("restore --stream without a token", () => {
   });
 });
 
+const LABEL = "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nCHECKPOINT LOCATION: 0/2000060\n";
+
 describe("restore", () => {
   const base = mkdtempSync(join(tmpdir(), "cli-restore-"));
   afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+  /** A restore whose backup-fetch (faked) writes `files` into PGDATA and exits 0. */
+  async function restoreWith(name: string, files: Record<string, string>, args: string[] = []) {
+    const pgdata = join(base, name);
+    const fake = fakeRuntime(() => {
+      for (const [file, text] of Object.entries(files)) writeFileSync(join(pgdata, file), text);
+      return { exitCode: 0 };
+    });
+    const out: string[] = [];
+    const err: string[] = [];
+    const runtime = {
+      ...fake.runtime,
+      env: () => ({ PGDATA: pgdata, WALE_FILE_PREFIX: "file://localhost/nowhere", PATH: "/usr/bin:/bin" }),
+      stdout: (text: string) => out.push(text),
+      stderr: (text: string) => err.push(text),
+    };
+    const owner = `${process.getuid?.()}:${process.getgid?.()}`;
+    const code = await restore.run(runtime, ["--via", "http://127.0.0.1:1", "--owner", owner, ...args]);
+    return { pgdata, code, stdout: out.join(""), stderr: err.join(""), spawned: fake.spawned };
+  }
+
+  test.each([
+    ["no backup_label", {}],
+    ["an empty backup_label", { backup_label: "" }],
+    ["a backup_label that is not one", { backup_label: "START TIME: 2026-01-01\n" }],
+  ])("backup-fetch exits 0 with %s (a partition lost): refused in one line, the marker stays, no recovery settings", async (name, extra) => {
+    const r = await restoreWith(name.replaceAll(" ", "-"), { PG_VERSION: "17\n", ...extra });
+    expect(r.code).toBe(1);
+    expect(r.stderr.split("\n")).toHaveLength(2);
+    expect(r.stderr).toStartWith(`wale-sidecar restore: WAL-E backup-fetch exited 0 but ${r.pgdata}/backup_label is missing`);
+    expect(r.stderr).toContain("incomplete");
+    expect(existsSync(join(r.pgdata, INCOMPLETE_MARKER))).toBe(true);
+    expect(existsSync(join(r.pgdata, "recovery.signal"))).toBe(false);
+    expect(existsSync(join(r.pgdata, "postgresql.auto.conf"))).toBe(false);
+  });
+
+  test("--skip-fetch onto a PGDATA without backup_label: refused in one line, nothing written, nothing run", async () => {
+    const pgdata = join(base, "skip-no-label");
+    mkdirSync(pgdata);
+    writeFileSync(join(pgdata, "PG_VERSION"), "16\n");
+    const r = await restoreWith("skip-no-label", {}, ["--skip-fetch"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `wale-sidecar restore: --skip-fetch needs a base backup in PGDATA, and ${pgdata}/backup_label is missing or does not start with "START WAL LOCATION:": without it PostgreSQL would start from a later checkpoint and recover a corrupt copy (pg_basebackup writes one; take the backup again)\n`,
+    );
+    expect(r.spawned).toEqual([]);
+    expect(readdirSync(pgdata)).toEqual(["PG_VERSION"]);
+    // With the label, the same PGDATA is restored.
+    writeFileSync(join(pgdata, "backup_label"), LABEL);
+    const ok = await restoreWith("skip-no-label", {}, ["--skip-fetch"]);
+    expect(ok.stderr).toBe("");
+    expect(ok.code).toBe(0);
+    expect(existsSync(join(pgdata, "recovery.signal"))).toBe(true);
+  });
 
   test("says where each configuration file came from: the backup, --config-from, or the default", async () => {
     const pgdata = join(base, "data");
@@ -135,6 +200,7 @@ describe("restore", () => {
     const fake = fakeRuntime((argv) => {
       expect(argv.slice(-3)).toEqual(["backup-fetch", pgdata, "LATEST"]);
       writeFileSync(join(pgdata, "PG_VERSION"), "17\n");
+      writeFileSync(join(pgdata, "backup_label"), LABEL);
       writeFileSync(join(pgdata, "postgresql.conf"), "wale_sidecar.marker = 'source'\n");
       writeFileSync(join(pgdata, "pg_hba.conf"), "host all all all trust\n");
       return { exitCode: 0 };
