@@ -3,7 +3,7 @@
  * reported on stdout; a refusal is one line on stderr and exit 1. The
  * restore command (src/cli/restore.ts) parses the flags and calls it.
  */
-import { rm, writeFile } from "node:fs/promises";
+import { rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import type { Config } from "../config/config.ts";
@@ -47,10 +47,8 @@ export async function runRestore(runtime: Runtime, config: Config, options: Rest
   }
   if (uid !== 0 && options.owner && options.owner.uid !== uid)
     return refuse(`only root can give PGDATA to another user (--owner ${options.owner.uid}, running as ${uid})`);
-  if (
-    options.configFrom &&
-    !(await pgdataState(options.configFrom).then((s) => s.kind === "empty" || s.kind === "not-empty"))
-  ) {
+  // stat: the directory may be a symlink too (a mounted ConfigMap's path often is).
+  if (options.configFrom && !(await stat(options.configFrom).catch(() => null))?.isDirectory()) {
     return refuse(`--config-from ${options.configFrom} is not a directory`);
   }
 

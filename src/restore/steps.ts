@@ -14,6 +14,7 @@ import {
   realpath,
   rename,
   rm,
+  stat,
   writeFile,
 } from "node:fs/promises";
 import { join } from "node:path";
@@ -176,7 +177,8 @@ export async function placeConfigFiles(pgdata: string, configFrom: string | unde
     const path = join(pgdata, file);
     const inBackup = (await lstat(path).catch(() => null)) !== null;
     const source = from ? join(from, file) : undefined;
-    if (source && (await lstat(source).catch(() => null))?.isFile()) {
+    // stat, not lstat: a Kubernetes ConfigMap's files are symlinks (postgresql.conf -> ..data/postgresql.conf).
+    if (source && (await stat(source).catch(() => null))?.isFile()) {
       // Removed first: copying onto a symlink from the backup would write through it, outside PGDATA.
       await rm(path, { force: true });
       await copyFile(source, path);

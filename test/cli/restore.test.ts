@@ -7,6 +7,7 @@ import {
   readFileSync,
   realpathSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -189,6 +190,21 @@ describe("restore", () => {
     expect(ok.stderr).toBe("");
     expect(ok.code).toBe(0);
     expect(existsSync(join(pgdata, "recovery.signal"))).toBe(true);
+  });
+
+  test("--config-from a symlink to a ConfigMap-like directory: followed, its linked files copied", async () => {
+    const volume = join(base, "configmap-volume");
+    mkdirSync(join(volume, "..2026_01_02"), { recursive: true });
+    writeFileSync(join(volume, "..2026_01_02", "pg_hba.conf"), "local all all peer\n");
+    symlinkSync("..2026_01_02", join(volume, "..data"));
+    symlinkSync("..data/pg_hba.conf", join(volume, "pg_hba.conf"));
+    const link = join(base, "configmap-link");
+    symlinkSync(volume, link);
+    const r = await restoreWith("configmap", { PG_VERSION: "17\n", backup_label: LABEL }, ["--config-from", link]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`wale-sidecar restore: pg_hba.conf: from --config-from ${link}\n`);
+    expect(readFileSync(join(r.pgdata, "pg_hba.conf"), "utf8")).toBe("local all all peer\n");
   });
 
   test("says where each configuration file came from: the backup, --config-from, or the default", async () => {

@@ -165,6 +165,38 @@ describe("placeConfigFiles", () => {
     expect(lstatSync(join(pgdata, "postgresql.conf")).isSymbolicLink()).toBe(false);
     expect(readFileSync(join(pgdata, "postgresql.conf"), "utf8")).toBe("port = 5433\n");
   });
+  test("--config-from a Kubernetes ConfigMap (every file a symlink through ..data): the files it points to are copied", async () => {
+    const pgdata = join(base, "configmap");
+    const from = join(base, "configmap-from");
+    mkdirSync(pgdata);
+    mkdirSync(join(from, "..2026_01_02_03_04_05.000000001"), { recursive: true });
+    writeFileSync(join(pgdata, "postgresql.conf"), "# the backup's\n");
+    for (const file of ["postgresql.conf", "pg_hba.conf"]) {
+      writeFileSync(join(from, "..2026_01_02_03_04_05.000000001", file), `# ${file} from the ConfigMap\n`);
+      symlinkSync(`..data/${file}`, join(from, file));
+    }
+    symlinkSync("..2026_01_02_03_04_05.000000001", join(from, "..data"));
+    const placed = await placeConfigFiles(pgdata, from);
+    expect(placed).toEqual([
+      { file: "postgresql.conf", source: "config-from", replaced: true },
+      { file: "pg_hba.conf", source: "config-from", replaced: false },
+      { file: "pg_ident.conf", source: "default" },
+    ]);
+    for (const file of ["postgresql.conf", "pg_hba.conf"]) {
+      // A copy in PGDATA, not a link into the ConfigMap's volume.
+      expect(lstatSync(join(pgdata, file)).isFile()).toBe(true);
+      expect(readFileSync(join(pgdata, file), "utf8")).toBe(`# ${file} from the ConfigMap\n`);
+    }
+  });
+  test("--config-from with a symlink to a directory where a file is expected: not taken for the file", async () => {
+    const pgdata = join(base, "link-to-dir");
+    const from = join(base, "link-to-dir-from");
+    mkdirSync(pgdata);
+    mkdirSync(join(from, "sub"), { recursive: true });
+    symlinkSync("sub", join(from, "pg_hba.conf"));
+    const placed = await placeConfigFiles(pgdata, from);
+    expect(placed[1]).toEqual({ file: "pg_hba.conf", source: "default" });
+  });
   test("--config-from naming PGDATA itself keeps the backup's files", async () => {
     const pgdata = join(base, "same");
     mkdirSync(pgdata);
