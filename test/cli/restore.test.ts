@@ -162,16 +162,21 @@ describe("restore", () => {
     ["no backup_label", {}],
     ["an empty backup_label", { backup_label: "" }],
     ["a backup_label that is not one", { backup_label: "START TIME: 2026-01-01\n" }],
-  ])("backup-fetch exits 0 with %s (a partition lost): refused in one line, the marker stays, no recovery settings", async (name, extra) => {
-    const r = await restoreWith(name.replaceAll(" ", "-"), { PG_VERSION: "17\n", ...extra });
-    expect(r.code).toBe(1);
-    expect(r.stderr.split("\n")).toHaveLength(2);
-    expect(r.stderr).toStartWith(`wale-sidecar restore: WAL-E backup-fetch exited 0 but ${r.pgdata}/backup_label is missing`);
-    expect(r.stderr).toContain("incomplete");
-    expect(existsSync(join(r.pgdata, INCOMPLETE_MARKER))).toBe(true);
-    expect(existsSync(join(r.pgdata, "recovery.signal"))).toBe(false);
-    expect(existsSync(join(r.pgdata, "postgresql.auto.conf"))).toBe(false);
-  });
+  ])(
+    "backup-fetch exits 0 with %s (a partition lost): refused in one line, the marker stays, no recovery settings",
+    async (name, extra) => {
+      const r = await restoreWith(name.replaceAll(" ", "-"), { PG_VERSION: "17\n", ...extra });
+      expect(r.code).toBe(1);
+      expect(r.stderr.split("\n")).toHaveLength(2);
+      expect(r.stderr).toStartWith(
+        `wale-sidecar restore: WAL-E backup-fetch exited 0 but ${r.pgdata}/backup_label is missing`,
+      );
+      expect(r.stderr).toContain("incomplete");
+      expect(existsSync(join(r.pgdata, INCOMPLETE_MARKER))).toBe(true);
+      expect(existsSync(join(r.pgdata, "recovery.signal"))).toBe(false);
+      expect(existsSync(join(r.pgdata, "postgresql.auto.conf"))).toBe(false);
+    },
+  );
 
   test("--skip-fetch onto a PGDATA without backup_label: refused in one line, nothing written, nothing run", async () => {
     const pgdata = join(base, "skip-no-label");
