@@ -12,6 +12,7 @@ import type { Runtime } from "../runtime/types.ts";
 import { backupFetchArgv, lastLines, WaleRunner } from "../wale/wale.ts";
 import { majorVersion } from "./pg-version.ts";
 import {
+  archivingLeftOn,
   asideName,
   chownTree,
   describePlaced,
@@ -25,6 +26,7 @@ import {
   placeConfigFiles,
   type RestoreOptions,
   recoveryFiles,
+  writeNoArchive,
   writeRecoveryFiles,
 } from "./steps.ts";
 
@@ -121,6 +123,17 @@ export async function runRestore(runtime: Runtime, config: Config, options: Rest
   );
   for (const placed of await placeConfigFiles(pgdata, options.configFrom))
     say(describePlaced(placed, options.configFrom));
+  if (options.noArchive) {
+    await writeNoArchive(pgdata);
+    say("archive_mode = off appended to postgresql.auto.conf (--no-archive): this copy archives nothing");
+  }
+  const archiving = await archivingLeftOn(pgdata);
+  if (archiving) {
+    // A clone that promotes would push its WAL and its new timeline's .history into the source's store.
+    say(
+      `WARNING: the restored configuration keeps archive_mode on with ${archiving}: once this server promotes it archives there, and if that is the source's store its new timeline's .history blocks the source's own after a failover. For a test restore or a clone, run restore with --no-archive, or point archive_command at a store of its own.`,
+    );
+  }
 
   if (options.owner) await chownTree(pgdata, options.owner);
   await lockDown(pgdata);

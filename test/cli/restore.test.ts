@@ -28,6 +28,7 @@ describe("parseRestoreArgs", () => {
       owner: undefined,
       configFrom: undefined,
       ifEmpty: false,
+      noArchive: false,
     });
   });
 
@@ -58,6 +59,7 @@ describe("parseRestoreArgs", () => {
     });
     expect(parseRestoreArgs(["--direct", "--skip-fetch"]).skipFetch).toBe(true);
     expect(parseRestoreArgs(["--direct", "--if-empty"]).ifEmpty).toBe(true);
+    expect(parseRestoreArgs(["--direct", "--no-archive"]).noArchive).toBe(true);
   });
 
   test.each([
@@ -210,6 +212,25 @@ describe("restore", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`wale-sidecar restore: pg_hba.conf: from --config-from ${link}\n`);
     expect(readFileSync(join(r.pgdata, "pg_hba.conf"), "utf8")).toBe("local all all peer\n");
+  });
+
+  test("a restored configuration that archives gets one WARNING line naming the command; --no-archive turns it off", async () => {
+    const conf = "archive_mode = on\narchive_command = 'wget -q -O - http://wale/wal-push/%f'\n";
+    const files = { PG_VERSION: "17\n", backup_label: LABEL, "postgresql.conf": conf };
+    const warned = await restoreWith("archiving", files);
+    expect(warned.code).toBe(0);
+    const warnings = warned.stdout.split("\n").filter((line) => line.includes("WARNING"));
+    expect(warnings).toEqual([
+      "wale-sidecar restore: WARNING: the restored configuration keeps archive_mode on with archive_command = 'wget -q -O - http://wale/wal-push/%f': once this server promotes it archives there, and if that is the source's store its new timeline's .history blocks the source's own after a failover. For a test restore or a clone, run restore with --no-archive, or point archive_command at a store of its own.",
+    ]);
+    const off = await restoreWith("no-archive", files, ["--no-archive"]);
+    expect(off.stderr).toBe("");
+    expect(off.code).toBe(0);
+    expect(off.stdout).not.toContain("WARNING");
+    expect(off.stdout).toContain(
+      "wale-sidecar restore: archive_mode = off appended to postgresql.auto.conf (--no-archive): this copy archives nothing\n",
+    );
+    expect(readFileSync(join(off.pgdata, "postgresql.auto.conf"), "utf8")).toEndWith("\narchive_mode = off\n");
   });
 
   test("says where each configuration file came from: the backup, --config-from, or the default", async () => {

@@ -3,16 +3,19 @@ import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, syml
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  archivingLeftOn,
   asideName,
   DEFAULT_HBA,
   DEFAULT_IDENT,
   DEFAULT_POSTGRESQL_CONF,
   describePlaced,
+  NO_ARCHIVE,
   pgdataState,
   placeConfigFiles,
   type RestoreOptions,
   recoveryFiles,
   restoreCommand,
+  writeNoArchive,
   writeRecoveryFiles,
 } from "../../src/restore/steps.ts";
 
@@ -104,6 +107,43 @@ recovery_target_action = 'promote'
     const auto = readFileSync(join(pgdata, "postgresql.auto.conf"), "utf8");
     expect(auto.startsWith("work_mem = '8MB'\n\n# Written by wale-sidecar")).toBe(true);
     expect(readFileSync(join(pgdata, "recovery.signal"), "utf8")).toBe("");
+  });
+});
+
+describe("archivingLeftOn", () => {
+  const at = (name: string, conf: string, auto = "") => {
+    const pgdata = join(base, `archiving-${name}`);
+    mkdirSync(pgdata);
+    writeFileSync(join(pgdata, "postgresql.conf"), conf);
+    if (auto) writeFileSync(join(pgdata, "postgresql.auto.conf"), auto);
+    return archivingLeftOn(pgdata);
+  };
+  test("archive_mode on with an archive_command: named, in postgresql.conf's syntax", async () => {
+    expect(await at("on", "archive_mode = on  # on\narchive_command = 'wget -q -O - http://wale/wal-push/%f'\n")).toBe(
+      "archive_command = 'wget -q -O - http://wale/wal-push/%f'",
+    );
+    expect(await at("always", "ARCHIVE_MODE always\narchive_command='it''s %p'\n")).toBe(
+      "archive_command = 'it''s %p'",
+    );
+    expect(await at("library", "archive_mode = 'true'\narchive_library = 'basic_archive'\n")).toBe(
+      "archive_library = 'basic_archive'",
+    );
+  });
+  test("off, no command, a commented line, or turned off by postgresql.auto.conf (the last one read wins): null", async () => {
+    expect(await at("off", "archive_mode = off\narchive_command = 'x %p'\n")).toBeNull();
+    expect(await at("no-command", "archive_mode = on\narchive_command = ''\n")).toBeNull();
+    expect(await at("commented", "#archive_mode = on\narchive_command = 'x %p'\n")).toBeNull();
+    expect(await at("auto-off", "archive_mode = on\narchive_command = 'x %p'\n", NO_ARCHIVE)).toBeNull();
+    expect(await at("none", "")).toBeNull();
+  });
+  test("writeNoArchive appends archive_mode = off to postgresql.auto.conf, after what was there", async () => {
+    const pgdata = join(base, "no-archive");
+    mkdirSync(pgdata);
+    writeFileSync(join(pgdata, "postgresql.conf"), "archive_mode = on\narchive_command = 'x %p'\n");
+    writeFileSync(join(pgdata, "postgresql.auto.conf"), "archive_mode = 'on'\n");
+    await writeNoArchive(pgdata);
+    expect(readFileSync(join(pgdata, "postgresql.auto.conf"), "utf8")).toBe(`archive_mode = 'on'\n${NO_ARCHIVE}`);
+    expect(await archivingLeftOn(pgdata)).toBeNull();
   });
 });
 
