@@ -35,8 +35,9 @@ WALE_PUSH_FLAGS, WALE_FETCH_FLAGS (-p=0), WALE_BACKUP_PUSH_FLAGS,
 WALE_PUSH_TIMEOUT (600), WALE_FETCH_TIMEOUT (600), WALE_BACKUP_TIMEOUT (0),
 WALE_SHUTDOWN_GRACE (25), WALE_BACKUP_SCHEDULE, WALE_BACKUP_RETAIN,
 WALE_LOG_FORMAT (json), WALE_SPOOL_DIR (/tmp/wale-sidecar-spool-<hash>),
-WALE_PREFETCH (8), WALE_SIDECAR_TOKEN (a bearer token for every route but
-/ping, /healthz and /readyz's verdict), and WAL-E's own variables
+WALE_PREFETCH (8), WALE_HISTORY_CHECK (on), WALE_SIDECAR_TOKEN (a bearer
+token for every route but /ping, /healthz and /readyz's verdict), and
+WAL-E's own variables
 (WALE_S3_PREFIX, WALE_FILE_PREFIX, AWS_*, PG*...), which are passed to WAL-E
 unchanged.
 
