@@ -101,14 +101,6 @@ export class WaleArchive implements Archive {
   }
 }
 
-/** A WAL-E run that did not succeed: killed at its time limit (ms), or exited with the end of its stderr. */
-function exited(wale: RunResult, limitMs: number): Failed {
-  if (wale.timedOut)
-    return { kind: "failed", timedOut: true, reason: ` timed out after ${limitMs / 1000} s; WAL-E was killed`, wale };
-  const tail = lastLines(wale.stderr);
-  return { kind: "failed", reason: ` failed: WAL-E exited with code ${wale.exitCode}${tail ? `\n${tail}` : ""}`, wale };
-}
-
 /**
  * A .history push whose archived copy could not be read: refused, since
  * only a comparison tells a retry of the same file from another timeline's.
@@ -130,6 +122,14 @@ function cannotCompare(wale: RunResult, limitMs: number): Failed {
       `or set WALE_HISTORY_CHECK=off to push without the check.${tail ? `\n${tail}` : ""}`,
     wale,
   };
+}
+
+/** A WAL-E run that did not succeed: killed at its time limit (ms), or exited with the end of its stderr. */
+function exited(wale: RunResult, limitMs: number): Failed {
+  if (wale.timedOut)
+    return { kind: "failed", timedOut: true, reason: ` timed out after ${limitMs / 1000} s; WAL-E was killed`, wale };
+  const tail = lastLines(wale.stderr);
+  return { kind: "failed", reason: ` failed: WAL-E exited with code ${wale.exitCode}${tail ? `\n${tail}` : ""}`, wale };
 }
 
 /** The WAL file names in PGWAL/archive_status with a suffix (.ready, .done); none if it cannot be read. */
