@@ -101,29 +101,6 @@ export class WaleArchive implements Archive {
   }
 }
 
-/**
- * A .history push whose archived copy could not be read: refused, since
- * only a comparison tells a retry of the same file from another timeline's.
- * A write-only archiver lands here on every timeline switch (S3 PutObject
- * without GetObject: WAL-E retries the 403 until its time limit; GPG with
- * the public key only: the decrypt fails), so the answer names the rights
- * it needs and the way out. Always a 500: the push itself did not run.
- */
-function cannotCompare(wale: RunResult, limitMs: number): Failed {
-  const how = wale.timedOut
-    ? `WAL-E wal-fetch timed out after ${limitMs / 1000} s`
-    : `WAL-E wal-fetch exited with code ${wale.exitCode}`;
-  const tail = wale.timedOut ? "" : lastLines(wale.stderr);
-  return {
-    kind: "failed",
-    reason:
-      ` refused: cannot read the archived copy to compare (${how}), and a history file is never overwritten unchecked. ` +
-      "History pushes need read and decrypt rights on the store (S3 GetObject, the GPG secret key); " +
-      `or set WALE_HISTORY_CHECK=off to push without the check.${tail ? `\n${tail}` : ""}`,
-    wale,
-  };
-}
-
 /** A WAL-E run that did not succeed: killed at its time limit (ms), or exited with the end of its stderr. */
 function exited(wale: RunResult, limitMs: number): Failed {
   if (wale.timedOut)
@@ -156,4 +133,27 @@ export function parseBackupList(stdout: string): BackupRow[] {
       }),
     );
   });
+}
+
+/**
+ * A .history push whose archived copy could not be read: refused, since
+ * only a comparison tells a retry of the same file from another timeline's.
+ * A write-only archiver lands here on every timeline switch (S3 PutObject
+ * without GetObject: WAL-E retries the 403 until its time limit; GPG with
+ * the public key only: the decrypt fails), so the answer names the rights
+ * it needs and the way out. Always a 500: the push itself did not run.
+ */
+function cannotCompare(wale: RunResult, limitMs: number): Failed {
+  const how = wale.timedOut
+    ? `WAL-E wal-fetch timed out after ${limitMs / 1000} s`
+    : `WAL-E wal-fetch exited with code ${wale.exitCode}`;
+  const tail = wale.timedOut ? "" : lastLines(wale.stderr);
+  return {
+    kind: "failed",
+    reason:
+      ` refused: cannot read the archived copy to compare (${how}), and a history file is never overwritten unchecked. ` +
+      "History pushes need read and decrypt rights on the store (S3 GetObject, the GPG secret key); " +
+      `or set WALE_HISTORY_CHECK=off to push without the check.${tail ? `\n${tail}` : ""}`,
+    wale,
+  };
 }
