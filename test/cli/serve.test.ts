@@ -11,6 +11,8 @@ import { serve } from "../../src/cli/serve.ts";
 import type { Child, Runtime } from "../../src/runtime/types.ts";
 import { fakeRuntime, fakeWaleBin } from "../support/fake-runtime.ts";
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 const dir = realpathSync(mkdtempSync(join(tmpdir(), "serve-")));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const SEG = "000000010000000000000002";
@@ -58,13 +60,13 @@ test("SIGTERM during a backup: /wal-push is served until the backup ends, then 5
     },
     [],
   );
-  for (let i = 0; i < 200 && !out.join("").includes('"listening"'); i++) await Bun.sleep(10);
+  for (let i = 0; i < 200 && !out.join("").includes('"listening"'); i++) await sleep(10);
   const get = async (path: string) => (await handler(new Request(`http://sidecar${path}`))).status;
 
   expect(await get("/backup-push?wait=false")).toBe(202);
-  for (let i = 0; i < 200 && !fake.spawned.some((argv) => argv.includes("-c")); i++) await Bun.sleep(10);
+  for (let i = 0; i < 200 && !fake.spawned.some((argv) => argv.includes("-c")); i++) await sleep(10);
   for (const signal of signals) signal();
-  await Bun.sleep(20);
+  await sleep(20);
   expect(await get(`/wal-push/${SEG}`)).toBe(200);
   expect(await get(`/wal-push/pg_wal/${SEG}`)).toBe(200);
   expect(await get(`/wal-fetch/${SEG}`)).toBe(503);
@@ -73,8 +75,8 @@ test("SIGTERM during a backup: /wal-push is served until the backup ends, then 5
 
   // The backup ends: from then on /wal-push is refused too, and the shutdown finishes.
   endWorker(1);
-  for (let i = 0; i < 200 && !out.join("").includes('"backup ended"'); i++) await Bun.sleep(10);
-  await Bun.sleep(10);
+  for (let i = 0; i < 200 && !out.join("").includes('"backup ended"'); i++) await sleep(10);
+  await sleep(10);
   expect(await get(`/wal-push/${SEG}`)).toBe(503);
   expect(await exit).toBe(0);
   expect(fake.spawned.filter((argv) => argv.includes("wal-push")).length).toBe(2);

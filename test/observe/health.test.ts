@@ -11,6 +11,8 @@ import { Limiter } from "../../src/wale/limiter.ts";
 import { WaleRunner } from "../../src/wale/wale.ts";
 import { fakeRuntime } from "../support/fake-runtime.ts";
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 const config = parseConfig({
   PGDATA: "/nonexistent/pgdata",
   WALE_FILE_PREFIX: "file://localhost/tmp/nowhere",
@@ -77,7 +79,7 @@ test("with every slot taken and the queue full, readiness says busy at once and 
   held.shift()?.();
   await push;
   // The queued run gets the slot and starts; let it go too.
-  while (held.length === 0) await Bun.sleep(1);
+  while (held.length === 0) await sleep(1);
   held.shift()?.();
   await queued;
 });
