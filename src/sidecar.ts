@@ -8,6 +8,7 @@ import { BackupJobs } from "./backups/jobs.ts";
 import { type Schedule, startSchedule } from "./backups/schedule.ts";
 import type { Config } from "./config/config.ts";
 import { type App, createApp } from "./http/app.ts";
+import type { Lifecycle } from "./http/auth.ts";
 import { Readiness } from "./observe/health.ts";
 import type { Logger, Redact } from "./observe/log.ts";
 import { Metrics } from "./observe/metrics.ts";
@@ -25,8 +26,7 @@ export interface Sidecar {
   runner: WaleRunner;
   app: App;
   schedule: Schedule | null;
-  /** Set on shutdown: new requests get 503. */
-  lifecycle: { draining: boolean };
+  lifecycle: Lifecycle;
 }
 
 export function createSidecar(config: Config, runtime: Runtime, log: Logger, redact: Redact): Sidecar {
@@ -40,7 +40,7 @@ export function createSidecar(config: Config, runtime: Runtime, log: Logger, red
   const schedule = config.backups.schedule
     ? startSchedule(config.backups.schedule, () => void backups.trigger("schedule"))
     : null;
-  const lifecycle = { draining: false };
+  const lifecycle: Lifecycle = { draining: false, backupInFlight: false };
   const app = createApp({ deps, readiness: new Readiness(config, runner), schedule, lifecycle, log, redact });
   return { deps, runner, app, schedule, lifecycle };
 }

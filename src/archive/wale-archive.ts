@@ -32,7 +32,7 @@ export class WaleArchive implements Archive {
 
   async push(name: string, path: string, kind: WalKind): Promise<Pushed> {
     const { config } = this;
-    if (kind === "history") {
+    if (kind === "history" && config.historyCheck) {
       const held = await this.archivedHistory(name, path);
       if (held) return held;
     }
@@ -94,7 +94,7 @@ export class WaleArchive implements Archive {
       // Before a push, WAL-E's word that the object is missing is enough: a
       // store not there yet (a new prefix's first file) is one to push into.
       if (missingStatement(fetched.wale, name)) return null;
-      return exited(fetched.wale, this.config.timeouts.push);
+      return cannotCompare(fetched.wale, this.config.timeouts.fetch);
     }
     try {
       const [archived, local] = await Promise.all([readFile(fetched.path), readFile(path)]);
@@ -153,4 +153,27 @@ export function parseBackupList(stdout: string): BackupRow[] {
       }),
     );
   });
+}
+
+/**
+ * A .history push whose archived copy could not be read: refused, since
+ * only a comparison tells a retry of the same file from another timeline's.
+ * A write-only archiver lands here on every timeline switch (S3 PutObject
+ * without GetObject: WAL-E retries the 403 until its time limit; GPG with
+ * the public key only: the decrypt fails), so the answer names the rights
+ * it needs and the way out. Always a 500: the push itself did not run.
+ */
+function cannotCompare(wale: RunResult, limitMs: number): Failed {
+  const how = wale.timedOut
+    ? `WAL-E wal-fetch timed out after ${limitMs / 1000} s`
+    : `WAL-E wal-fetch exited with code ${wale.exitCode}`;
+  const tail = wale.timedOut ? "" : lastLines(wale.stderr);
+  return {
+    kind: "failed",
+    reason:
+      ` refused: cannot read the archived copy to compare (${how}), and a history file is never overwritten unchecked. ` +
+      "History pushes need read and decrypt rights on the store (S3 GetObject, the GPG secret key); " +
+      `or set WALE_HISTORY_CHECK=off to push without the check.${tail ? `\n${tail}` : ""}`,
+    wale,
+  };
 }

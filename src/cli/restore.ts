@@ -6,7 +6,8 @@ import { type Command, helpOrRefusal, loadConfig } from "./command.ts";
 const HELP = `Usage: wale-sidecar restore (--via <sidecar URL> [--stream] | --direct) [options]
 
 Restores PGDATA from the archive, for an init container: WAL-E backup-fetch
-into PGDATA, then the recovery settings for the PostgreSQL version in
+into PGDATA (which must bring the backup's backup_label, else the restore
+fails), then the recovery settings for the PostgreSQL version in
 PGDATA/PG_VERSION (12 and later: recovery.signal and postgresql.auto.conf;
 11 and earlier: recovery.conf). Start PostgreSQL next: it replays WAL from
 the archive to the target, or to the end of the archive.
@@ -36,7 +37,8 @@ Options:
                          Refused while PGDATA/postmaster.pid names a live
                          process (PostgreSQL runs on it)
   --skip-fetch           PGDATA already holds a base backup (pg_basebackup,
-                         a volume snapshot): only write the settings
+                         a volume snapshot) with its backup_label: only
+                         write the settings
   --owner <uid>:<gid>    the user that runs PostgreSQL; required as root
   --config-from <dir>    copy postgresql.conf, pg_hba.conf and pg_ident.conf
                          from <dir>, in place of the backup's. Without it,
@@ -45,6 +47,11 @@ Options:
                          (listen on all addresses; peer locally, md5 over
                          the network), as for an older stock WAL-E backup,
                          which leaves them out. Each file's source is printed
+  --no-archive           append archive_mode = off to postgresql.auto.conf:
+                         for a test restore or a clone, which must not
+                         archive into the source's store once it promotes.
+                         Without it, a restored configuration that archives
+                         gets a WARNING line
 
 PGDATA, WALE_BIN, WALE_FLAGS and WAL-E's variables come from the
 environment, as for the sidecar. PGDATA ends at mode 0700. When
@@ -64,7 +71,7 @@ const VALUE_FLAGS = [
   "--owner",
   "--config-from",
 ];
-const SWITCHES = ["--stream", "--direct", "--force", "--skip-fetch", "--if-empty"];
+const SWITCHES = ["--stream", "--direct", "--force", "--skip-fetch", "--if-empty", "--no-archive"];
 
 const BACKUP = /^(LATEST|base_[0-9A-F]{24}_[0-9A-F]{8})$/;
 const TIME = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?( ?(Z|UTC|[+-]\d{2}(:?\d{2})?))?$/;
@@ -159,6 +166,7 @@ export function parseRestoreArgs(args: string[]): RestoreOptions {
     owner: ownerMatch ? { uid: Number(ownerMatch[1]), gid: Number(ownerMatch[2]) } : undefined,
     configFrom: given.get("--config-from"),
     ifEmpty: given.has("--if-empty"),
+    noArchive: given.has("--no-archive"),
   };
 }
 

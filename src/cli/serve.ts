@@ -35,14 +35,16 @@ WALE_PUSH_FLAGS, WALE_FETCH_FLAGS (-p=0), WALE_BACKUP_PUSH_FLAGS,
 WALE_PUSH_TIMEOUT (600), WALE_FETCH_TIMEOUT (600), WALE_BACKUP_TIMEOUT (0),
 WALE_SHUTDOWN_GRACE (25), WALE_BACKUP_SCHEDULE, WALE_BACKUP_RETAIN,
 WALE_LOG_FORMAT (json), WALE_SPOOL_DIR (/tmp/wale-sidecar-spool-<hash>),
-WALE_PREFETCH (8), WALE_SIDECAR_TOKEN (a bearer token for every route but
-/ping, /healthz and /readyz's verdict), and WAL-E's own variables
+WALE_PREFETCH (8), WALE_HISTORY_CHECK (on), WALE_SIDECAR_TOKEN (a bearer
+token for every route but /ping, /healthz and /readyz's verdict), and
+WAL-E's own variables
 (WALE_S3_PREFIX, WALE_FILE_PREFIX, AWS_*, PG*...), which are passed to WAL-E
 unchanged.
 
 On SIGTERM new requests get 503; pushes and backups in flight may finish
-within WALE_SHUTDOWN_GRACE seconds, then WAL-E is killed, and the process
-exits 0.
+within WALE_SHUTDOWN_GRACE seconds (while a backup runs, /wal-push is still
+served: the backup's end waits for its WAL), then WAL-E is killed, and the
+process exits 0.
 `,
   async run(runtime, args) {
     const early = helpOrRefusal(runtime, this, args, false);
@@ -120,15 +122,20 @@ interface Stopping {
 }
 
 /**
- * New requests get 503 from now on. Requests in flight, and a scheduled
+ * New requests get 503 from now on, but /wal-push while a backup runs. Requests in flight, and a scheduled
  * backup, may finish within the grace period; after it WAL-E is killed with
  * its process groups, which makes the open requests answer, and we stop.
  */
 async function shutdown({ signal, config, sidecar, server, log, inFlight }: Stopping) {
-  sidecar.lifecycle.draining = true;
-  sidecar.schedule?.stop();
-  const { runner } = sidecar;
+  const { runner, lifecycle } = sidecar;
   const { backups, spool } = sidecar.deps;
+  // A backup in flight waits in pg_backup_stop for its WAL to be pushed: /wal-push stays open until it ends.
+  lifecycle.backupInFlight = true;
+  void backups.idle().finally(() => {
+    lifecycle.backupInFlight = false;
+  });
+  lifecycle.draining = true;
+  sidecar.schedule?.stop();
   spool.stop();
   log.info("stopping", {
     signal,

@@ -60,6 +60,7 @@ export const EnvSchema = T.Object({
   WALE_LOG_FORMAT: T.Union([T.Literal("json"), T.Literal("text")], { default: "json", description: "json or text" }),
   WALE_SPOOL_DIR: T.Optional(AbsolutePath()),
   WALE_PREFETCH: T.Integer({ default: 8, minimum: 0, maximum: 32, description: "a number of segments from 0 to 32" }),
+  WALE_HISTORY_CHECK: T.Union([T.Literal("on"), T.Literal("off")], { default: "on", description: "on or off" }),
 });
 type Env = Static<typeof EnvSchema>;
 
@@ -90,6 +91,12 @@ export interface Config {
   /** Values that must never reach a log line or a response body. */
   /** Where fetched WAL lands before it moves to its destination, and where the next segments are prefetched. */
   spool: { dir: string; prefetch: number };
+  /**
+   * Whether a .history push first reads the archived copy, so as never to
+   * overwrite it with other bytes (WaleArchive.archivedHistory). Off is for
+   * write-only archivers, which cannot read it: then nothing guards the history.
+   */
+  historyCheck: boolean;
   secrets: string[];
 }
 
@@ -185,6 +192,7 @@ export function parseConfig(environment: Record<string, string | undefined>): Co
     token: env.WALE_SIDECAR_TOKEN,
     limits: { concurrency: env.WALE_MAX_CONCURRENCY, queue: env.WALE_MAX_QUEUE },
     spool: { dir: spoolDir, prefetch: env.WALE_PREFETCH },
+    historyCheck: env.WALE_HISTORY_CHECK === "on",
     secrets: secretValues(environment),
   };
 }

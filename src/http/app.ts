@@ -61,6 +61,7 @@ export function createApp(context: AppContext): App {
     ["/swagger/json", "guarded"],
   ]);
   for (const route of routes) access.set(route.path, route.access);
+  const backupNeedsIt = new Set(routes.filter((route) => route.backupNeedsIt).map((route) => route.path));
   const gate = createGate({ token: deps.config.token, listen: deps.config.listen, lifecycle });
   /** Decided once per request, in the transform hook; the handler reads it. */
   const trusted = new WeakMap<Request, boolean>();
@@ -69,7 +70,7 @@ export function createApp(context: AppContext): App {
   const elysia = new Elysia()
     .onTransform(({ request, route }) => {
       const declared = access.get(route);
-      const verdict = gate(declared, request);
+      const verdict = gate(declared, request, backupNeedsIt.has(route));
       if (verdict.allowed) {
         trusted.set(request, verdict.trusted);
         return;

@@ -25,11 +25,21 @@ export type Verdict =
   | { allowed: true; trusted: boolean }
   | { allowed: false; status: 401 | 403 | 503; body: string; headers: Record<string, string>; reason: string };
 
+/** Where the sidecar is in its life: set by the shutdown (src/cli/serve.ts), read by the gate. */
+export interface Lifecycle {
+  /** Set on shutdown: guarded routes answer 503 from then on... */
+  draining: boolean;
+  /**
+   * ...but for those that a backup in flight needs, until it ends: its
+   * pg_backup_stop waits until PostgreSQL has archived the stop segment, through /wal-push.
+   */
+  backupInFlight: boolean;
+}
+
 export interface GateOptions {
   token: string | undefined;
   listen: { hostname: string };
-  /** Set on shutdown: guarded routes answer 503 from then on. */
-  lifecycle: { draining: boolean };
+  lifecycle: Lifecycle;
 }
 
 /** The one warning line at start, or null: with no token, anyone who reaches the port may run WAL-E. */
@@ -45,7 +55,8 @@ export function createGate({ token, listen, lifecycle }: GateOptions) {
   const sentToken = (request: Request) =>
     expected !== null && timingSafeEqual(digest(request.headers.get("authorization") ?? ""), expected);
 
-  return (access: Access | undefined, request: Request): Verdict => {
+  /** `backupNeedsIt`: the route declared that a backup in flight needs it (Route.backupNeedsIt). */
+  return (access: Access | undefined, request: Request, backupNeedsIt = false): Verdict => {
     const trusted = expected === null || sentToken(request);
     if (access === "open") return { allowed: true, trusted };
     if (access === undefined) {
@@ -62,7 +73,7 @@ export function createGate({ token, listen, lifecycle }: GateOptions) {
     if (access === "archive" && expected === null && !loopbackOnly) {
       return refuse(403, `forbidden: ${ARCHIVE_NEEDS_TOKEN}\n`, "no WALE_SIDECAR_TOKEN off loopback");
     }
-    if (lifecycle.draining) {
+    if (lifecycle.draining && !(backupNeedsIt && lifecycle.backupInFlight)) {
       return refuse(503, "shutting down; retry against the new instance\n", "shutting down", { "retry-after": "5" });
     }
     return { allowed: true, trusted };

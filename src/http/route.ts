@@ -8,7 +8,7 @@ import type { Schedule } from "../backups/schedule.ts";
 import type { Readiness } from "../observe/health.ts";
 import type { Logger, Redact } from "../observe/log.ts";
 import type { Deps } from "../operations/operations.ts";
-import type { Access } from "./auth.ts";
+import type { Access, Lifecycle } from "./auth.ts";
 import type { Answer } from "./responses.ts";
 
 export interface RouteContext {
@@ -29,6 +29,8 @@ export interface Route {
   /** GET path, in Elysia's syntax. Every other method answers 405. */
   path: string;
   access: Access;
+  /** Served while shutting down as long as a backup is in flight, which needs it (/wal-push). */
+  backupNeedsIt?: boolean;
   params?: TSchema;
   query?: TSchema;
   /** The OpenAPI description; a route without one is left out of /swagger. */
@@ -41,8 +43,7 @@ export interface AppContext {
   deps: Deps;
   readiness: Readiness;
   schedule: Schedule | null;
-  /** Set on shutdown: new requests get 503. */
-  lifecycle: { draining: boolean };
+  lifecycle: Lifecycle;
   log: Logger;
   redact: Redact;
 }

@@ -3,7 +3,7 @@
  * reported on stdout; a refusal is one line on stderr and exit 1. The
  * restore command (src/cli/restore.ts) parses the flags and calls it.
  */
-import { rm, writeFile } from "node:fs/promises";
+import { rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import type { Config } from "../config/config.ts";
@@ -12,9 +12,11 @@ import type { Runtime } from "../runtime/types.ts";
 import { backupFetchArgv, lastLines, WaleRunner } from "../wale/wale.ts";
 import { majorVersion } from "./pg-version.ts";
 import {
+  archivingLeftOn,
   asideName,
   chownTree,
   describePlaced,
+  hasBackupLabel,
   INCOMPLETE_MARKER,
   livePostmaster,
   lockDown,
@@ -24,6 +26,7 @@ import {
   placeConfigFiles,
   type RestoreOptions,
   recoveryFiles,
+  writeNoArchive,
   writeRecoveryFiles,
 } from "./steps.ts";
 
@@ -46,10 +49,8 @@ export async function runRestore(runtime: Runtime, config: Config, options: Rest
   }
   if (uid !== 0 && options.owner && options.owner.uid !== uid)
     return refuse(`only root can give PGDATA to another user (--owner ${options.owner.uid}, running as ${uid})`);
-  if (
-    options.configFrom &&
-    !(await pgdataState(options.configFrom).then((s) => s.kind === "empty" || s.kind === "not-empty"))
-  ) {
+  // stat: the directory may be a symlink too (a mounted ConfigMap's path often is).
+  if (options.configFrom && !(await stat(options.configFrom).catch(() => null))?.isDirectory()) {
     return refuse(`--config-from ${options.configFrom} is not a directory`);
   }
 
@@ -67,6 +68,10 @@ export async function runRestore(runtime: Runtime, config: Config, options: Rest
     if (state.kind !== "not-empty")
       return refuse(
         `--skip-fetch needs a base backup in PGDATA, and ${pgdata} is ${state.kind === "missing" ? "missing" : "empty"}`,
+      );
+    if (!(await hasBackupLabel(pgdata)))
+      return refuse(
+        `--skip-fetch needs a base backup in PGDATA, and ${pgdata}/backup_label is missing or does not start with "START WAL LOCATION:": without it PostgreSQL would start from a later checkpoint and recover a corrupt copy (pg_basebackup writes one; take the backup again)`,
       );
   } else if (state.kind === "not-empty") {
     const incomplete = (await pgdataState(join(pgdata, INCOMPLETE_MARKER))).kind !== "missing";
@@ -104,6 +109,10 @@ export async function runRestore(runtime: Runtime, config: Config, options: Rest
         `WAL-E backup-fetch exited with code ${wale.exitCode}; ${pgdata} holds a partial restore (run again with --force)${tail ? `\n${tail}` : ""}`,
       );
     }
+    if (!(await hasBackupLabel(pgdata)))
+      return refuse(
+        `WAL-E backup-fetch exited 0 but ${pgdata}/backup_label is missing or does not start with "START WAL LOCATION:": backup ${options.backup} is incomplete in the store (a partition is missing), and ${pgdata} must not be started (run again with --force, or give an older --backup)`,
+      );
   }
 
   const major = await majorVersion(pgdata);
@@ -114,6 +123,17 @@ export async function runRestore(runtime: Runtime, config: Config, options: Rest
   );
   for (const placed of await placeConfigFiles(pgdata, options.configFrom))
     say(describePlaced(placed, options.configFrom));
+  if (options.noArchive) {
+    await writeNoArchive(pgdata);
+    say("archive_mode = off appended to postgresql.auto.conf (--no-archive): this copy archives nothing");
+  }
+  const archiving = await archivingLeftOn(pgdata);
+  if (archiving) {
+    // A clone that promotes would push its WAL and its new timeline's .history into the source's store.
+    say(
+      `WARNING: the restored configuration keeps archive_mode on with ${archiving}: once this server promotes it archives there, and if that is the source's store its new timeline's .history blocks the source's own after a failover. For a test restore or a clone, run restore with --no-archive, or point archive_command at a store of its own.`,
+    );
+  }
 
   if (options.owner) await chownTree(pgdata, options.owner);
   await lockDown(pgdata);

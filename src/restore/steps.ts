@@ -14,6 +14,7 @@ import {
   realpath,
   rename,
   rm,
+  stat,
   writeFile,
 } from "node:fs/promises";
 import { join } from "node:path";
@@ -39,6 +40,8 @@ export interface RestoreOptions {
   owner?: { uid: number; gid: number };
   /** A directory holding postgresql.conf, pg_hba.conf and pg_ident.conf to bring back. */
   configFrom?: string;
+  /** Append archive_mode = off to postgresql.auto.conf: a test restore or clone must not archive into the source's store. */
+  noArchive?: boolean;
 }
 
 /**
@@ -176,7 +179,8 @@ export async function placeConfigFiles(pgdata: string, configFrom: string | unde
     const path = join(pgdata, file);
     const inBackup = (await lstat(path).catch(() => null)) !== null;
     const source = from ? join(from, file) : undefined;
-    if (source && (await lstat(source).catch(() => null))?.isFile()) {
+    // stat, not lstat: a Kubernetes ConfigMap's files are symlinks (postgresql.conf -> ..data/postgresql.conf).
+    if (source && (await stat(source).catch(() => null))?.isFile()) {
       // Removed first: copying onto a symlink from the backup would write through it, outside PGDATA.
       await rm(path, { force: true });
       await copyFile(source, path);
@@ -198,6 +202,55 @@ export function describePlaced(placed: PlacedConfig, configFrom: string | undefi
   if (placed.source === "config-from")
     return `${placed.file}: from --config-from ${configFrom}${placed.replaced ? ", in place of the backup's" : ""}`;
   return `${placed.file}: the default (the backup holds none: stock WAL-E leaves it out)`;
+}
+
+/**
+ * The value of each setting in `names` as PostgreSQL would read it from
+ * PGDATA's postgresql.conf and then postgresql.auto.conf: the last
+ * assignment wins, names are case-blind, `name = value` or `name value`,
+ * quoted values unquoted. include directives are not followed (a setting
+ * held only in an included file is not seen).
+ */
+export async function readSettings(pgdata: string, names: string[]): Promise<Map<string, string>> {
+  const settings = new Map<string, string>();
+  const line = /^\s*([A-Za-z_][\w.]*)\s*(?:=\s*|\s+)('(?:[^'\\]|''|\\.)*'|[^\s#']+)?/;
+  for (const file of ["postgresql.conf", "postgresql.auto.conf"]) {
+    const text = await readFile(join(pgdata, file), "utf8").catch(() => "");
+    for (const row of text.split("\n")) {
+      const match = line.exec(row);
+      const name = match?.[1]?.toLowerCase();
+      if (!match || !name || !names.includes(name)) continue;
+      const raw = match[2] ?? "";
+      const value = raw.startsWith("'") ? raw.slice(1, -1).replace(/''/g, "'").replace(/\\(.)/g, "$1") : raw;
+      settings.set(name, value);
+    }
+  }
+  return settings;
+}
+
+/** archive_mode's values that mean on (its enum table, guc_tables.c, matched whole and case-blind). */
+const ARCHIVE_ON = ["on", "always", "true", "yes", "1"];
+
+/**
+ * Where the restored configuration would archive once the server promotes,
+ * or null when it would not: archive_mode on (or always) with an
+ * archive_command, or (15 and later) an archive_library.
+ */
+export async function archivingLeftOn(pgdata: string): Promise<string | null> {
+  const settings = await readSettings(pgdata, ["archive_mode", "archive_command", "archive_library"]);
+  if (!ARCHIVE_ON.includes((settings.get("archive_mode") ?? "off").toLowerCase())) return null;
+  const command = settings.get("archive_command") ?? "";
+  const library = settings.get("archive_library") ?? "";
+  if (command) return `archive_command = ${quote(command)}`;
+  return library ? `archive_library = ${quote(library)}` : null;
+}
+
+/** What `restore --no-archive` appends to postgresql.auto.conf: the last setting read wins. */
+export const NO_ARCHIVE =
+  "\n# Written by wale-sidecar restore --no-archive: this copy archives nothing.\narchive_mode = off\n";
+
+export async function writeNoArchive(pgdata: string): Promise<void> {
+  await writeFile(join(pgdata, "postgresql.auto.conf"), NO_ARCHIVE, { flag: "a", mode: 0o600 });
 }
 
 /**
@@ -283,3 +336,23 @@ export async function makePgdata(pgdata: string): Promise<void> {
 }
 
 export const lockDown = (pgdata: string) => chmod(pgdata, 0o700);
+
+/**
+ * What a base backup's backup_label starts with, on every version WAL-E
+ * and pg_basebackup serve (9.x to 18).
+ */
+const LABEL_START = "START WAL LOCATION:";
+
+/**
+ * Whether PGDATA holds the base backup's backup_label. Without it
+ * PostgreSQL takes the checkpoint in pg_control, which is later than the
+ * backup's start, for its starting point, and "recovers" a copy whose
+ * files were changing while they were copied: silently corrupt.
+ * WAL-E's backup-fetch exits 0 with whatever partitions it listed, and the
+ * label travels in one of them: the last of a sidecar backup; stock WAL-E's
+ * exclusive backups (up to 14) tar it from PGDATA with the rest.
+ */
+export async function hasBackupLabel(pgdata: string): Promise<boolean> {
+  const text = await readFile(join(pgdata, "backup_label"), "utf8").catch(() => "");
+  return text.startsWith(LABEL_START);
+}

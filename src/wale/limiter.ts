@@ -16,7 +16,7 @@ export class Limiter {
 
   /**
    * Resolves with a release function once a slot is free. `mustRun` work
-   * (backups, readiness) may queue past the bound: it is not part of a flood.
+   * (a backup's own runs) may queue past the bound: it is not part of a flood.
    */
   async acquire(mustRun = false): Promise<() => void> {
     if (this.running >= this.max) {

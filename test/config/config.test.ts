@@ -29,6 +29,13 @@ describe("parseConfig", () => {
     expect(parseConfig({ WALE_PREFETCH: "32" }).spool.prefetch).toBe(32);
   });
 
+  test("WALE_HISTORY_CHECK: on by default, off to push history without reading the archive, nothing else", () => {
+    expect(parseConfig({}).historyCheck).toBe(true);
+    expect(parseConfig({ WALE_HISTORY_CHECK: "on" }).historyCheck).toBe(true);
+    expect(parseConfig({ WALE_HISTORY_CHECK: "off" }).historyCheck).toBe(false);
+    expect(() => parseConfig({ WALE_HISTORY_CHECK: "false" })).toThrow(/WALE_HISTORY_CHECK: must be on or off/);
+  });
+
   test("reads every variable", () => {
     const config = parseConfig({
       WALE_LISTEN_HOST: "127.0.0.1",

@@ -7,9 +7,18 @@
  * is printed.
  */
 import { expect, test } from "bun:test";
-import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
-import { DEFAULT_HBA, DEFAULT_IDENT, DEFAULT_POSTGRESQL_CONF } from "../../src/restore/steps.ts";
+import { DEFAULT_HBA, DEFAULT_IDENT, DEFAULT_POSTGRESQL_CONF, INCOMPLETE_MARKER } from "../../src/restore/steps.ts";
 import {
   asDbUser,
   checksum,
@@ -19,6 +28,8 @@ import {
   run,
   type Store,
   startArchivingSource,
+  startPostgres,
+  startSidecar,
   TOOLS,
   useScope,
   waitFor,
@@ -120,4 +131,70 @@ test("an older stock WAL-E backup (no configuration inside): the defaults, or --
   expect(readFileSync(join(given, "pg_hba.conf"), "utf8")).toBe(
     readFileSync(join(source.pgdata, "pg_hba.conf"), "utf8"),
   );
+}, 300_000);
+
+test("PostgreSQL 17: --no-archive and a ConfigMap --config-from on a sidecar backup; without --no-archive a WARNING; the backup less its label partition is refused", async () => {
+  const store = makeStore(scope);
+  const { source, url } = await startArchivingSource(scope, store, 17);
+  await source.sql("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 500) g");
+  expect((await fetch(`${url}/backup-push`)).status).toBe(200);
+  const expected = await checksum(source, "t");
+  const last = await source.switchWal();
+  await waitFor("the last segment in the store", () => store.walFiles().includes(last));
+  const hba = readFileSync(join(source.pgdata, "pg_hba.conf"), "utf8");
+  await source.stop();
+
+  // A mounted ConfigMap: every file a symlink through ..data to a timestamped directory.
+  const configMap = scope.tempDir("configmap");
+  mkdirSync(join(configMap, "..2026_12_02_14_00_00.000000001"));
+  writeFileSync(join(configMap, "..2026_12_02_14_00_00.000000001", "pg_hba.conf"), `${hba}# from the ConfigMap\n`);
+  symlinkSync("..2026_12_02_14_00_00.000000001", join(configMap, "..data"));
+  symlinkSync("..data/pg_hba.conf", join(configMap, "pg_hba.conf"));
+
+  const quiet = join(scope.tempDir("no-archive"), "data");
+  const fetcher = await startSidecar(scope, { PGDATA: quiet, WALE_FILE_PREFIX: store.prefix });
+  const restored = await restore(store, quiet, ["--via", fetcher.url, "--no-archive", "--config-from", configMap]);
+  expect(restored.stderr).toBe("");
+  expect(restored.exitCode).toBe(0);
+  expect(restored.stdout).toContain(
+    `${PREFIX}pg_hba.conf: from --config-from ${configMap}, in place of the backup's\n`,
+  );
+  expect(restored.stdout).toContain(`${PREFIX}archive_mode = off appended to postgresql.auto.conf (--no-archive)`);
+  expect(restored.stdout).not.toContain("WARNING");
+  expect(readFileSync(join(quiet, "pg_hba.conf"), "utf8")).toEndWith("# from the ConfigMap\n");
+  // Started with archive_mode on in postgresql.conf, as the source ran: postgresql.auto.conf wins, and it archives nothing.
+  const before = store.walFiles();
+  const pg = await startPostgres(scope, { version: 17, pgdata: quiet, conf: ["archive_mode = on"] });
+  await waitFor("recovery to finish", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 120_000);
+  expect(await pg.sql("SHOW archive_mode")).toBe("off");
+  expect(await checksum(pg, "t")).toBe(expected);
+  await pg.sql("SELECT pg_switch_wal()");
+  await Bun.sleep(1000);
+  expect(store.walFiles()).toEqual(before);
+  expect(readdirSync(store.dir, { recursive: true }).some((f) => String(f).includes("00000002.history"))).toBe(false);
+
+  // Without --no-archive: the source's archive_command comes back, and one WARNING line says so.
+  const loud = await restore(store, join(scope.tempDir("archiving"), "data"), ["--via", "http://127.0.0.1:1"]);
+  expect(loud.exitCode).toBe(0);
+  const warnings = loud.stdout.split("\n").filter((line) => line.includes("WARNING"));
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toStartWith(
+    `${PREFIX}WARNING: the restored configuration keeps archive_mode on with archive_command = 'wget`,
+  );
+  expect(warnings[0]).toContain("--no-archive");
+
+  // A partial copy of the backup: its last partition (backup_label's) gone. backup-fetch exits 0; the restore does not.
+  const [backup] = readdirSync(join(store.dir, "basebackups_005")).filter((f) => /^base_\w+$/.test(f));
+  const partitions = join(store.dir, "basebackups_005", backup as string, "tar_partitions");
+  const parts = readdirSync(partitions).sort();
+  expect(parts.length).toBeGreaterThan(1);
+  rmSync(join(partitions, parts.at(-1) as string));
+  const partial = join(scope.tempDir("partial"), "data");
+  const refused = await restore(store, partial, ["--via", "http://127.0.0.1:1"]);
+  expect(refused.exitCode).toBe(1);
+  expect(refused.stderr).toBe(
+    `${PREFIX}WAL-E backup-fetch exited 0 but ${partial}/backup_label is missing or does not start with "START WAL LOCATION:": backup LATEST is incomplete in the store (a partition is missing), and ${partial} must not be started (run again with --force, or give an older --backup)\n`,
+  );
+  expect(existsSync(join(partial, INCOMPLETE_MARKER))).toBe(true);
+  expect(existsSync(join(partial, "recovery.signal"))).toBe(false);
 }, 300_000);

@@ -12,8 +12,8 @@ const request = (authorization?: string) =>
   new Request("http://sidecar/x", { headers: authorization ? { authorization } : {} });
 
 describe("the gate", () => {
-  const gate = (token: string | undefined, hostname: string, draining = false) =>
-    createGate({ token, listen: { hostname }, lifecycle: { draining } });
+  const gate = (token: string | undefined, hostname: string, draining = false, backupInFlight = false) =>
+    createGate({ token, listen: { hostname }, lifecycle: { draining, backupInFlight } });
   const status = (verdict: ReturnType<ReturnType<typeof createGate>>) => (verdict.allowed ? 200 : verdict.status);
 
   test("open routes answer anyone, also while shutting down; trusted only with the token", () => {
@@ -45,6 +45,14 @@ describe("the gate", () => {
     const refused = gate(undefined, "0.0.0.0")("archive", request());
     expect(refused.allowed ? "" : refused.body).toMatch(/^forbidden: .*WALE_SIDECAR_TOKEN/);
     expect(status(gate(undefined, "127.0.0.1", true)("guarded", request()))).toBe(503);
+  });
+  test("while shutting down with a backup in flight, only a route the backup needs is served, and only with the token", () => {
+    const draining = gate(TOKEN, "0.0.0.0", true, true);
+    expect(status(draining("guarded", request(`Bearer ${TOKEN}`), true))).toBe(200);
+    expect(status(draining("guarded", request(), true))).toBe(401);
+    expect(status(draining("guarded", request(`Bearer ${TOKEN}`)))).toBe(503);
+    // The backup has ended: refused like every other.
+    expect(status(gate(TOKEN, "0.0.0.0", true, false)("guarded", request(`Bearer ${TOKEN}`), true))).toBe(503);
   });
   test("loopback", () => {
     for (const host of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"])

@@ -90,6 +90,53 @@ describe("walPush", () => {
     expect((await walPush(sidecarFor(config, broken.runtime).deps, name)).status).toBe(500);
     expect(broken.spawned.some((argv) => argv.includes("wal-push"))).toBe(false);
   });
+  describe("a .history file whose archived copy cannot be read (a write-only archiver)", () => {
+    const name = "00000003.history";
+    writeFileSync(join(pgdata, "pg_wal", name), "2\t0/7000000\tno recovery target specified\n");
+    const CAUSE = `wal-push ${name} refused: cannot read the archived copy to compare`;
+    const RIGHTS =
+      "History pushes need read and decrypt rights on the store (S3 GetObject, the GPG secret key); or set WALE_HISTORY_CHECK=off to push without the check.";
+    test.each([
+      ["S3 without GetObject", "boto.exception.S3ResponseError: S3ResponseError: 403 Forbidden\nAccessDenied"],
+      ["GPG with the public key only", "gpg: decryption failed: No secret key"],
+    ])("%s: a 500 naming the cause, the rights and the opt-out; nothing pushed", async (_, stderr) => {
+      const fake = fakeRuntime((argv) => (argv.includes("wal-fetch") ? { exitCode: 1, stderr } : { exitCode: 0 }));
+      const outcome = await walPush(sidecarFor(config, fake.runtime).deps, name);
+      expect(outcome.status).toBe(500);
+      const head = `${CAUSE} (WAL-E wal-fetch exited with code 1)`;
+      expect(outcome.body.slice(0, head.length)).toBe(head);
+      expect(outcome.body).toContain(RIGHTS);
+      expect(outcome.body).toContain(stderr.split("\n").at(-1) as string);
+      expect(fake.spawned.some((argv) => argv.includes("wal-push"))).toBe(false);
+    });
+    test("WAL-E retrying a 403 until WALE_FETCH_TIMEOUT: a 500 (not a 504) that says so", async () => {
+      const timed = parseConfig({ ...env, WALE_FETCH_TIMEOUT: "1" });
+      const fake = fakeRuntime({ exitCode: 0 });
+      const runtime = {
+        ...fake.runtime,
+        spawn(argv: string[], options: Parameters<typeof fake.runtime.spawn>[1]) {
+          const child = fake.runtime.spawn(argv, options);
+          if (!argv.includes("wal-fetch")) return child;
+          let killed: (code: number) => void = () => {};
+          return { ...child, exited: new Promise<number>((r) => (killed = r)), kill: () => killed(143) };
+        },
+      };
+      const outcome = await walPush(sidecarFor(timed, runtime).deps, name);
+      expect(outcome.status).toBe(500);
+      const head = `${CAUSE} (WAL-E wal-fetch timed out after 1 s)`;
+      expect(outcome.body.slice(0, head.length)).toBe(head);
+      expect(outcome.body).toContain("WALE_HISTORY_CHECK=off");
+      expect(fake.spawned.some((argv) => argv.includes("wal-push"))).toBe(false);
+    });
+    test("WALE_HISTORY_CHECK=off: pushed without reading the archive", async () => {
+      const off = parseConfig({ ...env, WALE_HISTORY_CHECK: "off" });
+      const fake = fakeRuntime((argv) =>
+        argv.includes("wal-fetch") ? { exitCode: 1, stderr: "403" } : { exitCode: 0 },
+      );
+      expect((await walPush(sidecarFor(off, fake.runtime).deps, name)).status).toBe(200);
+      expect(fake.spawned).toEqual([["wal-e", "--terse", "wal-push", join(pgdata, "pg_wal", name)]]);
+    });
+  });
   test("a file not in PGWAL is 404, and nothing is spawned", async () => {
     const { deps: d, spawned } = deps();
     expect((await walPush(d, "000000010000000000000002")).status).toBe(404);

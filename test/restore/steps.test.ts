@@ -3,16 +3,19 @@ import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, syml
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  archivingLeftOn,
   asideName,
   DEFAULT_HBA,
   DEFAULT_IDENT,
   DEFAULT_POSTGRESQL_CONF,
   describePlaced,
+  NO_ARCHIVE,
   pgdataState,
   placeConfigFiles,
   type RestoreOptions,
   recoveryFiles,
   restoreCommand,
+  writeNoArchive,
   writeRecoveryFiles,
 } from "../../src/restore/steps.ts";
 
@@ -107,6 +110,43 @@ recovery_target_action = 'promote'
   });
 });
 
+describe("archivingLeftOn", () => {
+  const at = (name: string, conf: string, auto = "") => {
+    const pgdata = join(base, `archiving-${name}`);
+    mkdirSync(pgdata);
+    writeFileSync(join(pgdata, "postgresql.conf"), conf);
+    if (auto) writeFileSync(join(pgdata, "postgresql.auto.conf"), auto);
+    return archivingLeftOn(pgdata);
+  };
+  test("archive_mode on with an archive_command: named, in postgresql.conf's syntax", async () => {
+    expect(await at("on", "archive_mode = on  # on\narchive_command = 'wget -q -O - http://wale/wal-push/%f'\n")).toBe(
+      "archive_command = 'wget -q -O - http://wale/wal-push/%f'",
+    );
+    expect(await at("always", "ARCHIVE_MODE always\narchive_command='it''s %p'\n")).toBe(
+      "archive_command = 'it''s %p'",
+    );
+    expect(await at("library", "archive_mode = 'true'\narchive_library = 'basic_archive'\n")).toBe(
+      "archive_library = 'basic_archive'",
+    );
+  });
+  test("off, no command, a commented line, or turned off by postgresql.auto.conf (the last one read wins): null", async () => {
+    expect(await at("off", "archive_mode = off\narchive_command = 'x %p'\n")).toBeNull();
+    expect(await at("no-command", "archive_mode = on\narchive_command = ''\n")).toBeNull();
+    expect(await at("commented", "#archive_mode = on\narchive_command = 'x %p'\n")).toBeNull();
+    expect(await at("auto-off", "archive_mode = on\narchive_command = 'x %p'\n", NO_ARCHIVE)).toBeNull();
+    expect(await at("none", "")).toBeNull();
+  });
+  test("writeNoArchive appends archive_mode = off to postgresql.auto.conf, after what was there", async () => {
+    const pgdata = join(base, "no-archive");
+    mkdirSync(pgdata);
+    writeFileSync(join(pgdata, "postgresql.conf"), "archive_mode = on\narchive_command = 'x %p'\n");
+    writeFileSync(join(pgdata, "postgresql.auto.conf"), "archive_mode = 'on'\n");
+    await writeNoArchive(pgdata);
+    expect(readFileSync(join(pgdata, "postgresql.auto.conf"), "utf8")).toBe(`archive_mode = 'on'\n${NO_ARCHIVE}`);
+    expect(await archivingLeftOn(pgdata)).toBeNull();
+  });
+});
+
 describe("placeConfigFiles", () => {
   test("the backup's own files are kept, as they are, and said to come from it", async () => {
     const pgdata = join(base, "from-backup");
@@ -164,6 +204,38 @@ describe("placeConfigFiles", () => {
     expect(readFileSync(outside, "utf8")).toBe("# not PGDATA's\n");
     expect(lstatSync(join(pgdata, "postgresql.conf")).isSymbolicLink()).toBe(false);
     expect(readFileSync(join(pgdata, "postgresql.conf"), "utf8")).toBe("port = 5433\n");
+  });
+  test("--config-from a Kubernetes ConfigMap (every file a symlink through ..data): the files it points to are copied", async () => {
+    const pgdata = join(base, "configmap");
+    const from = join(base, "configmap-from");
+    mkdirSync(pgdata);
+    mkdirSync(join(from, "..2026_01_02_03_04_05.000000001"), { recursive: true });
+    writeFileSync(join(pgdata, "postgresql.conf"), "# the backup's\n");
+    for (const file of ["postgresql.conf", "pg_hba.conf"]) {
+      writeFileSync(join(from, "..2026_01_02_03_04_05.000000001", file), `# ${file} from the ConfigMap\n`);
+      symlinkSync(`..data/${file}`, join(from, file));
+    }
+    symlinkSync("..2026_01_02_03_04_05.000000001", join(from, "..data"));
+    const placed = await placeConfigFiles(pgdata, from);
+    expect(placed).toEqual([
+      { file: "postgresql.conf", source: "config-from", replaced: true },
+      { file: "pg_hba.conf", source: "config-from", replaced: false },
+      { file: "pg_ident.conf", source: "default" },
+    ]);
+    for (const file of ["postgresql.conf", "pg_hba.conf"]) {
+      // A copy in PGDATA, not a link into the ConfigMap's volume.
+      expect(lstatSync(join(pgdata, file)).isFile()).toBe(true);
+      expect(readFileSync(join(pgdata, file), "utf8")).toBe(`# ${file} from the ConfigMap\n`);
+    }
+  });
+  test("--config-from with a symlink to a directory where a file is expected: not taken for the file", async () => {
+    const pgdata = join(base, "link-to-dir");
+    const from = join(base, "link-to-dir-from");
+    mkdirSync(pgdata);
+    mkdirSync(join(from, "sub"), { recursive: true });
+    symlinkSync("sub", join(from, "pg_hba.conf"));
+    const placed = await placeConfigFiles(pgdata, from);
+    expect(placed[1]).toEqual({ file: "pg_hba.conf", source: "default" });
   });
   test("--config-from naming PGDATA itself keeps the backup's files", async () => {
     const pgdata = join(base, "same");

@@ -50,7 +50,12 @@ function missingOk(query: URLSearchParams): boolean | string {
 /** A route at `path/:file`, and at `path/*` for the %p form, undocumented. */
 const withPForm = (route: Route): Route[] => [
   route,
-  { path: route.path.replace(/:file$/, "*"), access: route.access, handle: route.handle },
+  {
+    path: route.path.replace(/:file$/, "*"),
+    access: route.access,
+    backupNeedsIt: route.backupNeedsIt,
+    handle: route.handle,
+  },
 ];
 
 export const walRoutes: RouteFamily = ({ deps, answer }) => {
@@ -60,6 +65,7 @@ export const walRoutes: RouteFamily = ({ deps, answer }) => {
     ...withPForm({
       path: "/wal-push/:file",
       access: "guarded",
+      backupNeedsIt: true,
       params: FileParam,
       detail: {
         summary: "Archive PGWAL/<file> with wal-e wal-push",
