@@ -26,6 +26,7 @@ restore_command:
                                 (joins a running backup)
   GET /backups/jobs/<id>        a backup job, as JSON
   GET /backup-list              wal-e backup-list --detail, as JSON
+  GET /archive-verify           can the archive restore? (wale-sidecar verify --json)
   GET /swagger                  the API documentation
 
 Configured by the environment (see the README): WALE_LISTEN_HOST (0.0.0.0),

@@ -592,13 +592,17 @@ export interface Restore {
  * archive, as the README tells users to: `wal-e backup-fetch` through the
  * binary, pg_hba.conf and pg_ident.conf from the source (WAL-E does not back
  * them up), recovery.signal, and restore_command through a sidecar of its
- * own. Resolves once pg_is_in_recovery() is false.
+ * own. Resolves once pg_is_in_recovery() is false. With `archive`, the
+ * restored server archives into the same store through that sidecar: a
+ * promoted clone, which pushes its new timeline's .history file and
+ * segments.
  */
 export async function restoreLatest(
   scope: Scope,
   store: Store,
   source: Postgres,
   fetcherEnv: Record<string, string> = {},
+  { archive = false } = {},
 ): Promise<Restore> {
   const target = scope.tempDir("restored");
   const waleEnv = { PATH: process.env.PATH ?? "", WALE_BIN: TOOLS.wale, WALE_FILE_PREFIX: store.prefix };
@@ -612,7 +616,11 @@ export async function restoreLatest(
   const pg = await startPostgres(scope, {
     version: source.version,
     pgdata: target,
-    conf: ["archive_mode = off", restoreThrough(fetcher.url)],
+    conf: [
+      archive ? "archive_mode = on" : "archive_mode = off",
+      archiveThrough(fetcher.url),
+      restoreThrough(fetcher.url),
+    ],
   });
   await waitFor("recovery to finish", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 120_000);
   return { pg, fetcher };
