@@ -23,10 +23,24 @@
 # and judges nothing: src/verify.ts does the analysis.
 
 # (src/workers/_prelude.py comes first: sys, cmd, say, wale_setup.)
+import datetime
+import email.utils
 import json
 import re
 
 from wal_e import storage
+
+
+def stamp(modified):
+    """A backend's last-modified time as one word: ISO 8601 as listed, '-' when none."""
+    if not modified:
+        return "-"
+    if isinstance(modified, datetime.datetime):  # wabs, gs
+        return modified.isoformat()
+    text = str(modified)
+    if " " in text:  # RFC 1123, as a GET's header gives it
+        return email.utils.parsedate_to_datetime(text).isoformat()
+    return text
 
 
 def main(argv):
@@ -51,12 +65,14 @@ def main(argv):
             continue  # a backup's partitions, or not WAL-E's
         backups += 1
         groups = match.groupdict()
+        # Before the read: boto 2 sets a key's last_modified from the GET's
+        # Last-Modified header, in RFC 1123 form, where a listing gives ISO 8601.
+        finished = stamp(layout.key_last_modified(key))
         try:
             stop = json.loads(listing._backup_detail(key)).get("wal_segment_backup_stop") or "-"
         except ValueError:
             stop = "-"  # a sentinel that is not JSON: no stop segment known
-        say("backup", "base_{filename}_{offset}".format(**groups), groups["filename"], stop,
-            layout.key_last_modified(key) or "-")
+        say("backup", "base_{filename}_{offset}".format(**groups), groups["filename"], stop, finished)
 
     wal_directory = layout.wal_directory()
     objects = 0
@@ -65,7 +81,7 @@ def main(argv):
         if "/" in name:
             continue  # not WAL-E's (WAL-E writes wal_005/<name>.lzo only)
         objects += 1
-        say("wal", name[:-4] if name.endswith(".lzo") else name, layout.key_last_modified(key) or "-")
+        say("wal", name[:-4] if name.endswith(".lzo") else name, stamp(layout.key_last_modified(key)))
     say("done", backups, objects)
     return 0
 

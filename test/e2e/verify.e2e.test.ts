@@ -3,19 +3,25 @@
  * through the sidecar with real WAL-E into a file:// store: a clean archive
  * verifies; one segment object deleted is exactly that gap and exit 1; a
  * pruned window is reported; a promoted clone's timeline switch verifies
- * with its .history file and is reported without it.
+ * with its .history file and is reported without it. And on S3 (moto):
+ * the store is listed, never asked for a segment.
  */
 import { expect, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { VerifyReport } from "../../src/archive/verify.ts";
 import {
+  archiveThrough,
   asDbUser,
+  freePort,
+  makeS3Store,
   makeStore,
   restoreLatest,
   run,
   type Store,
   startArchivingSource,
+  startPostgres,
+  startSidecar,
   TOOLS,
   useScope,
   waitFor,
@@ -23,12 +29,14 @@ import {
 
 const scope = useScope();
 
-/** The binary's `verify --json` on `store`: its exit code, report and last stderr line. */
-async function verify(store: Store) {
-  const env = { PATH: process.env.PATH ?? "", WALE_BIN: TOOLS.wale, WALE_FILE_PREFIX: store.prefix };
+/** The binary's `verify --json` on `store` (or a store's WAL-E environment): its exit code, report and last stderr line. */
+async function verify(store: Store | Record<string, string>) {
+  const storeEnv = "prefix" in store && typeof store.prefix === "string" ? { WALE_FILE_PREFIX: store.prefix } : store;
+  const env = { PATH: process.env.PATH ?? "", WALE_BIN: TOOLS.wale, ...(storeEnv as Record<string, string>) };
   const json = await run(asDbUser([TOOLS.sidecar, "verify", "--json"]), { env, check: false });
   const human = await run(asDbUser([TOOLS.sidecar, "verify"]), { env, check: false });
   expect(human.exitCode).toBe(json.exitCode);
+  if (json.stdout === "") throw new Error(`verify printed no report: ${json.stderr}`);
   return {
     exitCode: json.exitCode,
     report: JSON.parse(json.stdout) as VerifyReport,
@@ -164,4 +172,40 @@ test("a promoted clone's timeline switch verifies with its .history file; withou
   expect(bare.report.findings[0]?.kind).toBe("history");
   expect(bare.stderr).toContain("00000002.history is not in the archive");
   expect(bare.lines).toContain("00000002.history MISSING");
+}, 300_000);
+
+test("on S3: verified from listings alone (no request names a segment); a deleted object is the gap", async () => {
+  const s3 = await makeS3Store(scope);
+  const port = freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const pg = await startPostgres(scope, { version: 15, conf: ["archive_mode = on", archiveThrough(url)] });
+  const pgEnv = { PGHOST: "127.0.0.1", PGPORT: String(pg.port), PGUSER: "postgres" };
+  await startSidecar(scope, { PGDATA: pg.pgdata, ...pgEnv, ...s3.env }, port);
+  const response = await fetch(`${url}/backup-push`);
+  expect([response.status, (await response.text()).slice(0, 15)]).toEqual([200, "backup complete"]);
+  const segments = [await pg.switchWal(), await pg.switchWal(), await pg.switchWal()];
+  const done = (segment: string) => existsSync(join(pg.pgdata, "pg_wal", "archive_status", `${segment}.done`));
+  await waitFor("the segments archived", () => segments.every(done));
+
+  const before = s3.requests().length;
+  const clean = await verify(s3.env);
+  const during = s3.requests().slice(before);
+  expect(clean.exitCode).toBe(0);
+  expect(clean.report.newestSegment).toBe(segments[2] ?? "");
+  expect(clean.report.backups).toHaveLength(1);
+  // Listings (and the one sentinel), twice (--json and the lines): never a segment object.
+  expect(during.filter((r) => /wal_005\/[0-9A-F]{24}/.test(r))).toEqual([]);
+  expect(during.filter((r) => r.includes("_backup_stop_sentinel.json"))).toHaveLength(2);
+
+  const lost = segments[1] ?? "";
+  // Deleted with boto 2, WAL-E's own S3 client, signed as WAL-E signs.
+  const { port: s3Port } = new URL(s3.endpoint);
+  const remove = `import boto.s3.connection as c
+conn = c.S3Connection(host="127.0.0.1", port=${s3Port}, is_secure=False, calling_format=c.OrdinaryCallingFormat())
+conn.get_bucket("wale", validate=False).delete_key("archive/wal_005/${lost}.lzo")`;
+  await run([TOOLS.walePython, "-c", remove], { env: { PATH: process.env.PATH ?? "", ...s3.env } });
+  const gap = await verify(s3.env);
+  expect(gap.exitCode).toBe(1);
+  expect(gap.report.backups[0]).toMatchObject({ firstMissing: lost, missing: 1 });
+  expect(gap.stderr).toContain(`${lost} is not in the archive`);
 }, 300_000);

@@ -225,6 +225,10 @@ export function makeStore(scope: Scope, owner = DB_OWNER): Store {
 export interface S3Store {
   /** What WAL-E needs to use it: WALE_S3_PREFIX, WALE_S3_ENDPOINT and the keys. */
   env: Record<string, string>;
+  /** Its endpoint, http://127.0.0.1:<port>; the bucket is /wale. */
+  endpoint: string;
+  /** The requests it has answered so far, as its log gives them ("GET /wale?prefix=... HTTP/1.1"). */
+  requests(): string[];
 }
 
 /**
@@ -236,8 +240,23 @@ export async function makeS3Store(scope: Scope): Promise<S3Store> {
   const proc = Bun.spawn([TOOLS.s3, "-H", "127.0.0.1", "-p", String(port)], {
     stdin: "ignore",
     stdout: "ignore",
-    stderr: "ignore",
+    stderr: "pipe",
   });
+  // Its request log (werkzeug's, on stderr): one line a request.
+  const log: string[] = [];
+  void (async () => {
+    const decoder = new TextDecoder();
+    let rest = "";
+    const reader = proc.stderr.getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      const lines = (rest + decoder.decode(r.value, { stream: true })).split("\n");
+      rest = lines.pop() ?? "";
+      for (const line of lines) {
+        const request = /"([A-Z]+ \S+ HTTP\/[0-9.]+)"/.exec(line)?.[1];
+        if (request) log.push(request);
+      }
+    }
+  })();
   scope.defer(async () => {
     proc.kill("SIGKILL");
     await proc.exited;
@@ -246,6 +265,8 @@ export async function makeS3Store(scope: Scope): Promise<S3Store> {
   // moto takes any keys, and a bare PUT creates a bucket.
   await waitFor("the S3 API", async () => (await fetch(`${endpoint}/wale`, { method: "PUT" })).ok, 30_000);
   return {
+    endpoint,
+    requests: () => [...log],
     env: {
       WALE_S3_PREFIX: "s3://wale/archive",
       WALE_S3_ENDPOINT: `http+path://127.0.0.1:${port}`,
