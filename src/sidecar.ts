@@ -3,6 +3,7 @@
  * app, built from the configuration. The serve command runs it; tests build
  * it around a fake runtime.
  */
+import { Verifier } from "./archive/verifier.ts";
 import { BackupJobs } from "./backups/jobs.ts";
 import { type Schedule, startSchedule } from "./backups/schedule.ts";
 import type { Config } from "./config/config.ts";
@@ -22,6 +23,8 @@ export interface Sidecar {
   deps: Deps;
   app: App;
   schedule: Schedule | null;
+  /** WALE_VERIFY_SCHEDULE's. */
+  verifySchedule: Schedule | null;
   /** Set on shutdown: new requests get 503. */
   lifecycle: { draining: boolean };
 }
@@ -29,14 +32,19 @@ export interface Sidecar {
 export function createSidecar(config: Config, runtime: Runtime, log: Logger, redact: Redact): Sidecar {
   const metrics = new Metrics();
   const runner = new WaleRunner(runtime, config.wale, new Limiter(config.limits.concurrency, config.limits.queue));
-  const backups = new BackupJobs(config, runner, metrics, log);
+  const verifier = new Verifier(config, runner, metrics, log);
+  // After every backup and its retention run: does the window still start at a kept backup?
+  const backups = new BackupJobs(config, runner, metrics, log, () => void verifier.run("backup").catch(() => {}));
   const spool = new Spool(config, runner, log);
   const store = new StoreCheck(runner, config.wale, config.timeouts.fetch, isDirectory);
-  const deps: Deps = { config, runner, metrics, backups, pushes: new SingleFlight<Outcome>(), spool, store };
+  const deps: Deps = { config, runner, metrics, backups, verifier, pushes: new SingleFlight<Outcome>(), spool, store };
   const schedule = config.backups.schedule
     ? startSchedule(config.backups.schedule, () => void backups.trigger("schedule"))
     : null;
+  const verifySchedule = config.verify.schedule
+    ? startSchedule(config.verify.schedule, () => void verifier.run("schedule").catch(() => {}))
+    : null;
   const lifecycle = { draining: false };
   const app = createApp({ deps, readiness: new Readiness(config, runner), schedule, lifecycle, log, redact });
-  return { deps, app, schedule, lifecycle };
+  return { deps, app, schedule, verifySchedule, lifecycle };
 }

@@ -35,6 +35,8 @@ PGWAL (PGDATA/pg_wal), WALE_BIN (wal-e), WALE_FLAGS (--terse),
 WALE_PUSH_FLAGS, WALE_FETCH_FLAGS (-p=0), WALE_BACKUP_PUSH_FLAGS,
 WALE_PUSH_TIMEOUT (600), WALE_FETCH_TIMEOUT (600), WALE_BACKUP_TIMEOUT (0),
 WALE_SHUTDOWN_GRACE (25), WALE_BACKUP_SCHEDULE, WALE_BACKUP_RETAIN,
+WALE_VERIFY_SCHEDULE (a cron expression; the archive is also verified after
+every backup),
 WALE_LOG_FORMAT (json), WALE_SPOOL_DIR (/tmp/wale-sidecar-spool-<hash>),
 WALE_PREFETCH (8), WALE_SIDECAR_TOKEN (a bearer token for every route but
 /ping, /healthz and /readyz's verdict), and WAL-E's own variables
@@ -58,6 +60,7 @@ exits 0.
       await sidecar.deps.spool.prepare();
     } catch (error) {
       sidecar.schedule?.stop();
+      sidecar.verifySchedule?.stop();
       runtime.stderr(
         `wale-sidecar: cannot prepare the spool WALE_SPOOL_DIR=${config.spool.dir}: ${error instanceof Error ? error.message : error}\n`,
       );
@@ -76,6 +79,7 @@ exits 0.
       }, config.listen);
     } catch (error) {
       sidecar.schedule?.stop();
+      sidecar.verifySchedule?.stop();
       const { hostname, port } = config.listen;
       const hint = port < 1024 ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE; set WALE_LISTEN_PORT)" : "";
       runtime.stderr(
@@ -128,6 +132,7 @@ interface Stopping {
 async function shutdown({ signal, config, sidecar, server, log, inFlight }: Stopping) {
   sidecar.lifecycle.draining = true;
   sidecar.schedule?.stop();
+  sidecar.verifySchedule?.stop();
   const { runner, backups, spool } = sidecar.deps;
   spool.stop();
   log.info("stopping", {

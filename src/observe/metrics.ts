@@ -4,6 +4,7 @@
  * going stale: archiving has stopped.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { VerifyReport } from "../archive/verify.ts";
 import type { Operation } from "../wale/wale.ts";
 
 export type RunOutcome = "success" | "not_found" | "failure" | "timeout" | "refused";
@@ -59,6 +60,66 @@ export class Metrics {
     help: "When the next scheduled backup runs (Unix time); absent without a schedule.",
     registers: [this.registry],
   });
+
+  // From the last verify (src/archive/verifier.ts), as CloudNativePG's
+  // barman-cloud plugin names them. 0 for "none": no window, no backup.
+  private readonly firstRecoverability = new Gauge({
+    name: "wale_sidecar_first_recoverability_point_seconds",
+    help: "The earliest moment a restore can reach, by the last verify (Unix time); 0 when no backup can be restored.",
+    registers: [this.registry],
+  });
+  private readonly lastAvailableBackup = new Gauge({
+    name: "wale_sidecar_last_available_backup_timestamp_seconds",
+    help: "When the newest restorable base backup ended, by the last verify (Unix time); 0 when none.",
+    registers: [this.registry],
+  });
+  private readonly lastFailedBackup = new Gauge({
+    name: "wale_sidecar_last_failed_backup_timestamp_seconds",
+    help: "When a base backup of this sidecar last failed (Unix time); 0 until one fails.",
+    registers: [this.registry],
+  });
+  private readonly archiveGaps = new Gauge({
+    name: "wale_sidecar_archive_gaps",
+    help: "Segments missing from the oldest kept backup's start to the newest archived segment, by the last verify.",
+    registers: [this.registry],
+  });
+  private readonly archiveRestorable = new Gauge({
+    name: "wale_sidecar_archive_restorable",
+    help: "1 when the last verify found that the newest backup restores to the newest archived segment, else 0.",
+    registers: [this.registry],
+  });
+  private readonly verifyDuration = new Gauge({
+    name: "wale_sidecar_verify_duration_seconds",
+    help: "How long the last verify took: the store's listing and its analysis.",
+    registers: [this.registry],
+  });
+  private readonly lastVerify = new Gauge({
+    name: "wale_sidecar_last_verify_timestamp_seconds",
+    help: "When a verify last finished listing the store (Unix time).",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+
+  /** The figures of a verify's report. */
+  verified(report: VerifyReport, seconds: number) {
+    const epoch = (iso: string | null | undefined) => (iso ? Date.parse(iso) / 1000 : 0);
+    const newest = report.backups.filter((b) => b.restorable).at(-1);
+    this.firstRecoverability.set(epoch(report.window?.earliest));
+    this.lastAvailableBackup.set(epoch(newest?.finished));
+    this.archiveGaps.set(report.gaps);
+    this.archiveRestorable.set(report.ok ? 1 : 0);
+    this.verifyDuration.set(seconds);
+    this.lastVerify.set({ outcome: "listed" }, Date.now() / 1000);
+  }
+
+  /** A verify that could not list the store: the figures of the last one stay, and this says so. */
+  verifyFailed() {
+    this.lastVerify.set({ outcome: "failed" }, Date.now() / 1000);
+  }
+
+  backupFailed() {
+    this.lastFailedBackup.set(Date.now() / 1000);
+  }
 
   request(route: string, status: number) {
     this.requests.inc({ route, status: String(status) });

@@ -6,6 +6,7 @@
 import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fileStoreRoot, syncPushed } from "../archive/file-store.ts";
+import type { Verifier } from "../archive/verifier.ts";
 import type { BackupJobs } from "../backups/jobs.ts";
 import type { Config } from "../config/config.ts";
 import { badRequest, HttpError } from "../errors.ts";
@@ -40,6 +41,7 @@ export interface Deps {
   runner: WaleRunner;
   metrics: Metrics;
   backups: BackupJobs;
+  verifier: Verifier;
   pushes: SingleFlight<Outcome>;
   spool: Spool;
   /** Whether the store is there, before an absence is believed. */

@@ -45,8 +45,17 @@ async function verify(store: Store | Record<string, string>) {
   };
 }
 
+/** The sidecar's unlabelled gauges (and the first series of each labelled one), by name. */
+async function metricsOf(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const [, name = "", value = ""] of text.matchAll(/^(wale_sidecar_[a-z_]+)(?:\{[^}]*\})? (\S+)$/gm))
+    out[name] ??= Number(value);
+  return out;
+}
+
 async function archivingSource(store: Store) {
-  const { source, url } = await startArchivingSource(scope, store, 17);
+  const { source, url, sidecar } = await startArchivingSource(scope, store, 17);
   const backup = async () => {
     const response = await fetch(`${url}/backup-push`);
     expect([response.status, (await response.text()).slice(0, 15)]).toEqual([200, "backup complete"]);
@@ -56,7 +65,7 @@ async function archivingSource(store: Store) {
     await waitFor(`${segment} in the store`, () => store.walFiles().includes(segment));
     return segment;
   };
-  return { source, url, backup, switchWal };
+  return { source, url, sidecar, backup, switchWal };
 }
 
 test("a clean archive verifies; one segment deleted is exactly that gap and exit 1; a pruned window is reported", async () => {
@@ -89,9 +98,20 @@ test("a clean archive verifies; one segment deleted is exactly that gap and exit
     Date.parse(clean.report.window?.earliest ?? ""),
   );
   expect(clean.lines).toContain(`ok: 2 backups`);
-  // The route says what the command says.
+  // The route says what the command says, and the metrics what the route said.
   const routed = (await (await fetch(`${url}/archive-verify`)).json()) as VerifyReport;
   expect([routed.ok, routed.newestSegment, routed.backups]).toEqual([true, newest, clean.report.backups]);
+  const metrics = await metricsOf(url);
+  expect(metrics.wale_sidecar_first_recoverability_point_seconds).toBe(
+    Date.parse(routed.window?.earliest ?? "") / 1000,
+  );
+  expect(metrics.wale_sidecar_last_available_backup_timestamp_seconds).toBe(
+    Date.parse(routed.backups.at(-1)?.finished ?? "") / 1000,
+  );
+  expect(metrics.wale_sidecar_archive_gaps).toBe(0);
+  expect(metrics.wale_sidecar_archive_restorable).toBe(1);
+  expect(metrics.wale_sidecar_verify_duration_seconds).toBeGreaterThan(0);
+  expect(metrics.wale_sidecar_last_failed_backup_timestamp_seconds).toBe(0);
 
   // One segment object deleted after the newest backup: exactly that one.
   rmSync(join(store.dir, "wal_005", `${middle}.lzo`));
@@ -109,6 +129,7 @@ test("a clean archive verifies; one segment deleted is exactly that gap and exit
   expect(gap.lines).toContain(`${middle} is not in the archive`);
   const afterGap = (await (await fetch(`${url}/archive-verify`)).json()) as VerifyReport;
   expect(afterGap.backups.at(-1)?.firstMissing).toBe(middle);
+  expect(await metricsOf(url)).toMatchObject({ wale_sidecar_archive_gaps: 1, wale_sidecar_archive_restorable: 0 });
 
   // The only base backups pruned: nothing to restore from.
   await switchWal(); // (the archive goes on; the gap stays)
@@ -122,9 +143,14 @@ test("a clean archive verifies; one segment deleted is exactly that gap and exit
 
 test("WAL pruned from under the older backup: the window starts at the newer one", async () => {
   const store = makeStore(scope);
-  const { backup, switchWal } = await archivingSource(store);
+  const { url, backup, switchWal, sidecar } = await archivingSource(store);
   await backup();
+  // Every backup is followed by a verify of the sidecar's own: the metrics know the backup at once.
+  await waitFor("the verify after the backup", () => sidecar.logs("verify").some((l) => l.trigger === "backup"));
   const older = (await verify(store)).report.backups[0];
+  expect((await metricsOf(url)).wale_sidecar_last_available_backup_timestamp_seconds).toBe(
+    Date.parse(older?.finished ?? "") / 1000,
+  );
   await switchWal();
   await backup();
   await switchWal();

@@ -330,6 +330,19 @@ describe("/archive-verify", () => {
     });
     expect(a.spawned).toHaveLength(1);
     expect(a.spawned[0]?.at(-1)).toBe("verify");
+
+    // The metrics say what the report said.
+    const metrics = (await a.get("/metrics")).body;
+    const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(metrics)?.[1]);
+    expect(value("wale_sidecar_first_recoverability_point_seconds")).toBe(Date.parse(report.window.earliest) / 1000);
+    expect(value("wale_sidecar_last_available_backup_timestamp_seconds")).toBe(
+      Date.parse(report.backups[0].finished) / 1000,
+    );
+    expect(value("wale_sidecar_archive_gaps")).toBe(0);
+    expect(value("wale_sidecar_archive_restorable")).toBe(1);
+    expect(value("wale_sidecar_verify_duration_seconds")).toBeGreaterThan(0);
+    expect(metrics).toContain('wale_sidecar_last_verify_timestamp_seconds{outcome="listed"}');
+    expect(value("wale_sidecar_last_failed_backup_timestamp_seconds")).toBe(0);
   });
 
   test("a listing that fails or stops short is a 500, never a report of holes", async () => {
@@ -349,4 +362,15 @@ describe("/archive-verify", () => {
     expect(refused.body).toContain("verify needs WALE_BIN to be WAL-E's own console script");
     expect(bare.spawned).toEqual([]);
   });
+});
+
+test("a failed backup sets wale_sidecar_last_failed_backup_timestamp_seconds", async () => {
+  const a = app({ exitCode: 1, stderr: "boom\n" }, { WALE_BIN: WALE });
+  const before = Date.now() / 1000;
+  expect((await a.get("/backup-push")).status).toBe(500);
+  const metrics = (await a.get("/metrics")).body;
+  const failed = Number(/^wale_sidecar_last_failed_backup_timestamp_seconds (\S+)$/m.exec(metrics)?.[1]);
+  expect(failed).toBeGreaterThanOrEqual(before - 1);
+  // No verify follows a failed backup: nothing listed.
+  expect(a.spawned.filter((argv) => argv.at(-1) === "verify")).toEqual([]);
 });

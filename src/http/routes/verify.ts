@@ -1,5 +1,4 @@
 /** The archive's own check: can it restore? (src/archive/verify.ts) */
-import { verifyArchive } from "../../archive/verify-store.ts";
 import { HttpError } from "../../errors.ts";
 import { json, Responses, text } from "../responses.ts";
 import type { RouteFamily } from "../route.ts";
@@ -11,7 +10,7 @@ export const verifyRoutes: RouteFamily = ({ deps, log }) => [
     detail: {
       summary: "List the store once and judge it: backups, gaps, timeline switches, the recovery window (JSON)",
       description:
-        "The report of `wale-sidecar verify --json`. `ok` is true when the newest backup restores to the newest archived segment; `findings` lists what is wrong, the newest backup's first.",
+        "The report of `wale-sidecar verify --json`; the metrics follow it. `ok` is true when the newest backup restores to the newest archived segment; `findings` lists what is wrong, the newest backup's first.",
       responses: Responses({
         200: "the report (whatever it finds: read `ok`)",
         500: "the store could not be listed",
@@ -21,7 +20,7 @@ export const verifyRoutes: RouteFamily = ({ deps, log }) => [
     handle: async () => {
       const started = performance.now();
       try {
-        const verified = await verifyArchive(deps.runner, deps.config, deps.config.timeouts.fetch);
+        const verified = await deps.verifier.run("http");
         const { report } = verified;
         deps.metrics.request("/archive-verify", 200);
         log.info("request", {
