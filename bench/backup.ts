@@ -20,6 +20,7 @@ import { dirname, join } from "node:path";
 import {
   asDbUser,
   backupEnv,
+  connectTo,
   type Major,
   makeStore,
   type Postgres,
@@ -82,20 +83,7 @@ const seconds = async (work: () => Promise<unknown>) => {
 async function measure(scope: Scope, major: Major, scale: number, repeats: number) {
   const store = makeStore(scope);
   const { source, sidecar, url } = await startArchivingSource(scope, store, major);
-  await run([
-    TOOLS.pgbench,
-    "-h",
-    "127.0.0.1",
-    "-p",
-    String(source.port),
-    "-U",
-    "postgres",
-    "-i",
-    "-q",
-    "-s",
-    String(scale),
-    "postgres",
-  ]);
+  await run([TOOLS.pgbench, ...connectTo(source.port), "-i", "-q", "-s", String(scale), "postgres"]);
   await source.sql("CHECKPOINT");
   const size = Number(await source.sql("SELECT pg_database_size('postgres')")) / 1024 ** 3;
   const sidecarRuns: number[] = [];

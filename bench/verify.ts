@@ -18,7 +18,8 @@ export interface VerifySizes {
 
 const hex8 = (n: number) => n.toString(16).toUpperCase().padStart(8, "0");
 const segment = (n: number) => `00000001${hex8(Math.floor(n / 256))}${hex8(n % 256)}`;
-const SENTINEL = (stop: string) => JSON.stringify({ wal_segment_backup_stop: stop, wal_segment_offset_backup_stop: "0" });
+const SENTINEL = (stop: string) =>
+  JSON.stringify({ wal_segment_backup_stop: stop, wal_segment_offset_backup_stop: "0" });
 
 /** Runs `verify --json` `repeats` times: the median seconds, and the report of the last. */
 async function timed(env: Record<string, string>, repeats: number, objects: number) {

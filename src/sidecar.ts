@@ -4,6 +4,7 @@
  * it around a fake runtime.
  */
 import { Verifier } from "./archive/verifier.ts";
+import { WaleArchive } from "./archive/wale-archive.ts";
 import { BackupJobs } from "./backups/jobs.ts";
 import { type Schedule, startSchedule } from "./backups/schedule.ts";
 import type { Config } from "./config/config.ts";
@@ -21,6 +22,8 @@ import { StoreCheck, WaleRunner } from "./wale/wale.ts";
 
 export interface Sidecar {
   deps: Deps;
+  /** Every WAL-E run: shutdown waits for them, then kills them. */
+  runner: WaleRunner;
   app: App;
   schedule: Schedule | null;
   /** WALE_VERIFY_SCHEDULE's. */
@@ -37,7 +40,8 @@ export function createSidecar(config: Config, runtime: Runtime, log: Logger, red
   const backups = new BackupJobs(config, runner, metrics, log, () => void verifier.run("backup").catch(() => {}));
   const spool = new Spool(config, runner, log);
   const store = new StoreCheck(runner, config.wale, config.timeouts.fetch, isDirectory);
-  const deps: Deps = { config, runner, metrics, backups, verifier, pushes: new SingleFlight<Outcome>(), spool, store };
+  const archive = new WaleArchive(config, runner, spool, store);
+  const deps: Deps = { config, archive, metrics, backups, verifier, pushes: new SingleFlight<Outcome>(), spool };
   const schedule = config.backups.schedule
     ? startSchedule(config.backups.schedule, () => void backups.trigger("schedule"))
     : null;
@@ -46,5 +50,5 @@ export function createSidecar(config: Config, runtime: Runtime, log: Logger, red
     : null;
   const lifecycle = { draining: false };
   const app = createApp({ deps, readiness: new Readiness(config, runner), schedule, lifecycle, log, redact });
-  return { deps, app, schedule, verifySchedule, lifecycle };
+  return { deps, runner, app, schedule, verifySchedule, lifecycle };
 }

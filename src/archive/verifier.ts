@@ -35,7 +35,14 @@ export class Verifier {
     try {
       const verified = await verifyArchive(this.runner, this.config, this.config.timeouts.fetch);
       const { report } = verified;
-      this.metrics.verified(report, verified.seconds);
+      const epoch = (iso: string | null | undefined) => (iso ? Date.parse(iso) / 1000 : 0);
+      this.metrics.verified({
+        firstRecoverability: epoch(report.window?.earliest),
+        lastAvailableBackup: epoch(report.backups.filter((b) => b.restorable).at(-1)?.finished),
+        gaps: report.gaps,
+        ok: report.ok,
+        seconds: verified.seconds,
+      });
       (report.ok ? this.log.info : this.log.warn)("verify", {
         trigger,
         ok: report.ok,

@@ -12,10 +12,11 @@
  * /wal-push, which needs one. A killed worker leaves nothing to clean up:
  * its session ends, and PostgreSQL ends the backup with it.
  */
+
+import { parseBackupList } from "../archive/wale-archive.ts";
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../observe/log.ts";
 import type { Metrics } from "../observe/metrics.ts";
-import { parseBackupList } from "../operations/operations.ts";
 import {
   backupListArgv,
   backupWorkerArgv,

@@ -133,7 +133,8 @@ async function shutdown({ signal, config, sidecar, server, log, inFlight }: Stop
   sidecar.lifecycle.draining = true;
   sidecar.schedule?.stop();
   sidecar.verifySchedule?.stop();
-  const { runner, backups, spool } = sidecar.deps;
+  const { runner } = sidecar;
+  const { backups, spool } = sidecar.deps;
   spool.stop();
   log.info("stopping", {
     signal,

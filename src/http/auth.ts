@@ -16,6 +16,7 @@
  * neither its content nor its length leaks through timing.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import { ARCHIVE_NEEDS_TOKEN, isLoopback } from "../config/exposure.ts";
 
 export type Access = "open" | "guarded" | "archive";
 
@@ -29,16 +30,6 @@ export interface GateOptions {
   listen: { hostname: string };
   /** Set on shutdown: guarded routes answer 503 from then on. */
   lifecycle: { draining: boolean };
-}
-
-/** Why /wal/<file> and `restore --stream` refuse to run without a token off loopback. */
-export const ARCHIVE_NEEDS_TOKEN =
-  "/wal/<file> streams the archive's bytes, every row ever written: it answers only with WALE_SIDECAR_TOKEN set, or when the sidecar listens on loopback only (WALE_LISTEN_HOST=127.0.0.1)";
-
-/** 127.0.0.0/8, ::1 and localhost. A name that needs a resolver is not known to be loopback. */
-export function isLoopback(host: string): boolean {
-  const bare = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
-  return bare === "localhost" || bare === "::1" || /^127(\.\d{1,3}){3}$/.test(bare);
 }
 
 /** The one warning line at start, or null: with no token, anyone who reaches the port may run WAL-E. */

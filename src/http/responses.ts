@@ -6,6 +6,8 @@
 import type { Logger, Redact } from "../observe/log.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import type { Outcome } from "../operations/operations.ts";
+import { turnedAway } from "../wale/errors.ts";
+import type { Operation } from "../wale/wale.ts";
 
 export const text = (status: number, body: string, headers: Record<string, string> = {}) =>
   new Response(body, { status, headers: { "content-type": "text/plain; charset=utf-8", ...headers } });
@@ -20,11 +22,29 @@ export const json = (status: number, value: unknown, headers: Record<string, str
 export const Responses = (codes: Record<number, string>) =>
   Object.fromEntries(Object.entries(codes).map(([code, description]) => [code, { description }]));
 
-export type Answer = (request: Request, started: number, outcome: Outcome) => Response;
+/** Runs an operation and answers its outcome. */
+export type Answer = (request: Request, operation: Operation, work: () => Promise<Outcome>) => Promise<Response>;
+
+/**
+ * The HTTP edge of an operation. Work the runner turned away (Busy,
+ * ShuttingDown) becomes a 503 with Retry-After here, and only here: wget
+ * fails, and PostgreSQL keeps the .ready file and retries.
+ */
+export function createAnswer(deps: { metrics: Metrics; log: Logger; redact: Redact }): Answer {
+  const respond = outcomeResponder(deps);
+  return async (request, operation, work) => {
+    const started = performance.now();
+    const outcome = await work().catch((error: unknown): Outcome => {
+      if (turnedAway(error)) return { operation, status: 503, body: `${error.message}\n` };
+      throw error;
+    });
+    return respond(request, started, outcome);
+  };
+}
 
 /** Answers an Outcome: one structured log line, the request metric, a redacted body. */
-export function createAnswer({ metrics, log, redact }: { metrics: Metrics; log: Logger; redact: Redact }): Answer {
-  return (request, started, outcome) => {
+function outcomeResponder({ metrics, log, redact }: { metrics: Metrics; log: Logger; redact: Redact }) {
+  return (request: Request, started: number, outcome: Outcome): Response => {
     const route = `/${outcome.operation}`;
     metrics.request(route, outcome.status);
     const fields = {

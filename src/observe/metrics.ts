@@ -4,7 +4,6 @@
  * going stale: archiving has stopped.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { VerifyReport } from "../archive/verify.ts";
 import type { Operation } from "../wale/wale.ts";
 
 export type RunOutcome = "success" | "not_found" | "failure" | "timeout" | "refused";
@@ -100,15 +99,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** The figures of a verify's report. */
-  verified(report: VerifyReport, seconds: number) {
-    const epoch = (iso: string | null | undefined) => (iso ? Date.parse(iso) / 1000 : 0);
-    const newest = report.backups.filter((b) => b.restorable).at(-1);
-    this.firstRecoverability.set(epoch(report.window?.earliest));
-    this.lastAvailableBackup.set(epoch(newest?.finished));
-    this.archiveGaps.set(report.gaps);
-    this.archiveRestorable.set(report.ok ? 1 : 0);
-    this.verifyDuration.set(seconds);
+  /** The figures of a verify's report (src/archive/verifier.ts); times in Unix seconds, 0 for none. */
+  verified(v: {
+    firstRecoverability: number;
+    lastAvailableBackup: number;
+    gaps: number;
+    ok: boolean;
+    seconds: number;
+  }) {
+    this.firstRecoverability.set(v.firstRecoverability);
+    this.lastAvailableBackup.set(v.lastAvailableBackup);
+    this.archiveGaps.set(v.gaps);
+    this.archiveRestorable.set(v.ok ? 1 : 0);
+    this.verifyDuration.set(v.seconds);
     this.lastVerify.set({ outcome: "listed" }, Date.now() / 1000);
   }
 

@@ -1,11 +1,10 @@
 /**
- * What each route does, as plain functions: check the input, run WAL-E,
- * turn its exit into an HTTP outcome. Nothing is spawned and no file is
- * touched until the input has passed its checks.
+ * What each route does, as plain functions: check the input, ask the
+ * archive, turn its outcome into an HTTP one. Nothing is spawned and no file
+ * is touched until the input has passed its checks.
  */
-import { readdir, readFile, rm } from "node:fs/promises";
-import { join } from "node:path";
-import { fileStoreRoot, syncPushed } from "../archive/file-store.ts";
+import { readFile, rm } from "node:fs/promises";
+import type { Archive, Failed, Missing } from "../archive/archive.ts";
 import type { Verifier } from "../archive/verifier.ts";
 import type { BackupJobs } from "../backups/jobs.ts";
 import type { Config } from "../config/config.ts";
@@ -24,28 +23,17 @@ import type { SingleFlight } from "../wale/single-flight.ts";
 export type FileArg = string | NameCheck;
 const checkFile = (file: FileArg): NameCheck => (typeof file === "string" ? walNameFromPath(file) : file);
 
-import {
-  backupListArgv,
-  isNotInArchive,
-  lastLines,
-  missingStatement,
-  type Operation,
-  type RunResult,
-  type StoreProbe,
-  type WaleRunner,
-  walPushArgv,
-} from "../wale/wale.ts";
+import { turnedAway } from "../wale/errors.ts";
+import { lastLines, type Operation, type RunResult } from "../wale/wale.ts";
 
 export interface Deps {
   config: Config;
-  runner: WaleRunner;
+  archive: Archive;
   metrics: Metrics;
   backups: BackupJobs;
   verifier: Verifier;
   pushes: SingleFlight<Outcome>;
   spool: Spool;
-  /** Whether the store is there, before an absence is believed. */
-  store: StoreProbe;
 }
 
 export interface Outcome {
@@ -72,71 +60,13 @@ export function walPush(deps: Deps, file: FileArg): Promise<Outcome> {
     const path = await segmentToPush(deps.config, name);
     const { result, joined } = deps.pushes.run(name, () =>
       track(deps, "wal-push", name, async () => {
-        if (kind === "history") {
-          const held = await archivedHistory(deps, name, path);
-          if (held) return held;
-        }
-        const root = fileStoreRoot(deps.config.wale.env);
-        const ready = root ? await archiveStatus(deps.config.pgwal, ".ready") : [];
-        const wale = await deps.runner.run(walPushArgv(deps.config.wale, path), {
-          timeoutMs: deps.config.timeouts.push,
-        });
-        if (wale.exitCode !== 0) return failed(deps, "wal-push", name, wale);
-        if (root) {
-          // WAL-E also pushed some of the segments that were .ready, and marked them .done.
-          const done = new Set(await archiveStatus(deps.config.pgwal, ".done"));
-          try {
-            await syncPushed(root, [name, ...ready.filter((other) => other !== name && done.has(other))]);
-          } catch (error) {
-            const reason = error instanceof Error ? error.message : String(error);
-            return {
-              status: 500,
-              body: `wal-push ${name}: WAL-E wrote it, but it could not be synced: ${reason}\n`,
-              wale,
-            };
-          }
-        }
-        return { status: 200, body: `archived ${name}\n`, wale };
+        const pushed = await deps.archive.push(name, path, kind);
+        if (pushed.kind === "failed") return failed("wal-push", name, pushed);
+        return { status: 200, body: `archived ${name}${pushed.note ?? ""}\n`, wale: pushed.wale };
       }),
     );
     return { ...(await result), joined };
   });
-}
-
-/**
- * A timeline history file is never overwritten. A clone restored from this
- * archive and promoted writes its own 0000000N.history; pushed into the
- * same prefix, it would replace production's, and every later restore of
- * production would follow the clone's timeline. So the archived copy is
- * fetched first: the same bytes are a 200 with nothing pushed, different
- * bytes a 500 that names the cause. Null: the archive lacks it, push it.
- */
-async function archivedHistory(deps: Deps, name: string, path: string): Promise<Result | null> {
-  const fetched = await deps.spool.fetch(name, "history");
-  if (!fetched.ok) {
-    // Before a push, WAL-E's word that the object is missing is enough: a
-    // store not there yet (a new prefix's first file) is one to push into.
-    if (missingStatement(fetched.wale, name)) return null;
-    return failed(deps, "wal-push", name, fetched.wale);
-  }
-  try {
-    const [archived, local] = await Promise.all([readFile(fetched.path), readFile(path)]);
-    if (archived.equals(local)) return { status: 200, body: `archived ${name} (the archive holds these bytes)\n` };
-    return {
-      status: 500,
-      body:
-        `wal-push ${name} refused: the archive already holds a different ${name}. ` +
-        "Is this a clone restored from this archive and promoted? Give it a store prefix of its own.\n",
-    };
-  } finally {
-    await rm(fetched.path, { force: true });
-  }
-}
-
-/** The WAL file names in PGWAL/archive_status with a suffix (.ready, .done); none if it cannot be read. */
-async function archiveStatus(pgwal: string, suffix: string): Promise<string[]> {
-  const entries = await readdir(join(pgwal, "archive_status")).catch(() => [] as string[]);
-  return entries.filter((entry) => entry.endsWith(suffix)).map((entry) => entry.slice(0, -suffix.length));
 }
 
 /** GET /wal-fetch/:file?dest= — restore <file> from the archive to PGWAL/<file>, or to PGDATA/<dest>. */
@@ -145,8 +75,8 @@ export function walFetch(deps: Deps, file: FileArg, dest: string | undefined, mi
     const check = validCheck(checkFile(file));
     const target = await fetchDestination(deps.config, check.name, dest);
     return track(deps, "wal-fetch", check.name, async () => {
-      const fetched = await deps.spool.fetch(check.name, check.kind);
-      if (!fetched.ok) return notFetched(deps, "wal-fetch", check.name, fetched.wale, missingOk);
+      const fetched = await deps.archive.fetch(check.name, check.kind);
+      if (fetched.kind !== "stored") return notFetched("wal-fetch", check.name, fetched, missingOk);
       await deps.spool.moveTo(fetched.path, target);
       return { status: 200, body: `fetched ${check.name}\n`, wale: fetched.wale, prefetched: fetched.prefetched };
     });
@@ -158,8 +88,8 @@ export function walStream(deps: Deps, file: FileArg, missingOk = false): Promise
   return settle("wal", async () => {
     const check = validCheck(checkFile(file));
     return track(deps, "wal", check.name, async () => {
-      const fetched = await deps.spool.fetch(check.name, check.kind);
-      if (!fetched.ok) return notFetched(deps, "wal", check.name, fetched.wale, missingOk);
+      const fetched = await deps.archive.fetch(check.name, check.kind);
+      if (fetched.kind !== "stored") return notFetched("wal", check.name, fetched, missingOk);
       try {
         const bytes = new Uint8Array(await readFile(fetched.path));
         return { status: 200, body: "", bytes, wale: fetched.wale, prefetched: fetched.prefetched };
@@ -177,14 +107,9 @@ export function walStream(deps: Deps, file: FileArg, missingOk = false): Promise
  * empty body on /wal, whose files are never empty), and every other answer
  * is an error the restore_command retries and then aborts recovery on.
  */
-async function notFetched(
-  deps: Deps,
-  operation: Operation,
-  name: string,
-  wale: RunResult,
-  missingOk: boolean,
-): Promise<Result> {
-  if (wale.timedOut || !(await isNotInArchive(wale, name, deps.store))) return failed(deps, operation, name, wale);
+function notFetched(operation: Operation, name: string, fetched: Failed | Missing, missingOk: boolean): Result {
+  if (fetched.kind === "failed") return failed(operation, name, fetched);
+  const { wale } = fetched;
   if (!missingOk) return { status: 404, body: `${name} is not in the archive\n`, wale };
   if (operation === "wal") return { status: 200, body: "", bytes: new Uint8Array(), missing: true, wale };
   return { status: 200, body: `missing ${name}\n`, missing: true, wale };
@@ -211,31 +136,11 @@ export function backupPush(deps: Deps): Promise<Outcome> {
 export function backupList(deps: Deps): Promise<Outcome> {
   return settle("backup-list", async () =>
     track(deps, "backup-list", undefined, async () => {
-      const wale = await deps.runner.run(backupListArgv(deps.config.wale), { timeoutMs: deps.config.timeouts.fetch });
-      if (wale.exitCode !== 0) return failed(deps, "backup-list", undefined, wale);
-      return { status: 200, body: `${JSON.stringify(parseBackupList(wale.stdout), null, 2)}\n`, wale };
+      const listed = await deps.archive.list();
+      if (listed.kind === "failed") return failed("backup-list", undefined, listed);
+      return { status: 200, body: `${JSON.stringify(listed.backups, null, 2)}\n`, wale: listed.wale };
     }),
   );
-}
-
-/**
- * WAL-E prints a tab-separated table with a header line. Sizes and offsets
- * become numbers; empty cells become null.
- */
-export function parseBackupList(stdout: string): Array<Record<string, string | number | null>> {
-  const [header, ...rows] = stdout.split(/\r?\n/).filter((line) => line.trim() !== "");
-  if (!header) return [];
-  const names = header.split("\t");
-  return rows.map((row) => {
-    const cells = row.split("\t");
-    return Object.fromEntries(
-      names.map((name, i) => {
-        const cell = cells[i] ?? "";
-        if (cell === "") return [name, null];
-        return [name, name.endsWith("_bytes") && /^\d+$/.test(cell) ? Number(cell) : cell];
-      }),
-    );
-  });
 }
 
 function validCheck(check: NameCheck): Extract<NameCheck, { ok: true }> {
@@ -272,24 +177,22 @@ async function track(
   }
 }
 
-function failed(deps: Deps, operation: Operation, name: string | undefined, wale: RunResult): Result {
+/** The archive's failure as an answer: 504 when WAL-E was killed at its time limit, else 500. */
+function failed(operation: Operation, name: string | undefined, failure: Failed): Result {
   const what = name ? `${operation} ${name}` : operation;
-  if (wale.timedOut) {
-    const limit = operation === "wal-push" ? deps.config.timeouts.push : deps.config.timeouts.fetch;
-    return { status: 504, body: `${what} timed out after ${limit / 1000} s; WAL-E was killed\n`, wale };
-  }
-  const tail = lastLines(wale.stderr);
-  return {
-    status: 500,
-    body: `${what} failed: WAL-E exited with code ${wale.exitCode}\n${tail}${tail ? "\n" : ""}`,
-    wale,
-  };
+  return { status: failure.timedOut ? 504 : 500, body: `${what}${failure.reason}\n`, wale: failure.wale };
 }
 
+/**
+ * Bad input and failures become outcomes. Work the runner turned away (Busy,
+ * ShuttingDown) is passed on as it is: nothing ran, and the caller's edge
+ * says so its own way (a 503 over HTTP).
+ */
 async function settle(operation: Operation, work: () => Promise<Omit<Outcome, "operation">>): Promise<Outcome> {
   try {
     return { operation, ...(await work()) };
   } catch (error) {
+    if (turnedAway(error)) throw error;
     if (error instanceof HttpError) return { operation, status: error.status, body: `${error.message}\n` };
     return { operation, status: 500, body: `${operation} failed: ${error instanceof Error ? error.message : error}\n` };
   }

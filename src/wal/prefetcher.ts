@@ -16,8 +16,8 @@
  *     only slot), `wal-e wal-prefetch <spool> <segment>` once per segment.
  */
 import type { Config } from "../config/config.ts";
-import { HttpError } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
+import { turnedAway } from "../wale/errors.ts";
 import {
   lastLines,
   type RunResult,
@@ -130,7 +130,7 @@ class PrefetchWorker {
         // Turned away (a full queue, a shutdown) or not started: the requests fetch for themselves.
         (error) => {
           this.open = false;
-          if (!(error instanceof HttpError && error.status === 503)) {
+          if (!turnedAway(error)) {
             this.log.warn("cannot start the prefetch worker; requests fetch their segments themselves", {
               argv0: python,
               error: error instanceof Error ? error.message : String(error),

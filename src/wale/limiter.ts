@@ -1,9 +1,9 @@
 /**
  * Caps the WAL-E processes running at once (WALE_MAX_CONCURRENCY). Work past
  * the cap waits in a queue of bounded length (WALE_MAX_QUEUE); past that it
- * is turned away at once, so a flood costs a 503, not memory.
+ * is turned away at once (Busy, a 503 over HTTP), so a flood costs a retry, not memory.
  */
-import { HttpError } from "../errors.ts";
+import { Busy } from "./errors.ts";
 
 export class Limiter {
   private running = 0;
@@ -21,7 +21,7 @@ export class Limiter {
   async acquire(mustRun = false): Promise<() => void> {
     if (this.running >= this.max) {
       if (!mustRun && this.waiting.length >= this.maxQueue) {
-        throw new HttpError(503, `busy: ${this.running} WAL-E runs and ${this.waiting.length} waiting; retry shortly`);
+        throw new Busy(`busy: ${this.running} WAL-E runs and ${this.waiting.length} waiting; retry shortly`);
       }
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     } else {

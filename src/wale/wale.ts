@@ -9,9 +9,9 @@ import { constants } from "node:fs";
 import { access, open } from "node:fs/promises";
 import { basename, delimiter, join } from "node:path";
 import type { Config } from "../config/config.ts";
-import { HttpError } from "../errors.ts";
 import type { Child, Runtime } from "../runtime/types.ts";
 import { workerArgv } from "../workers/protocol.ts";
+import { ShuttingDown } from "./errors.ts";
 import { Limiter } from "./limiter.ts";
 
 export type Operation = "wal-push" | "wal-fetch" | "wal" | "backup-push" | "backup-list" | "archive-verify";
@@ -189,8 +189,8 @@ export class WaleRunner {
    * Runs argv to completion. A failure to start counts as exit code 127, as
    * in a shell. With a timeout (ms, 0 for none), an overdue run is killed with
    * its process group and reported as timedOut once it is gone. Past the
-   * concurrency cap it waits for a slot, or throws a 503 when the queue is
-   * full (unless `mustRun`). After close() only `afterClose` clean-up runs.
+   * concurrency cap it waits for a slot, or throws Busy when the queue is
+   * full (unless `mustRun`), and ShuttingDown once closed. After close() only `afterClose` clean-up runs.
    */
   async run(
     argv: string[],
@@ -198,7 +198,7 @@ export class WaleRunner {
   ): Promise<RunResult> {
     const release = await this.limiter.acquire(mustRun);
     try {
-      if (this.closed && !afterClose) throw new HttpError(503, "shutting down; retry against the new instance");
+      if (this.closed && !afterClose) throw new ShuttingDown("shutting down; retry against the new instance");
       return await this.spawnAndWait(argv, timeoutMs, env);
     } finally {
       release();
@@ -209,7 +209,7 @@ export class WaleRunner {
    * Starts argv with a pipe to its stdin, for a helper that takes work as it
    * comes (src/workers/prefetch.py), and hands each line it prints to
    * `onLine`. It holds a slot of the concurrency cap until it exits (or is
-   * turned away with a 503 like a run), unless `slot` is false: the backup
+   * turned away like a run), unless `slot` is false: the backup
    * worker waits for pushes that need the slots (see src/backups/jobs.ts).
    * close() kills it like a run.
    */
@@ -217,7 +217,7 @@ export class WaleRunner {
     const release = slot ? await this.limiter.acquire() : () => {};
     let child: Child;
     try {
-      if (this.closed) throw new HttpError(503, "shutting down; retry against the new instance");
+      if (this.closed) throw new ShuttingDown("shutting down; retry against the new instance");
       child = this.runtime.spawn(argv, { env: this.wale.env, stdio: "pipe", input: true, newGroup: true });
     } catch (error) {
       release();
@@ -292,7 +292,7 @@ export class WaleRunner {
   }
 
   /**
-   * Starts no more runs (work still queued gets a 503), kills every run in
+   * Starts no more runs (work still queued gets ShuttingDown), kills every run in
    * flight with its process group, and waits for them.
    */
   async close(): Promise<void> {

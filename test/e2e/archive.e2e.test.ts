@@ -6,11 +6,9 @@ import { expect, test } from "bun:test";
 import { chmodSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import {
-  archiveThrough,
-  freePort,
   makeStore,
   segmentRange,
-  startPostgres,
+  startArchivingPostgres,
   startSidecar,
   useScope,
   waitFor,
@@ -20,9 +18,7 @@ const scope = useScope();
 
 async function archivingPair() {
   const store = makeStore(scope);
-  const port = freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const pg = await startPostgres(scope, { version: 15, conf: ["archive_mode = on", archiveThrough(url)] });
+  const { pg, port } = await startArchivingPostgres(scope, { version: 15 });
   const sidecar = await startSidecar(scope, { PGDATA: pg.pgdata, WALE_FILE_PREFIX: store.prefix }, port);
   return { store, pg, sidecar };
 }

@@ -14,6 +14,7 @@ import {
   asDbUser,
   BACKUP_SESSIONS,
   backupEnv,
+  connectTo,
   freePort,
   makeStore,
   type Postgres,
@@ -104,7 +105,8 @@ test("archive_mode off, a standby, and no server: refused", async () => {
   await run(
     asDbUser([
       join(pgBins(MAJOR).client, "pg_basebackup"),
-      ...["-h", "127.0.0.1", "-p", String(pg.port), "-U", "postgres", "-D", standbyData, "-R", "-X", "stream"],
+      ...connectTo(pg.port),
+      ...["-D", standbyData, "-R", "-X", "stream"],
     ]),
   );
   const standby = await startPostgres(scope, { version: MAJOR, pgdata: standbyData, conf: ["archive_mode = on"] });

@@ -6,16 +6,15 @@
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 import {
-  archiveThrough,
   asDbUser,
+  backupEnv,
   checksum,
-  freePort,
   makeStore,
   restoreLatest,
   run,
   script,
+  startArchivingPostgres,
   startArchivingSource,
-  startPostgres,
   startSidecar,
   TOOLS,
   useScope,
@@ -26,21 +25,9 @@ const scope = useScope();
 
 test("backup-push, backup-list, then a restore from backup and WAL has exactly the source's rows", async () => {
   const store = makeStore(scope);
-  const port = freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const source = await startPostgres(scope, { version: 14, conf: ["archive_mode = on", archiveThrough(url)] });
+  const { pg: source, port, url } = await startArchivingPostgres(scope, { version: 14 });
   // backup-push calls psql, which finds the server through the PG* variables.
-  await startSidecar(
-    scope,
-    {
-      PGDATA: source.pgdata,
-      WALE_FILE_PREFIX: store.prefix,
-      PGHOST: "127.0.0.1",
-      PGPORT: String(source.port),
-      PGUSER: "postgres",
-    },
-    port,
-  );
+  await startSidecar(scope, backupEnv(source, store), port);
   await source.sql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1000) g");
 
   // pg_stop_backup waits for its WAL to be archived, through the same sidecar,

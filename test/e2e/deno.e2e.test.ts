@@ -5,25 +5,14 @@
  */
 import { expect, test } from "bun:test";
 import { dirname, join, resolve } from "node:path";
-import {
-  archiveThrough,
-  freePort,
-  makeStore,
-  startPostgres,
-  startSidecar,
-  TOOLS,
-  useScope,
-  waitFor,
-} from "../support/harness.ts";
+import { makeStore, startArchivingPostgres, startSidecar, TOOLS, useScope, waitFor } from "../support/harness.ts";
 
 const scope = useScope();
 const ROOT = resolve(import.meta.dir, "../..");
 
 test("a segment archived through the sidecar running on Deno is in the store", async () => {
   const store = makeStore(scope);
-  const port = freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const pg = await startPostgres(scope, { version: 15, conf: ["archive_mode = on", archiveThrough(url)] });
+  const { pg, port, url } = await startArchivingPostgres(scope, { version: 15 });
   const deno = [TOOLS.deno, "run", "-A", "--config", join(ROOT, "deno.json"), join(ROOT, "src/main.deno.ts"), "serve"];
   const env = {
     PGDATA: pg.pgdata,

@@ -10,9 +10,8 @@ import { expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  archiveThrough,
+  backupEnv,
   checksum,
-  freePort,
   makeStore,
   type Postgres,
   restoreLatest,
@@ -22,7 +21,7 @@ import {
   type Store,
   script,
   segmentRange,
-  startPostgres,
+  startArchivingPostgres,
   startSidecar,
   startWriteLoad,
   TOOLS,
@@ -55,18 +54,13 @@ interface Scenario {
 async function scenario(wrapper?: (dir: string) => string, env: Record<string, string> = {}): Promise<Scenario> {
   const store = makeStore(scope);
   const dir = scope.tempDir("fault");
-  const port = freePort();
   // WAL-E's pg_start_backup asks for a spread checkpoint, paced over
   // checkpoint_completion_target of checkpoint_timeout; under load that
   // would be minutes.
-  const conf = ["checkpoint_timeout = 30s", "checkpoint_completion_target = 0.1", "archive_mode = on"];
-  const pg = await startPostgres(scope, { version: 14, conf: [...conf, archiveThrough(`http://127.0.0.1:${port}`)] });
+  const conf = ["checkpoint_timeout = 30s", "checkpoint_completion_target = 0.1"];
+  const { pg, port } = await startArchivingPostgres(scope, { version: 14, conf });
   const sidecarEnv = {
-    PGDATA: pg.pgdata,
-    WALE_FILE_PREFIX: store.prefix,
-    PGHOST: "127.0.0.1",
-    PGPORT: String(pg.port),
-    PGUSER: "postgres",
+    ...backupEnv(pg, store),
     // The backup worker runs in WAL-E's Python, past the wrapper.
     ...(wrapper ? { WALE_BIN: wrapper(dir), WALE_PYTHON: TOOLS.walePython } : {}),
     ...env,

@@ -13,7 +13,6 @@ import { beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import {
-  archiveThrough,
   asDbUser,
   checksum,
   freePort,
@@ -24,6 +23,7 @@ import {
   type Scope,
   type Store,
   script,
+  startArchivingPostgres,
   startPostgres,
   useScope,
   waitFor,
@@ -105,12 +105,7 @@ async function archivingSource(
   volumes: Record<string, string> = {},
   env: Record<string, string> = {},
 ) {
-  const port = freePort();
-  const source = await startPostgres(scope, {
-    version,
-    owner: IMAGE_USER,
-    conf: ["archive_mode = on", archiveThrough(`http://127.0.0.1:${port}`)],
-  });
+  const { pg: source, port } = await startArchivingPostgres(scope, { version, owner: IMAGE_USER });
   const container = await startContainer(
     scope,
     { [source.pgdata]: PGDATA, [store.dir]: "/store", ...volumes },

@@ -9,6 +9,7 @@ import { dirname, join } from "node:path";
 import { INCOMPLETE_MARKER, restoreCommand } from "../../src/restore/steps.ts";
 import {
   asDbUser,
+  connectTo,
   DB_OWNER,
   freePort,
   makeStore,
@@ -142,12 +143,7 @@ test("PostgreSQL 15: a pg_basebackup, WAL archived through the sidecar, replayed
   await run(
     asDbUser([
       join(TOOLS.pgBin[15], "pg_basebackup"),
-      "-h",
-      "127.0.0.1",
-      "-p",
-      String(source.port),
-      "-U",
-      "postgres",
+      ...connectTo(source.port),
       "-D",
       pgdata,
       "-X",

@@ -8,12 +8,10 @@ import { expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  archiveThrough,
-  freePort,
   makeS3Store,
   nextSegment,
   run,
-  startPostgres,
+  startArchivingPostgres,
   startRestoreSide,
   startSidecar,
   TOOLS,
@@ -25,9 +23,7 @@ const scope = useScope();
 
 test("on S3: archived, streamed back through the prefetch worker, and an absence told from a missing bucket", async () => {
   const s3 = await makeS3Store(scope);
-  const port = freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const pg = await startPostgres(scope, { version: 15, conf: ["archive_mode = on", archiveThrough(url)] });
+  const { pg, port, url } = await startArchivingPostgres(scope, { version: 15 });
   const sidecar = await startSidecar(scope, { PGDATA: pg.pgdata, ...s3.env }, port);
   const segments = [await pg.switchWal(), await pg.switchWal(), await pg.switchWal()];
   // WAL-E's wal-push also uploads other segments that are ready, and marks

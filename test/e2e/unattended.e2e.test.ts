@@ -7,10 +7,9 @@ import { expect, test } from "bun:test";
 import { mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  archiveThrough,
   asDbUser,
   BACKUP_SESSIONS,
-  freePort,
+  backupEnv,
   type Major,
   makeStore,
   type Postgres,
@@ -19,7 +18,7 @@ import {
   type Store,
   script,
   segmentRange,
-  startPostgres,
+  startArchivingPostgres,
   startSidecar,
   TOOLS,
   useScope,
@@ -40,21 +39,8 @@ const backupsIn = (store: Store) => {
 /** PostgreSQL (17 unless told) archiving through a sidecar that also takes its base backups. */
 async function backupPair(env: Record<string, string> = {}, version: Major = 17) {
   const store = makeStore(scope);
-  const port = freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const pg = await startPostgres(scope, { version, conf: ["archive_mode = on", archiveThrough(url)] });
-  const sidecar = await startSidecar(
-    scope,
-    {
-      PGDATA: pg.pgdata,
-      WALE_FILE_PREFIX: store.prefix,
-      PGHOST: "127.0.0.1",
-      PGPORT: String(pg.port),
-      PGUSER: "postgres",
-      ...env,
-    },
-    port,
-  );
+  const { pg, port } = await startArchivingPostgres(scope, { version });
+  const sidecar = await startSidecar(scope, { ...backupEnv(pg, store), ...env }, port);
   return { store, pg, sidecar };
 }
 
@@ -147,9 +133,7 @@ test("SIGTERM during a wal-push: the push completes, and the next archive attemp
   // Real WAL-E, started 2 s late, so that the push is in flight when SIGTERM comes.
   const slow = script(dir, "slow-wal-e", `touch ${marker}\nsleep 2\nexec ${TOOLS.wale} "$@"`);
 
-  const port = freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const pg = await startPostgres(scope, { version: 15, conf: ["archive_mode = on", archiveThrough(url)] });
+  const { pg, port, url } = await startArchivingPostgres(scope, { version: 15 });
   const env = { PGDATA: pg.pgdata, WALE_FILE_PREFIX: store.prefix };
   const first = await startSidecar(scope, { ...env, WALE_BIN: slow, WALE_SHUTDOWN_GRACE: "30" }, port);
 

@@ -3,7 +3,8 @@ import { mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "../../src/cli/serve.ts";
-import { type Access, createGate, exposureWarning, isLoopback } from "../../src/http/auth.ts";
+import { isLoopback } from "../../src/config/exposure.ts";
+import { type Access, createGate, exposureWarning } from "../../src/http/auth.ts";
 import { fakeRuntime } from "../support/fake-runtime.ts";
 
 const TOKEN = "0123456789abcdef-token";

@@ -305,6 +305,9 @@ export interface PostgresOptions {
   owner?: string;
 }
 
+/** How a client tool (psql, pgbench, pg_basebackup) reaches the server on `port`: loopback, as postgres. */
+export const connectTo = (port: number) => ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres"];
+
 export async function startPostgres(scope: Scope, options: PostgresOptions): Promise<Postgres> {
   const bin = TOOLS.pgBin[options.version];
   const dir = scope.tempDir(`pg${options.version}`, options.owner);
@@ -357,22 +360,7 @@ export async function startPostgres(scope: Scope, options: PostgresOptions): Pro
 
   const sql = async (query: string) =>
     (
-      await run([
-        TOOLS.psql,
-        "-h",
-        "127.0.0.1",
-        "-p",
-        String(port),
-        "-U",
-        "postgres",
-        "-d",
-        "postgres",
-        "-XAtq",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-c",
-        query,
-      ])
+      await run([TOOLS.psql, ...connectTo(port), "-d", "postgres", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", query])
     ).stdout.trim();
   return {
     version: options.version,
@@ -407,7 +395,7 @@ export interface WriteLoad {
 
 /** A pgbench write load (initialised at `scale` first) running until stopped. */
 export async function startWriteLoad(scope: Scope, pg: Postgres, { scale = 1, clients = 2 } = {}): Promise<WriteLoad> {
-  const connect = ["-h", "127.0.0.1", "-p", String(pg.port), "-U", "postgres"];
+  const connect = connectTo(pg.port);
   await run([TOOLS.pgbench, ...connect, "-i", "-q", "-s", String(scale), "postgres"]);
   const proc = Bun.spawn([TOOLS.pgbench, ...connect, "-n", "-c", String(clients), "-T", "3600", "postgres"], {
     stdin: "ignore",
@@ -516,6 +504,22 @@ export async function startSidecar(
   };
 }
 
+/**
+ * PostgreSQL archiving through a sidecar that is to listen on a free port of
+ * loopback: archive_mode on, and archive_command the README's wget line
+ * (`options.conf` follows). The caller starts the sidecar on `port`, or
+ * something else there. Every archiving test starts this way.
+ */
+export async function startArchivingPostgres(scope: Scope, options: PostgresOptions) {
+  const port = freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const pg = await startPostgres(scope, {
+    ...options,
+    conf: ["archive_mode = on", archiveThrough(url), ...(options.conf ?? [])],
+  });
+  return { pg, port, url };
+}
+
 /** A sidecar's environment for `pg` and `store`: the PG* variables let it take base backups. */
 export const backupEnv = (pg: Postgres, store: Store) => ({
   PGDATA: pg.pgdata,
@@ -539,12 +543,14 @@ export async function startArchivingSource(
   version: Major,
   options: { checksums?: boolean; conf?: string[]; env?: Record<string, string> } = {},
 ) {
-  const port = freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const source = await startPostgres(scope, {
+  const {
+    pg: source,
+    port,
+    url,
+  } = await startArchivingPostgres(scope, {
     version,
     checksums: options.checksums,
-    conf: ["archive_mode = on", archiveThrough(url), ...(options.conf ?? [])],
+    conf: options.conf,
   });
   const env = { ...backupEnv(source, store), ...options.env };
   const sidecar = await startSidecar(scope, env, port);

@@ -1,8 +1,8 @@
 import { expect, test } from "bun:test";
-import { HttpError } from "../../src/errors.ts";
+import { Busy } from "../../src/wale/errors.ts";
 import { Limiter } from "../../src/wale/limiter.ts";
 
-test("runs at most max at once, queues up to maxQueue, and turns the rest away with 503", async () => {
+test("runs at most max at once, queues up to maxQueue, and turns the rest away with Busy (the HTTP edge answers 503: test/http/routes.test.ts)", async () => {
   const limiter = new Limiter(2, 1);
   const a = await limiter.acquire();
   const b = await limiter.acquire();
@@ -13,8 +13,8 @@ test("runs at most max at once, queues up to maxQueue, and turns the rest away w
   });
   expect(limiter.queued).toBe(1);
   const d = await limiter.acquire().catch((e) => e);
-  expect(d).toBeInstanceOf(HttpError);
-  expect((d as HttpError).status).toBe(503);
+  expect(d).toBeInstanceOf(Busy);
+  expect((d as Busy).message).toMatch(/^busy: 2 WAL-E runs and 1 waiting/);
   expect(cGot).toBe(false);
   a();
   a(); // releasing twice frees one slot only

@@ -3,6 +3,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../../src/config/config.ts";
+import { ShuttingDown } from "../../src/wale/errors.ts";
 import {
   backupWorkerArgv,
   isNotInArchive,
@@ -184,6 +185,19 @@ describe("WaleRunner", () => {
     const r = await new WaleRunner(runtime(stderr), wale).run(["wal-e"]);
     expect(r.stderr).not.toContain(secret.slice(5));
     expect(r.stderr.startsWith("yyy")).toBe(true);
+  });
+  test("once closed, a run or a session is turned away with ShuttingDown, an error of its own, not an HTTP status", async () => {
+    const { runtime, spawned } = fakeRuntime();
+    const runner = new WaleRunner(runtime, wale);
+    await runner.close();
+    const run = await runner.run(["wal-e"]).catch((e) => e);
+    expect(run).toBeInstanceOf(ShuttingDown);
+    expect(run.message).toBe("shutting down; retry against the new instance");
+    expect("status" in run).toBe(false);
+    expect(await runner.session(["worker"], () => {}).catch((e) => e)).toBeInstanceOf(ShuttingDown);
+    // Clean-up still runs after close.
+    expect((await runner.run(["wal-e", "delete"], { afterClose: true })).exitCode).toBe(0);
+    expect(spawned).toEqual([["wal-e", "delete"]]);
   });
 });
 

@@ -29,7 +29,7 @@ export const backupRoutes: RouteFamily = ({ deps, answer, log, redact }) => [
     },
     handle: ({ request, query }) => {
       const started = performance.now();
-      if (query.get("wait") !== "false") return backupPush(deps).then((o) => answer(request, started, o));
+      if (query.get("wait") !== "false") return answer(request, "backup-push", () => backupPush(deps));
       const { job, joined } = deps.backups.trigger("http");
       const location = `/backups/jobs/${job.id}`;
       deps.metrics.request("/backup-push", 202);
@@ -64,9 +64,6 @@ export const backupRoutes: RouteFamily = ({ deps, answer, log, redact }) => [
       summary: "wal-e backup-list --detail, as JSON",
       responses: Responses({ 200: "an array of backups", 500: "WAL-E failed" }),
     },
-    handle: ({ request }) => {
-      const started = performance.now();
-      return backupList(deps).then((o) => answer(request, started, o));
-    },
+    handle: ({ request }) => answer(request, "backup-list", () => backupList(deps)),
   },
 ];

@@ -2,6 +2,7 @@
 import { t } from "elysia";
 import { type Outcome, walFetch, walPush, walStream } from "../../operations/operations.ts";
 import { type NameCheck, walNameFromDecodedPath, walNameFromPath } from "../../wal/names.ts";
+import type { Operation } from "../../wale/wale.ts";
 import { Responses } from "../responses.ts";
 import type { Route, RouteContext, RouteFamily } from "../route.ts";
 
@@ -53,10 +54,8 @@ const withPForm = (route: Route): Route[] => [
 ];
 
 export const walRoutes: RouteFamily = ({ deps, answer }) => {
-  const timed = (operation: (c: RouteContext) => Promise<Outcome>) => (c: RouteContext) => {
-    const started = performance.now();
-    return operation(c).then((outcome) => answer(c.request, started, outcome));
-  };
+  const timed = (name: Operation, operation: (c: RouteContext) => Promise<Outcome>) => (c: RouteContext) =>
+    answer(c.request, name, () => operation(c));
   return [
     ...withPForm({
       path: "/wal-push/:file",
@@ -74,7 +73,7 @@ export const walRoutes: RouteFamily = ({ deps, answer }) => {
           504: "WAL-E ran past WALE_PUSH_TIMEOUT and was killed",
         }),
       },
-      handle: timed(({ params }) => walPush(deps, fileOf(params))),
+      handle: timed("wal-push", ({ params }) => walPush(deps, fileOf(params))),
     }),
     ...withPForm({
       path: "/wal-fetch/:file",
@@ -101,7 +100,7 @@ export const walRoutes: RouteFamily = ({ deps, answer }) => {
           "not a WAL file name, or dest is not a path PostgreSQL passes as %p",
         ),
       },
-      handle: timed(({ params, query }) => {
+      handle: timed("wal-fetch", ({ params, query }) => {
         const dests = query.getAll("dest");
         const missing = missingOk(query);
         if (dests.length > 1)
@@ -126,7 +125,7 @@ export const walRoutes: RouteFamily = ({ deps, answer }) => {
           "not a WAL file name",
         ),
       },
-      handle: timed(({ params, query }) => {
+      handle: timed("wal", ({ params, query }) => {
         const missing = missingOk(query);
         if (typeof missing === "string") return Promise.resolve({ operation: "wal", status: 400, body: missing });
         return walStream(deps, fileOf(params), missing);
