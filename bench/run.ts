@@ -9,6 +9,7 @@
  *   3. restore-section.ts runs bench/restore.ts when it exists (its interface is documented there)
  *   4. binary.ts          exec to first /ping, RSS, size
  *   5. backup.ts          base backups of ~1 GB: the backup worker against stock WAL-E and pgBackRest
+ *   6. verify.ts          `wale-sidecar verify` listing 20,000 segment objects, file:// and S3 (moto)
  * Needs scripts/setup.sh and `bun run build` first. It asserts nothing about speed.
  */
 import { writeFileSync } from "node:fs";
@@ -20,6 +21,7 @@ import { theBinary } from "./binary.ts";
 import type { Section } from "./figures.ts";
 import { restore } from "./restore-section.ts";
 import { triggerOverhead } from "./trigger.ts";
+import { verifyListing } from "./verify.ts";
 
 const smoke = Bun.argv.includes("--smoke") || process.env.BENCH_SMOKE === "1";
 
@@ -30,6 +32,7 @@ const SIZES = smoke
       restore: { segments: 2, smoke },
       binary: { starts: 2, sidecars: 1, requests: 200, clients: 8 },
       backup: { scale: 1, repeats: 1 },
+      verify: { objects: 300, repeats: 1 },
     }
   : {
       trigger: { seconds: 5, repeats: 3 },
@@ -37,6 +40,7 @@ const SIZES = smoke
       restore: { segments: 64, smoke },
       binary: { starts: 15, sidecars: 3, requests: 10_000, clients: 8 },
       backup: { scale: 70, repeats: 2 },
+      verify: { objects: 20_000, repeats: 3 },
     };
 
 const firstLine = async (argv: string[]) => (await run(argv, { check: false })).stdout.split("\n")[0]?.trim() ?? "";
@@ -107,6 +111,7 @@ const sections = [
   await section("restore", (scope) => restore(scope, SIZES.restore)),
   await section("the binary", (scope) => theBinary(scope, SIZES.binary)),
   await section("base backups", (scope) => backups(scope, SIZES.backup)),
+  await section("verify", (scope) => verifyListing(scope, SIZES.verify)),
 ];
 env.loadAfter = await loadAverage();
 const base = join(import.meta.dir, smoke ? "smoke-results" : "results");

@@ -3,6 +3,7 @@
  * app, built from the configuration. The serve command runs it; tests build
  * it around a fake runtime.
  */
+import { Verifier } from "./archive/verifier.ts";
 import { WaleArchive } from "./archive/wale-archive.ts";
 import { BackupJobs } from "./backups/jobs.ts";
 import { type Schedule, startSchedule } from "./backups/schedule.ts";
@@ -26,21 +27,28 @@ export interface Sidecar {
   runner: WaleRunner;
   app: App;
   schedule: Schedule | null;
+  /** WALE_VERIFY_SCHEDULE's. */
+  verifySchedule: Schedule | null;
   lifecycle: Lifecycle;
 }
 
 export function createSidecar(config: Config, runtime: Runtime, log: Logger, redact: Redact): Sidecar {
   const metrics = new Metrics();
   const runner = new WaleRunner(runtime, config.wale, new Limiter(config.limits.concurrency, config.limits.queue));
-  const backups = new BackupJobs(config, runner, metrics, log);
+  const verifier = new Verifier(config, runner, metrics, log);
+  // After every backup and its retention run: does the window still start at a kept backup?
+  const backups = new BackupJobs(config, runner, metrics, log, () => void verifier.run("backup").catch(() => {}));
   const spool = new Spool(config, runner, log);
   const store = new StoreCheck(runner, config.wale, config.timeouts.fetch, isDirectory);
   const archive = new WaleArchive(config, runner, spool, store);
-  const deps: Deps = { config, archive, metrics, backups, pushes: new SingleFlight<Outcome>(), spool };
+  const deps: Deps = { config, archive, metrics, backups, verifier, pushes: new SingleFlight<Outcome>(), spool };
   const schedule = config.backups.schedule
     ? startSchedule(config.backups.schedule, () => void backups.trigger("schedule"))
     : null;
+  const verifySchedule = config.verify.schedule
+    ? startSchedule(config.verify.schedule, () => void verifier.run("schedule").catch(() => {}))
+    : null;
   const lifecycle: Lifecycle = { draining: false, backupInFlight: false };
   const app = createApp({ deps, readiness: new Readiness(config, runner), schedule, lifecycle, log, redact });
-  return { deps, runner, app, schedule, lifecycle };
+  return { deps, runner, app, schedule, verifySchedule, lifecycle };
 }

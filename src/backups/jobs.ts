@@ -63,6 +63,8 @@ export class BackupJobs {
     private readonly runner: WaleRunner,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** Called once a backup succeeded and its retention ran (the sidecar verifies the archive then). */
+    private readonly afterBackup: () => void = () => {},
   ) {}
 
   /** Starts a backup, or joins the one running. */
@@ -91,7 +93,10 @@ export class BackupJobs {
     const done = this.metrics.started("backup-push");
     try {
       await this.backup(job);
-      if (job.state === "succeeded") await this.prune(job);
+      if (job.state === "succeeded") {
+        await this.prune(job);
+        this.afterBackup();
+      }
     } catch (error) {
       this.fail(job, 500, `backup-push failed: ${error instanceof Error ? error.message : error}`);
     } finally {
@@ -205,6 +210,7 @@ export class BackupJobs {
   }
 
   private fail(job: BackupJob, status: number, error: string) {
+    this.metrics.backupFailed();
     job.state = "failed";
     job.status = status;
     job.error = error;

@@ -1,4 +1,4 @@
-/** The command line: `wale-sidecar [serve | wal-e <args> | restore <flags> | ping | config | --help | --version]`. */
+/** The command line: `wale-sidecar [serve | wal-e <args> | restore <flags> | verify | ping | config | --help | --version]`. */
 
 import { VERSION } from "../config/version.ts";
 import type { Runtime } from "../runtime/types.ts";
@@ -6,10 +6,11 @@ import { config } from "./config.ts";
 import { ping } from "./ping.ts";
 import { restore } from "./restore.ts";
 import { serve } from "./serve.ts";
+import { verify } from "./verify.ts";
 import { walE } from "./wal-e.ts";
 
 /** Every subcommand; the examples test checks the examples' commands against it. */
-export const COMMANDS = [serve, walE, restore, ping, config];
+export const COMMANDS = [serve, walE, restore, verify, ping, config];
 
 export function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -26,6 +26,7 @@ restore_command:
                                 (joins a running backup)
   GET /backups/jobs/<id>        a backup job, as JSON
   GET /backup-list              wal-e backup-list --detail, as JSON
+  GET /archive-verify           can the archive restore? (wale-sidecar verify --json)
   GET /swagger                  the API documentation
 
 Configured by the environment (see the README): WALE_LISTEN_HOST (0.0.0.0),
@@ -34,6 +35,8 @@ PGWAL (PGDATA/pg_wal), WALE_BIN (wal-e), WALE_FLAGS (--terse),
 WALE_PUSH_FLAGS, WALE_FETCH_FLAGS (-p=0), WALE_BACKUP_PUSH_FLAGS,
 WALE_PUSH_TIMEOUT (600), WALE_FETCH_TIMEOUT (600), WALE_BACKUP_TIMEOUT (0),
 WALE_SHUTDOWN_GRACE (25), WALE_BACKUP_SCHEDULE, WALE_BACKUP_RETAIN,
+WALE_VERIFY_SCHEDULE (a cron expression; the archive is also verified after
+every backup),
 WALE_LOG_FORMAT (json), WALE_SPOOL_DIR (/tmp/wale-sidecar-spool-<hash>),
 WALE_PREFETCH (8), WALE_HISTORY_CHECK (on), WALE_SIDECAR_TOKEN (a bearer
 token for every route but /ping, /healthz and /readyz's verdict), and
@@ -59,6 +62,7 @@ process exits 0.
       await sidecar.deps.spool.prepare();
     } catch (error) {
       sidecar.schedule?.stop();
+      sidecar.verifySchedule?.stop();
       runtime.stderr(
         `wale-sidecar: cannot prepare the spool WALE_SPOOL_DIR=${config.spool.dir}: ${error instanceof Error ? error.message : error}\n`,
       );
@@ -77,6 +81,7 @@ process exits 0.
       }, config.listen);
     } catch (error) {
       sidecar.schedule?.stop();
+      sidecar.verifySchedule?.stop();
       const { hostname, port } = config.listen;
       const hint = port < 1024 ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE; set WALE_LISTEN_PORT)" : "";
       runtime.stderr(
@@ -136,6 +141,7 @@ async function shutdown({ signal, config, sidecar, server, log, inFlight }: Stop
   });
   lifecycle.draining = true;
   sidecar.schedule?.stop();
+  sidecar.verifySchedule?.stop();
   spool.stop();
   log.info("stopping", {
     signal,

@@ -37,6 +37,7 @@ export const EnvSchema = T.Object({
   WALE_BACKUP_TIMEOUT: Seconds(0),
   WALE_SHUTDOWN_GRACE: T.Integer({ default: 25, minimum: 0, maximum: 3600, description: "a whole number of seconds" }),
   WALE_BACKUP_SCHEDULE: T.Optional(T.String({ description: "a cron expression (5 or 6 fields)" })),
+  WALE_VERIFY_SCHEDULE: T.Optional(T.String({ description: "a cron expression (5 or 6 fields)" })),
   WALE_BACKUP_RETAIN: T.Optional(T.Integer({ minimum: 1, description: "a number of backups, 1 or more" })),
   WALE_SIDECAR_TOKEN: T.Optional(
     T.String({
@@ -84,6 +85,8 @@ export interface Config {
   /** How long in-flight work may finish after SIGTERM, in ms. */
   shutdownGraceMs: number;
   backups: { schedule?: string; retain?: number };
+  /** Verifies on a schedule, besides after every backup (src/archive/verifier.ts). */
+  verify: { schedule?: string };
   logFormat: "json" | "text";
   /** With a token, every route but /ping and /healthz needs `Authorization: Bearer <token>`. */
   token?: string;
@@ -188,6 +191,7 @@ export function parseConfig(environment: Record<string, string | undefined>): Co
     },
     shutdownGraceMs: env.WALE_SHUTDOWN_GRACE * 1000,
     backups: { schedule: env.WALE_BACKUP_SCHEDULE, retain: env.WALE_BACKUP_RETAIN },
+    verify: { schedule: env.WALE_VERIFY_SCHEDULE },
     logFormat: env.WALE_LOG_FORMAT,
     token: env.WALE_SIDECAR_TOKEN,
     limits: { concurrency: env.WALE_MAX_CONCURRENCY, queue: env.WALE_MAX_QUEUE },
@@ -217,13 +221,12 @@ function readEnv(environment: Record<string, string | undefined>): Env {
     throw new ConfigError(variable, `must be ${schema?.description ?? "valid"} (got ${JSON.stringify(raw[variable])})`);
   }
   const env = candidate as Env;
-  if (env.WALE_BACKUP_SCHEDULE !== undefined) {
-    const problem = cronProblem(env.WALE_BACKUP_SCHEDULE);
+  for (const variable of ["WALE_BACKUP_SCHEDULE", "WALE_VERIFY_SCHEDULE"] as const) {
+    const pattern = env[variable];
+    if (pattern === undefined) continue;
+    const problem = cronProblem(pattern);
     if (problem)
-      throw new ConfigError(
-        "WALE_BACKUP_SCHEDULE",
-        `must be a cron expression: ${problem} (got ${JSON.stringify(env.WALE_BACKUP_SCHEDULE)})`,
-      );
+      throw new ConfigError(variable, `must be a cron expression: ${problem} (got ${JSON.stringify(pattern)})`);
   }
   return env;
 }

@@ -15,6 +15,7 @@ import { createAnswer, text } from "./responses.ts";
 import type { AppContext, Route, RouteContext } from "./route.ts";
 import { backupRoutes } from "./routes/backups.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { verifyRoutes } from "./routes/verify.ts";
 import { fileOf, walRoutes } from "./routes/wal.ts";
 
 export type { AppContext } from "./route.ts";
@@ -52,7 +53,9 @@ export function createApp(context: AppContext): App {
   const { deps, lifecycle, log } = context;
   const { metrics } = deps;
   const answer = createAnswer({ metrics, log, redact: context.redact });
-  const routes: Route[] = [healthRoutes, walRoutes, backupRoutes].flatMap((family) => family({ ...context, answer }));
+  const routes: Route[] = [healthRoutes, walRoutes, backupRoutes, verifyRoutes].flatMap((family) =>
+    family({ ...context, answer }),
+  );
 
   // Access by route pattern, the key Elysia's context carries as `route`.
   const access = new Map<string, Access>([

@@ -60,6 +60,70 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // From the last verify (src/archive/verifier.ts), as CloudNativePG's
+  // barman-cloud plugin names them. 0 for "none": no window, no backup.
+  private readonly firstRecoverability = new Gauge({
+    name: "wale_sidecar_first_recoverability_point_seconds",
+    help: "The earliest moment a restore can reach, by the last verify (Unix time); 0 when no backup can be restored.",
+    registers: [this.registry],
+  });
+  private readonly lastAvailableBackup = new Gauge({
+    name: "wale_sidecar_last_available_backup_timestamp_seconds",
+    help: "When the newest restorable base backup ended, by the last verify (Unix time); 0 when none.",
+    registers: [this.registry],
+  });
+  private readonly lastFailedBackup = new Gauge({
+    name: "wale_sidecar_last_failed_backup_timestamp_seconds",
+    help: "When a base backup of this sidecar last failed (Unix time); 0 until one fails.",
+    registers: [this.registry],
+  });
+  private readonly archiveGaps = new Gauge({
+    name: "wale_sidecar_archive_gaps",
+    help: "Segments missing from the oldest kept backup's start to the newest archived segment, by the last verify.",
+    registers: [this.registry],
+  });
+  private readonly archiveRestorable = new Gauge({
+    name: "wale_sidecar_archive_restorable",
+    help: "1 when the last verify found that the newest backup restores to the newest archived segment, else 0.",
+    registers: [this.registry],
+  });
+  private readonly verifyDuration = new Gauge({
+    name: "wale_sidecar_verify_duration_seconds",
+    help: "How long the last verify took: the store's listing and its analysis.",
+    registers: [this.registry],
+  });
+  private readonly lastVerify = new Gauge({
+    name: "wale_sidecar_last_verify_timestamp_seconds",
+    help: "When a verify last finished listing the store (Unix time).",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+
+  /** The figures of a verify's report (src/archive/verifier.ts); times in Unix seconds, 0 for none. */
+  verified(v: {
+    firstRecoverability: number;
+    lastAvailableBackup: number;
+    gaps: number;
+    ok: boolean;
+    seconds: number;
+  }) {
+    this.firstRecoverability.set(v.firstRecoverability);
+    this.lastAvailableBackup.set(v.lastAvailableBackup);
+    this.archiveGaps.set(v.gaps);
+    this.archiveRestorable.set(v.ok ? 1 : 0);
+    this.verifyDuration.set(v.seconds);
+    this.lastVerify.set({ outcome: "listed" }, Date.now() / 1000);
+  }
+
+  /** A verify that could not list the store: the figures of the last one stay, and this says so. */
+  verifyFailed() {
+    this.lastVerify.set({ outcome: "failed" }, Date.now() / 1000);
+  }
+
+  backupFailed() {
+    this.lastFailedBackup.set(Date.now() / 1000);
+  }
+
   request(route: string, status: number) {
     this.requests.inc({ route, status: String(status) });
   }

@@ -5,6 +5,7 @@
  */
 import { readFile, rm } from "node:fs/promises";
 import type { Archive, Failed, Missing } from "../archive/archive.ts";
+import type { Verifier } from "../archive/verifier.ts";
 import type { BackupJobs } from "../backups/jobs.ts";
 import type { Config } from "../config/config.ts";
 import { badRequest, HttpError } from "../errors.ts";
@@ -30,6 +31,7 @@ export interface Deps {
   archive: Archive;
   metrics: Metrics;
   backups: BackupJobs;
+  verifier: Verifier;
   pushes: SingleFlight<Outcome>;
   spool: Spool;
 }

@@ -14,7 +14,7 @@ import { workerArgv } from "../workers/protocol.ts";
 import { ShuttingDown } from "./errors.ts";
 import { Limiter } from "./limiter.ts";
 
-export type Operation = "wal-push" | "wal-fetch" | "wal" | "backup-push" | "backup-list";
+export type Operation = "wal-push" | "wal-fetch" | "wal" | "backup-push" | "backup-list" | "archive-verify";
 
 type Wale = Config["wale"];
 
@@ -80,6 +80,9 @@ export const walPrefetchWorkerArgv = (python: string, wale: Wale, base: string) 
  */
 export const backupWorkerArgv = (python: string, wale: Wale, pgdata: string) =>
   workerArgv(python, "backup", [...wale.flags, "backup-push", ...wale.backupPushFlags, pgdata]);
+
+/** `<python> -c <src/workers/verify.py> [flags] verify`: one listing of the store. */
+export const verifyWorkerArgv = (python: string, wale: Wale) => workerArgv(python, "verify", [...wale.flags, "verify"]);
 
 /** `wal-e [flags] backup-fetch <PGDATA> <backup>` */
 export const backupFetchArgv = (wale: Wale, pgdata: string, backup: string) =>

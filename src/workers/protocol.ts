@@ -16,10 +16,11 @@
 import PRELUDE_PY from "./_prelude.py" with { type: "text" };
 import BACKUP_PY from "./backup.py" with { type: "text" };
 import PREFETCH_PY from "./prefetch.py" with { type: "text" };
+import VERIFY_PY from "./verify.py" with { type: "text" };
 
-export type WorkerName = "prefetch" | "backup";
+export type WorkerName = "prefetch" | "backup" | "verify";
 
-const SOURCES: Record<WorkerName, string> = { prefetch: PREFETCH_PY, backup: BACKUP_PY };
+const SOURCES: Record<WorkerName, string> = { prefetch: PREFETCH_PY, backup: BACKUP_PY, verify: VERIFY_PY };
 
 /** The exit codes every worker uses (src/workers/_prelude.py). */
 export const WORKER_EXIT = {

@@ -98,3 +98,21 @@ describe("wale-sidecar wal-e", () => {
     expect(r).toMatchObject({ exitCode: 0, stdout: "1.1.1\n" });
   });
 });
+
+describe("wale-sidecar verify", () => {
+  test("--help; an unknown argument is exit 2 and runs nothing; a WAL-E that is not WAL-E's script is exit 1", async () => {
+    const help = await sidecar(["verify", "--help"]);
+    expect(help).toMatchObject({ exitCode: 0, stdout: expect.stringContaining("Usage: wale-sidecar verify [--json]") });
+    expect((await sidecar(["--help"])).stdout).toContain("  verify");
+    const bad = await sidecar(["verify", "--deep"]);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toStartWith('wale-sidecar verify: unknown argument "--deep"');
+    expect(bad.stdout).toBe("");
+    // The stand-in is no console script of WAL-E's: there is no Python to list with.
+    const noPython = await sidecar(["verify"]);
+    expect(noPython.exitCode).toBe(1);
+    expect(noPython.stderr).toBe(
+      "wale-sidecar verify: verify needs WALE_BIN to be WAL-E's own console script, or WALE_PYTHON: the listing runs in WAL-E's Python\n",
+    );
+  });
+});

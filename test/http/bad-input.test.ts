@@ -134,7 +134,7 @@ const inSpool = (path: string) => path.startsWith(`${spool}/`);
 /** What each spawn may be: the file arguments inside the roots, WAL names valid. */
 function checkSpawn(argv: string[]) {
   const sub = argv.find((a) =>
-    ["wal-push", "wal-fetch", "wal-prefetch", "backup-push", "backup-list", "version", "delete"].includes(a),
+    ["wal-push", "wal-fetch", "wal-prefetch", "backup-push", "backup-list", "version", "delete", "verify"].includes(a),
   );
   if (sub === "wal-push") {
     const path = argv.at(-1) as string;
@@ -149,6 +149,9 @@ function checkSpawn(argv: string[]) {
     expect(checkWalName(argv.at(-1) as string).ok).toBe(true);
   } else if (sub === "backup-push") {
     expect(argv.at(-1)).toBe(pgdata);
+  } else if (sub === "verify") {
+    // The verify worker after a backup: it lists the store, and names no file.
+    expect(argv.at(-1)).toBe("verify");
   } else {
     expect(["backup-list", "version"]).toContain(sub ?? "(none)");
   }

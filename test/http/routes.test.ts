@@ -157,6 +157,7 @@ describe("status codes", () => {
       "/backup-push",
       "/backup-list",
       "/backups/jobs/x",
+      "/archive-verify",
     ]) {
       const r = await a.get(path, method);
       expect(r.status).toBe(405);
@@ -174,6 +175,7 @@ test("/swagger documents every route with its schema", async () => {
   expect((await a.get("/swagger")).status).toBe(200);
   const spec = JSON.parse((await a.get("/swagger/json")).body);
   expect(Object.keys(spec.paths).sort()).toEqual([
+    "/archive-verify",
     "/backup-list",
     "/backup-push",
     "/backups/jobs/{id}",
@@ -305,4 +307,70 @@ test("past the concurrency cap and the queue: 503 with Retry-After", async () =>
   expect(turnedAway.body).toMatch(/^busy: /);
   release();
   expect((await Promise.all(pending)).map((r) => r.status).sort()).toEqual([200, 200, 503]);
+});
+
+describe("/archive-verify", () => {
+  const S = (n: number) => `00000001000000000000000${n}`;
+  const listing = [
+    `backup base_${S(2)}_00000028 ${S(2)} ${S(2)} 2026-01-01T00:02:00`,
+    ...[1, 2, 3, 4].map((n) => `wal ${S(n)} 2026-01-01T00:0${n}:00`),
+    "done 1 4",
+  ].join("\n");
+
+  test("the worker's listing, judged: the report as JSON; one run of the verify worker", async () => {
+    const a = app({ exitCode: 0, stdout: `${listing}\n` }, { WALE_BIN: WALE });
+    const response = await a.get("/archive-verify");
+    expect(response.status).toBe(200);
+    const report = JSON.parse(response.body);
+    expect(report).toMatchObject({ ok: true, newestSegment: S(4), gaps: 0, findings: [] });
+    expect(report.window).toEqual({
+      earliest: "2026-01-01T00:02:00.000Z",
+      newest: "2026-01-01T00:04:00.000Z",
+      from: `base_${S(2)}_00000028`,
+    });
+    expect(a.spawned).toHaveLength(1);
+    expect(a.spawned[0]?.at(-1)).toBe("verify");
+
+    // The metrics say what the report said.
+    const metrics = (await a.get("/metrics")).body;
+    const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(metrics)?.[1]);
+    expect(value("wale_sidecar_first_recoverability_point_seconds")).toBe(Date.parse(report.window.earliest) / 1000);
+    expect(value("wale_sidecar_last_available_backup_timestamp_seconds")).toBe(
+      Date.parse(report.backups[0].finished) / 1000,
+    );
+    expect(value("wale_sidecar_archive_gaps")).toBe(0);
+    expect(value("wale_sidecar_archive_restorable")).toBe(1);
+    expect(value("wale_sidecar_verify_duration_seconds")).toBeGreaterThan(0);
+    expect(metrics).toContain('wale_sidecar_last_verify_timestamp_seconds{outcome="listed"}');
+    expect(value("wale_sidecar_last_failed_backup_timestamp_seconds")).toBe(0);
+  });
+
+  test("a listing that fails or stops short is a 500, never a report of holes", async () => {
+    const failed = await app({ exitCode: 3, stderr: "WALE_FILE_PREFIX: no such store\n" }, { WALE_BIN: WALE }).get(
+      "/archive-verify",
+    );
+    expect(failed.status).toBe(500);
+    expect(failed.body).toContain("could not list the store");
+    expect(failed.body).toContain("no such store");
+    const short = await app({ exitCode: 0, stdout: `wal ${S(1)} -\n` }, { WALE_BIN: WALE }).get("/archive-verify");
+    expect(short.status).toBe(500);
+    expect(short.body).toContain("ended before its listing did");
+    // Without WAL-E's own Python there is no worker to run: a clear 500, nothing spawned.
+    const bare = app({ exitCode: 0 }, { WALE_BIN: "/bin/true" });
+    const refused = await bare.get("/archive-verify");
+    expect(refused.status).toBe(500);
+    expect(refused.body).toContain("verify needs WALE_BIN to be WAL-E's own console script");
+    expect(bare.spawned).toEqual([]);
+  });
+});
+
+test("a failed backup sets wale_sidecar_last_failed_backup_timestamp_seconds", async () => {
+  const a = app({ exitCode: 1, stderr: "boom\n" }, { WALE_BIN: WALE });
+  const before = Date.now() / 1000;
+  expect((await a.get("/backup-push")).status).toBe(500);
+  const metrics = (await a.get("/metrics")).body;
+  const failed = Number(/^wale_sidecar_last_failed_backup_timestamp_seconds (\S+)$/m.exec(metrics)?.[1]);
+  expect(failed).toBeGreaterThanOrEqual(before - 1);
+  // No verify follows a failed backup: nothing listed.
+  expect(a.spawned.filter((argv) => argv.at(-1) === "verify")).toEqual([]);
 });

@@ -233,6 +233,10 @@ export const sentinels = (store: Store) =>
 export interface S3Store {
   /** What WAL-E needs to use it: WALE_S3_PREFIX, WALE_S3_ENDPOINT and the keys. */
   env: Record<string, string>;
+  /** Its endpoint, http://127.0.0.1:<port>; the bucket is /wale. */
+  endpoint: string;
+  /** The requests it has answered so far, as its log gives them ("GET /wale?prefix=... HTTP/1.1"). */
+  requests(): string[];
 }
 
 /**
@@ -244,8 +248,23 @@ export async function makeS3Store(scope: Scope): Promise<S3Store> {
   const proc = Bun.spawn([TOOLS.s3, "-H", "127.0.0.1", "-p", String(port)], {
     stdin: "ignore",
     stdout: "ignore",
-    stderr: "ignore",
+    stderr: "pipe",
   });
+  // Its request log (werkzeug's, on stderr): one line a request.
+  const log: string[] = [];
+  void (async () => {
+    const decoder = new TextDecoder();
+    let rest = "";
+    const reader = proc.stderr.getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      const lines = (rest + decoder.decode(r.value, { stream: true })).split("\n");
+      rest = lines.pop() ?? "";
+      for (const line of lines) {
+        const request = /"([A-Z]+ \S+ HTTP\/[0-9.]+)"/.exec(line)?.[1];
+        if (request) log.push(request);
+      }
+    }
+  })();
   scope.defer(async () => {
     proc.kill("SIGKILL");
     await proc.exited;
@@ -254,6 +273,8 @@ export async function makeS3Store(scope: Scope): Promise<S3Store> {
   // moto takes any keys, and a bare PUT creates a bucket.
   await waitFor("the S3 API", async () => (await fetch(`${endpoint}/wale`, { method: "PUT" })).ok, 30_000);
   return {
+    endpoint,
+    requests: () => [...log],
     env: {
       WALE_S3_PREFIX: "s3://wale/archive",
       WALE_S3_ENDPOINT: `http+path://127.0.0.1:${port}`,
@@ -661,13 +682,17 @@ export interface Restore {
  * archive, as the README tells users to: `wal-e backup-fetch` through the
  * binary, pg_hba.conf and pg_ident.conf from the source (WAL-E does not back
  * them up), recovery.signal, and restore_command through a sidecar of its
- * own. Resolves once pg_is_in_recovery() is false.
+ * own. Resolves once pg_is_in_recovery() is false. With `archive`, the
+ * restored server archives into the same store through that sidecar: a
+ * promoted clone, which pushes its new timeline's .history file and
+ * segments.
  */
 export async function restoreLatest(
   scope: Scope,
   store: Store,
   source: Postgres,
   fetcherEnv: Record<string, string> = {},
+  { archive = false } = {},
 ): Promise<Restore> {
   const target = scope.tempDir("restored");
   const waleEnv = { PATH: process.env.PATH ?? "", WALE_BIN: TOOLS.wale, WALE_FILE_PREFIX: store.prefix };
@@ -681,7 +706,11 @@ export async function restoreLatest(
   const pg = await startPostgres(scope, {
     version: source.version,
     pgdata: target,
-    conf: ["archive_mode = off", restoreThrough(fetcher.url)],
+    conf: [
+      archive ? "archive_mode = on" : "archive_mode = off",
+      archiveThrough(fetcher.url),
+      restoreThrough(fetcher.url),
+    ],
   });
   await waitFor("recovery to finish", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 120_000);
   return { pg, fetcher };

@@ -1,0 +1,62 @@
+/**
+ * The sidecar's verifies: GET /archive-verify, after every backup (and its
+ * retention run), and on WALE_VERIFY_SCHEDULE. Each updates the metrics
+ * from its report, so /metrics always says what the last verify said. A
+ * verify asked for while one runs joins it.
+ */
+import type { Config } from "../config/config.ts";
+import { HttpError } from "../errors.ts";
+import type { Logger } from "../observe/log.ts";
+import type { Metrics } from "../observe/metrics.ts";
+import type { WaleRunner } from "../wale/wale.ts";
+import { type Verified, verifyArchive } from "./verify-store.ts";
+
+export type VerifyTrigger = "http" | "backup" | "schedule";
+
+export class Verifier {
+  private running: Promise<Verified> | null = null;
+
+  constructor(
+    private readonly config: Config,
+    private readonly runner: WaleRunner,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  /** Verifies (or joins the verify running); rejects with an HttpError when the store could not be listed. */
+  run(trigger: VerifyTrigger): Promise<Verified> {
+    this.running ??= this.verify(trigger).finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async verify(trigger: VerifyTrigger): Promise<Verified> {
+    try {
+      const verified = await verifyArchive(this.runner, this.config, this.config.timeouts.fetch);
+      const { report } = verified;
+      const epoch = (iso: string | null | undefined) => (iso ? Date.parse(iso) / 1000 : 0);
+      this.metrics.verified({
+        firstRecoverability: epoch(report.window?.earliest),
+        lastAvailableBackup: epoch(report.backups.filter((b) => b.restorable).at(-1)?.finished),
+        gaps: report.gaps,
+        ok: report.ok,
+        seconds: verified.seconds,
+      });
+      (report.ok ? this.log.info : this.log.warn)("verify", {
+        trigger,
+        ok: report.ok,
+        gaps: report.gaps,
+        window_from: report.window?.from,
+        finding: report.findings[0]?.message,
+        seconds: Math.round(verified.seconds * 1000) / 1000,
+      });
+      return verified;
+    } catch (error) {
+      this.metrics.verifyFailed();
+      const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+      this.log.error("verify failed", { trigger, error: message });
+      throw error instanceof HttpError ? error : new HttpError(500, `verify failed: ${message}`, { cause: error });
+    }
+  }
+}

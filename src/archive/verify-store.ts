@@ -1,0 +1,65 @@
+/**
+ * Runs the listing behind `wale-sidecar verify` and GET /archive-verify:
+ * src/workers/verify.py lists the store once through WAL-E's own storage
+ * layer, and src/archive/verify.ts judges the listing. Both the command
+ * and the route call verifyArchive, so they say the same thing.
+ */
+import type { Config } from "../config/config.ts";
+import { HttpError } from "../errors.ts";
+import { lastLines, verifyWorkerArgv, type WaleRunner, walePython } from "../wale/wale.ts";
+import { WORKER_EXIT } from "../workers/protocol.ts";
+import { analyze, type Listing, parseListing, type VerifyReport } from "./verify.ts";
+
+export interface Verified {
+  report: VerifyReport;
+  /** How long the listing and the analysis took. */
+  seconds: number;
+  at: Date;
+}
+
+/**
+ * Lists and judges the store. Throws an HttpError (500: the listing failed,
+ * with WAL-E's last lines; 504: it ran past `timeoutMs` and was killed;
+ * 0 for no limit). A listing that did not finish is never judged, so a store that could not
+ * be read is never reported as an archive with holes.
+ */
+export async function verifyArchive(runner: WaleRunner, config: Config, timeoutMs: number): Promise<Verified> {
+  const started = performance.now();
+  const python = await walePython(config.wale);
+  if (!python) {
+    throw new HttpError(
+      500,
+      "verify needs WALE_BIN to be WAL-E's own console script, or WALE_PYTHON: the listing runs in WAL-E's Python",
+    );
+  }
+  const lines: string[] = [];
+  const session = await runner.session(verifyWorkerArgv(python, config.wale), (line) => lines.push(line));
+  session.end();
+  let timedOut = false;
+  const timer =
+    timeoutMs > 0
+      ? setTimeout(() => {
+          timedOut = true;
+          session.kill();
+        }, timeoutMs)
+      : undefined;
+  const result = await session.done.finally(() => clearTimeout(timer));
+  if (timedOut) throw new HttpError(504, `verify timed out after ${timeoutMs / 1000} s; its listing was killed`);
+  if (result.exitCode !== WORKER_EXIT.ok) {
+    const tail = lastLines(result.stderr);
+    throw new HttpError(
+      500,
+      `verify could not list the store: the worker exited with code ${result.exitCode}\n${tail}`.trimEnd(),
+    );
+  }
+  let listing: Listing;
+  try {
+    listing = parseListing(lines);
+  } catch (error) {
+    throw new HttpError(500, `verify could not list the store: ${error instanceof Error ? error.message : error}`, {
+      cause: error,
+    });
+  }
+  const report = analyze(listing);
+  return { report, seconds: (performance.now() - started) / 1000, at: new Date() };
+}

@@ -1,0 +1,89 @@
+# Lists a WAL-E store for `wale-sidecar verify`, in one Python process.
+#
+# src/verify.ts runs this, after src/workers/_prelude.py, with the
+# interpreter that runs WAL-E:
+#
+#   python -c <prelude + this file> [WALE_FLAGS] verify
+#
+# It lists the store through WAL-E's own storage layer (BackupList, which
+# every backend WAL-E 1.1 supports implements: file, s3, wabs, swift, gs),
+# so WALE_*_PREFIX and the credentials mean here what they mean to
+# `wal-e backup-list`. Two listings, each paged by the backend: the base
+# backups' directory and the WAL directory. The only other requests are one
+# read of each backup's stop sentinel (its stop segment is inside), as
+# `wal-e backup-list --detail` does: none per segment. The sentinel is read
+# here with the backend's own _backup_detail, not BackupInfo.load_detail:
+# WAL-E 1.1's file backend's load_detail does nothing, so `backup-list
+# --detail` on a file store shows no stop segment.
+#
+# It prints, one a line, in no particular order:
+#   backup <name> <start segment> <stop segment or -> <sentinel's last-modified>
+#   wal <file name, without .lzo> <last-modified>
+#   done <backups> <wal objects>
+# and judges nothing: src/verify.ts does the analysis.
+
+# (src/workers/_prelude.py comes first: sys, cmd, say, wale_setup.)
+import datetime
+import email.utils
+import json
+import re
+
+from wal_e import storage
+
+
+def stamp(modified):
+    """A backend's last-modified time as one word: ISO 8601 as listed, '-' when none."""
+    if not modified:
+        return "-"
+    if isinstance(modified, datetime.datetime):  # wabs, gs
+        return modified.isoformat()
+    text = str(modified)
+    if " " in text:  # RFC 1123, as a GET's header gives it
+        return email.utils.parsedate_to_datetime(text).isoformat()
+    return text
+
+
+def main(argv):
+    if not argv or argv[-1] != "verify":
+        print("usage: [WAL-E flags] verify", file=sys.stderr)
+        return 2
+    try:
+        _, backup_cxt = wale_setup(argv[:-1] + ["backup-list"], [])
+    except SetupFailed:
+        return 3
+    layout = backup_cxt.layout
+    conn = backup_cxt.new_connection()
+    listing = backup_cxt.worker.BackupList(conn, layout, True)
+
+    base_directory = layout.basebackups()
+    sentinel = re.compile(storage.COMPLETE_BASE_BACKUP_REGEXP).match
+    backups = 0
+    for key in listing._backup_list(base_directory):
+        name = layout.key_name(key)[len(base_directory.lstrip("/")):]
+        match = None if "/" in name else sentinel(name)
+        if not match:
+            continue  # a backup's partitions, or not WAL-E's
+        backups += 1
+        groups = match.groupdict()
+        # Before the read: boto 2 sets a key's last_modified from the GET's
+        # Last-Modified header, in RFC 1123 form, where a listing gives ISO 8601.
+        finished = stamp(layout.key_last_modified(key))
+        try:
+            stop = json.loads(listing._backup_detail(key)).get("wal_segment_backup_stop") or "-"
+        except ValueError:
+            stop = "-"  # a sentinel that is not JSON: no stop segment known
+        say("backup", "base_{filename}_{offset}".format(**groups), groups["filename"], stop, finished)
+
+    wal_directory = layout.wal_directory()
+    objects = 0
+    for key in listing._backup_list(wal_directory):
+        name = layout.key_name(key)[len(wal_directory.lstrip("/")):]
+        if "/" in name:
+            continue  # not WAL-E's (WAL-E writes wal_005/<name>.lzo only)
+        objects += 1
+        say("wal", name[:-4] if name.endswith(".lzo") else name, stamp(layout.key_last_modified(key)))
+    say("done", backups, objects)
+    return 0
+
+
+sys.exit(main(sys.argv[1:]))
