@@ -31,6 +31,11 @@ export class Verifier {
     return this.running;
   }
 
+  /** Resolves when the verify running, if any, has ended. */
+  async idle(): Promise<void> {
+    await this.running?.catch(() => {});
+  }
+
   private async verify(trigger: VerifyTrigger): Promise<Verified> {
     try {
       const verified = await verifyArchive(this.runner, this.config, this.config.timeouts.fetch);

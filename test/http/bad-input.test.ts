@@ -111,13 +111,18 @@ function sidecar(env: Record<string, string> = {}) {
     WALE_LISTEN_HOST: "127.0.0.1",
     ...env,
   });
-  const { app } = sidecarFor(config, runtime);
+  const { app, deps } = sidecarFor(config, runtime);
   return {
     spawned,
     app,
     async get(url: string, headers: Record<string, string> = {}) {
       const response = await app.handle(new Request(url, { headers }));
-      return { status: response.status, body: await response.text() };
+      const answer = { status: response.status, body: await response.text() };
+      // What a request started in the background (a ?wait=false backup, the verify after a backup) ends
+      // here, so that its runs are never counted against the next request.
+      await deps.backups.idle();
+      await deps.verifier.idle();
+      return answer;
     },
   };
 }
