@@ -122,25 +122,17 @@ export class BackupJobs {
           : `base backups need WALE_BIN to be WAL-E's own console script (${config.wale.bin} is not), or WALE_PYTHON: the backup worker runs in WAL-E's Python`,
       );
     }
-    // A TMPDIR of its own, removed once it exits: WAL-E compresses each
-    // partition into a temporary file there, which a kill -9 would leave.
-    const scratch = await mkdtemp(join(tmpdir(), "wale-sidecar-backup-"));
-    try {
-      await this.runWorker(job, python, scratch);
-    } finally {
-      await rm(scratch, { recursive: true, force: true });
-    }
-  }
-
-  private async runWorker(job: BackupJob, python: string, scratch: string) {
-    const { config } = this;
     let refusal: string | undefined;
     let failure: string | undefined;
     let done = false;
-    const session = await this.runner.session(
-      backupWorkerArgv(python, config.wale, config.pgdata),
-      (text) => {
-        const line = parseWorkerLine(text);
+    const limit = config.timeouts.backup;
+    // A TMPDIR of its own, removed once it exits (before the job's state
+    // changes): WAL-E compresses each partition into a temporary file
+    // there, which a kill -9 would leave.
+    const scratch = await mkdtemp(join(tmpdir(), "wale-sidecar-backup-"));
+    let wale: RunResult;
+    try {
+      wale = await this.runWorker(python, scratch, limit, (line) => {
         if (line?.verb === "started") {
           job.backup = line.words[0];
           this.log.info("backup mode started", { job: job.id, backup: job.backup, lsn: line.words[1] });
@@ -149,21 +141,11 @@ export class BackupJobs {
         } else if (line?.verb === "refused") refusal = line.rest;
         else if (line?.verb === "failed") failure = line.rest;
         else if (line?.verb === "done") done = true;
-      },
-      { slot: false, env: { ...config.wale.env, TMPDIR: scratch } },
-    );
-    session.end(); // it reads nothing from its stdin
-    let timedOut = false;
-    const limit = config.timeouts.backup;
-    const timer =
-      limit > 0
-        ? setTimeout(() => {
-            timedOut = true;
-            session.kill();
-          }, limit)
-        : undefined;
-    const result = await session.done.finally(() => clearTimeout(timer));
-    const wale: RunResult = { ...result, timedOut };
+      });
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+    const { timedOut } = wale;
     job.wale = wale;
     const ok = done && wale.exitCode === WORKER_EXIT.ok;
     const outcome = ok ? "success" : refusal ? "refused" : timedOut ? "timeout" : "failure";
@@ -187,6 +169,32 @@ export class BackupJobs {
           : `the backup worker exited with code ${wale.exitCode}`);
       this.fail(job, 500, `backup failed: ${why}`);
     }
+  }
+
+  /** Runs the backup worker with TMPDIR `scratch`, killed past `limit` ms (0: none); its lines go to `onLine`. */
+  private async runWorker(
+    python: string,
+    scratch: string,
+    limit: number,
+    onLine: (line: ReturnType<typeof parseWorkerLine>) => void,
+  ): Promise<RunResult> {
+    const { config } = this;
+    const session = await this.runner.session(
+      backupWorkerArgv(python, config.wale, config.pgdata),
+      (text) => onLine(parseWorkerLine(text)),
+      { slot: false, env: { ...config.wale.env, TMPDIR: scratch } },
+    );
+    session.end(); // it reads nothing from its stdin
+    let timedOut = false;
+    const timer =
+      limit > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            session.kill();
+          }, limit)
+        : undefined;
+    const result = await session.done.finally(() => clearTimeout(timer));
+    return { ...result, timedOut };
   }
 
   private async prune(job: BackupJob) {
