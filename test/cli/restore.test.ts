@@ -235,40 +235,32 @@ describe("restore", () => {
   });
 
   test("says where each configuration file came from: the backup, --config-from, or the default", async () => {
-    const pgdata = join(base, "data");
     const from = join(base, "from");
     mkdirSync(from);
     writeFileSync(join(from, "pg_hba.conf"), "local all all peer\n");
     // Stands in for WAL-E's backup-fetch of a sidecar backup: it brings postgresql.conf and pg_hba.conf, not pg_ident.conf.
-    const fake = fakeRuntime((argv) => {
-      expect(argv.slice(-3)).toEqual(["backup-fetch", pgdata, "LATEST"]);
-      writeFileSync(join(pgdata, "PG_VERSION"), "17\n");
-      writeFileSync(join(pgdata, "backup_label"), LABEL);
-      writeFileSync(join(pgdata, "postgresql.conf"), "wale_sidecar.marker = 'source'\n");
-      writeFileSync(join(pgdata, "pg_hba.conf"), "host all all all trust\n");
-      return { exitCode: 0 };
-    });
-    const out: string[] = [];
-    const err: string[] = [];
-    const runtime = {
-      ...fake.runtime,
-      env: () => ({ PGDATA: pgdata, WALE_FILE_PREFIX: "file://localhost/nowhere", PATH: "/usr/bin:/bin" }),
-      stdout: (text: string) => out.push(text),
-      stderr: (text: string) => err.push(text),
-    };
-    const owner = `${process.getuid?.()}:${process.getgid?.()}`;
-    const code = await restore.run(runtime, ["--via", "http://127.0.0.1:1", "--owner", owner, "--config-from", from]);
-    expect(err.join("")).toBe("");
-    expect(code).toBe(0);
-    expect(fake.spawned.length).toBe(1);
-    const lines = out.join("").split("\n");
+    const r = await restoreWith(
+      "data",
+      {
+        PG_VERSION: "17\n",
+        backup_label: LABEL,
+        "postgresql.conf": "wale_sidecar.marker = 'source'\n",
+        "pg_hba.conf": "host all all all trust\n",
+      },
+      ["--config-from", from],
+    );
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.spawned).toHaveLength(1);
+    expect(r.spawned[0]?.slice(-3)).toEqual(["backup-fetch", r.pgdata, "LATEST"]);
+    const lines = r.stdout.split("\n");
     expect(lines).toContain("wale-sidecar restore: postgresql.conf: from the backup");
     expect(lines).toContain(`wale-sidecar restore: pg_hba.conf: from --config-from ${from}, in place of the backup's`);
     expect(lines).toContain(
       "wale-sidecar restore: pg_ident.conf: the default (the backup holds none: stock WAL-E leaves it out)",
     );
-    expect(readFileSync(join(pgdata, "postgresql.conf"), "utf8")).toBe("wale_sidecar.marker = 'source'\n");
-    expect(readFileSync(join(pgdata, "pg_hba.conf"), "utf8")).toBe("local all all peer\n");
-    expect(readFileSync(join(pgdata, "pg_ident.conf"), "utf8")).toBe(DEFAULT_IDENT);
+    expect(readFileSync(join(r.pgdata, "postgresql.conf"), "utf8")).toBe("wale_sidecar.marker = 'source'\n");
+    expect(readFileSync(join(r.pgdata, "pg_hba.conf"), "utf8")).toBe("local all all peer\n");
+    expect(readFileSync(join(r.pgdata, "pg_ident.conf"), "utf8")).toBe(DEFAULT_IDENT);
   });
 });
