@@ -6,7 +6,7 @@
  */
 import type { Config } from "../config/config.ts";
 import { HttpError } from "../errors.ts";
-import { lastLines, verifyWorkerArgv, type WaleRunner, walePython } from "../wale/wale.ts";
+import { lastLines, sessionDone, verifyWorkerArgv, type WaleRunner, walePython } from "../wale/wale.ts";
 import { WORKER_EXIT } from "../workers/protocol.ts";
 import { analyze, type Listing, parseListing, type VerifyReport } from "./verify.ts";
 
@@ -35,16 +35,8 @@ export async function verifyArchive(runner: WaleRunner, config: Config, timeoutM
   const lines: string[] = [];
   const session = await runner.session(verifyWorkerArgv(python, config.wale), (line) => lines.push(line));
   session.end();
-  let timedOut = false;
-  const timer =
-    timeoutMs > 0
-      ? setTimeout(() => {
-          timedOut = true;
-          session.kill();
-        }, timeoutMs)
-      : undefined;
-  const result = await session.done.finally(() => clearTimeout(timer));
-  if (timedOut) throw new HttpError(504, `verify timed out after ${timeoutMs / 1000} s; its listing was killed`);
+  const result = await sessionDone(session, timeoutMs);
+  if (result.timedOut) throw new HttpError(504, `verify timed out after ${timeoutMs / 1000} s; its listing was killed`);
   if (result.exitCode !== WORKER_EXIT.ok) {
     const tail = lastLines(result.stderr);
     throw new HttpError(

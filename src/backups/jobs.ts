@@ -26,6 +26,7 @@ import {
   deleteBeforeArgv,
   lastLines,
   type RunResult,
+  sessionDone,
   type WaleRunner,
   walePython,
 } from "../wale/wale.ts";
@@ -185,16 +186,7 @@ export class BackupJobs {
       { slot: false, env: { ...config.wale.env, TMPDIR: scratch } },
     );
     session.end(); // it reads nothing from its stdin
-    let timedOut = false;
-    const timer =
-      limit > 0
-        ? setTimeout(() => {
-            timedOut = true;
-            session.kill();
-          }, limit)
-        : undefined;
-    const result = await session.done.finally(() => clearTimeout(timer));
-    return { ...result, timedOut };
+    return sessionDone(session, limit);
   }
 
   private async prune(job: BackupJob) {

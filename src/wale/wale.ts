@@ -166,6 +166,20 @@ export interface Session {
   done: Promise<RunResult>;
 }
 
+/** Waits for a session to exit, killing it with its process group past `limitMs` (0: no limit). */
+export async function sessionDone(session: Session, limitMs: number): Promise<RunResult> {
+  let timedOut = false;
+  const timer =
+    limitMs > 0
+      ? setTimeout(() => {
+          timedOut = true;
+          session.kill();
+        }, limitMs)
+      : undefined;
+  const result = await session.done.finally(() => clearTimeout(timer));
+  return { ...result, timedOut };
+}
+
 /**
  * Runs WAL-E and keeps track of every run in flight, so that a timeout or a
  * shutdown can kill each one with everything it started.
