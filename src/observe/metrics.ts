@@ -56,7 +56,7 @@ export class Metrics {
   });
   private readonly nextBackup = new Gauge({
     name: "wale_sidecar_next_backup_timestamp_seconds",
-    help: "When the next scheduled backup runs (Unix time); absent without a schedule.",
+    help: "When the next scheduled backup runs (Unix time); 0 without a schedule.",
     registers: [this.registry],
   });
 
@@ -151,7 +151,7 @@ export class Metrics {
 
   nextScheduledBackup(at: Date | null) {
     if (at) this.nextBackup.set(at.getTime() / 1000);
-    else this.nextBackup.reset();
+    else this.nextBackup.reset(); // prom-client 15: a reset gauge without labels reads 0, not absent
   }
 
   text(): Promise<string> {
