@@ -4,7 +4,8 @@
 #
 #   - Debian: WAL-E's helpers (lzop, pv, psql), PostgreSQL 15, wget, tini,
 #     wrk and pgBackRest 2.45 (the benchmark's load generator and reference),
-#     python3-venv. The runtime part is the same list the Dockerfile installs,
+#     python3-venv, and Prometheus 2.42 with promtool (the alert rules' tests;
+#     no service left running). The runtime part is the same list the Dockerfile installs,
 #     kept at the mirror's current versions as the image gets them.
 #   - A user with uid/gid 70, the image's postgres user, for the image test.
 #   - WAL-E 1.1.1 in a venv at $WALE_VENV (default /opt/wal-e).
@@ -36,7 +37,7 @@ MOTO_REQUIREMENT="moto[server]==5.2.5"
 # Runtime packages: keep in step with the Dockerfile's runtime stage.
 RUNTIME_DEBS=(python3 python3-venv lzop pv postgresql-client tini ca-certificates)
 # Test and demo packages.
-TEST_DEBS=(postgresql-15 wget util-linux wrk strace pgbackrest)
+TEST_DEBS=(postgresql-15 wget util-linux wrk strace pgbackrest prometheus)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -66,6 +67,18 @@ if ((${#missing[@]})); then
   log "apt-get install ${missing[*]}"
   apt-get -o DPkg::Lock::Timeout=600 update -qq
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The tests run prometheus and promtool themselves (a server on loopback, in a
+# temporary directory). The package also installs a service, which its
+# postinst starts where an init system runs (a container's policy-rc.d, or no
+# init at all, keeps it stopped): stop and disable one it started.
+if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+  if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  elif [[ -s /run/prometheus/prometheus.pid ]]; then
+    /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
+  fi
 fi
 # The image installs the mirror's current versions; the tests here must run
 # the same ones, so bring any runtime package that is behind up to date.
@@ -139,4 +152,4 @@ for release in "${PG_RELEASES[@]}"; do
   fi
 done
 
-log "ok: wal-e $("$WALE_VENV/bin/wal-e" version 2>/dev/null), bun $(bun --version), PostgreSQL $(for r in "${PG_RELEASES[@]}"; do read -r m _ c <<<"$r"; printf '%s ' "${c%.0}"; done)and Debian's 15"
+log "ok: wal-e $("$WALE_VENV/bin/wal-e" version 2>/dev/null), bun $(bun --version), PostgreSQL $(for r in "${PG_RELEASES[@]}"; do read -r m _ c <<<"$r"; printf '%s ' "${c%.0}"; done)and Debian's 15, prometheus $(prometheus --version 2>&1 | awk 'NR == 1 { print $3 }')"

@@ -1,12 +1,14 @@
 /**
  * Prometheus metrics, on a registry of the sidecar's own (no global state).
- * Alert on wale_sidecar_last_success_timestamp_seconds{operation="wal-push"}
- * going stale: archiving has stopped.
+ * examples/prometheus/alerts.yaml alerts on them, e.g. on
+ * wale_sidecar_last_success_timestamp_seconds{operation="wal-push"} going
+ * stale: archiving has stopped.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Operation } from "../wale/wale.ts";
 
-export type RunOutcome = "success" | "not_found" | "failure" | "timeout" | "refused";
+export const RUN_OUTCOMES = ["success", "not_found", "failure", "timeout", "refused"] as const;
+export type RunOutcome = (typeof RUN_OUTCOMES)[number];
 export type JobState = "running" | "succeeded" | "failed";
 
 export class Metrics {

@@ -14,7 +14,9 @@ import { workerArgv } from "../workers/protocol.ts";
 import { ShuttingDown } from "./errors.ts";
 import { Limiter } from "./limiter.ts";
 
-export type Operation = "wal-push" | "wal-fetch" | "wal" | "backup-push" | "backup-list" | "archive-verify";
+/** What the sidecar runs WAL-E for: the `operation` label of its metrics. */
+export const OPERATIONS = ["wal-push", "wal-fetch", "wal", "backup-push", "backup-list", "archive-verify"] as const;
+export type Operation = (typeof OPERATIONS)[number];
 
 type Wale = Config["wale"];
 
