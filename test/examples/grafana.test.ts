@@ -21,7 +21,7 @@ import {
 } from "../../scripts/dashboard/dashboard.ts";
 import { type Expr, evaluate, labelUses, metricNames, parse, Run, substitute } from "../../scripts/dashboard/promql.ts";
 import type { Samples } from "../../scripts/dashboard/samples.ts";
-import { Metrics } from "../../src/observe/metrics.ts";
+import { exportedSeries, TARGET_LABELS } from "../support/exported-metrics.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const dashboard = readDashboard();
@@ -29,23 +29,10 @@ const panels = allPanels(dashboard).filter((p) => p.type !== "row");
 
 // ------------------------------------------------------------ what exists
 
-/** Prometheus' own labels on every scraped series. */
-const TARGET_LABELS = ["instance", "job"];
 /** Each series name the sidecar exports, with the labels it carries: a histogram as its _bucket, _sum and _count. */
-const exported = await (async () => {
-  const registry = new Metrics().registry;
-  const out = new Map<string, string[]>();
-  for (const { name, type } of await registry.getMetricsAsJSON()) {
-    const metric = registry.getSingleMetric(name) as unknown as { labelNames: string[] };
-    const labels = [...metric.labelNames, ...TARGET_LABELS];
-    if (String(type) === "histogram") {
-      out.set(`${name}_bucket`, [...labels, "le"]);
-      out.set(`${name}_sum`, labels);
-      out.set(`${name}_count`, labels);
-    } else out.set(name, labels);
-  }
-  return out;
-})();
+const exported = new Map(
+  [...(await exportedSeries())].map(([name, labels]) => [name, [...labels.keys(), ...TARGET_LABELS]]),
+);
 /** The metric a series name belongs to (a histogram's series, to the histogram). */
 const metricOf = (series: string) => series.replace(/_(bucket|sum|count)$/, "");
 

@@ -13,16 +13,13 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
-import { Metrics, RUN_OUTCOMES } from "../../src/observe/metrics.ts";
-import { OPERATIONS } from "../../src/wale/wale.ts";
+import { type ExportedSeries, exportedSeries as exported, TARGET_LABELS } from "../support/exported-metrics.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const RULES = "examples/prometheus/alerts.yaml";
 const TESTS = "examples/prometheus/alerts.test.yaml";
 /** Debian's prometheus package (scripts/setup.sh). */
 const PROMTOOL = "/usr/bin/promtool";
-/** Labels Prometheus adds to every scraped series, and the alerts' own. */
-const TARGET_LABELS = ["instance", "job"];
 
 interface Rule {
   alert: string;
@@ -51,32 +48,6 @@ function promtool(...args: string[]) {
 
 // ------------------------------------------------------ what is exported
 
-/** Every series name the sidecar exports, with each label's values, after every call a Metrics has. */
-async function exported(): Promise<Map<string, Map<string, Set<string>>>> {
-  const metrics = new Metrics();
-  metrics.request("/wal-push/:name", 200);
-  for (const operation of OPERATIONS) {
-    metrics.started(operation)();
-    for (const outcome of RUN_OUTCOMES) metrics.ran(operation, outcome, 1, "000000010000000000000001");
-  }
-  metrics.backupJob("failed");
-  metrics.nextScheduledBackup(new Date());
-  metrics.verified({ firstRecoverability: 1, lastAvailableBackup: 1, gaps: 0, ok: true, seconds: 1 });
-  metrics.verifyFailed();
-  metrics.backupFailed();
-  const series = new Map<string, Map<string, Set<string>>>();
-  for (const metric of await metrics.registry.getMetricsAsJSON()) {
-    for (const value of metric.values as Array<{ metricName?: string; labels: Record<string, string | number> }>) {
-      const name = value.metricName ?? metric.name;
-      const labels = series.get(name) ?? new Map<string, Set<string>>();
-      series.set(name, labels);
-      for (const [label, v] of Object.entries(value.labels))
-        labels.set(label, (labels.get(label) ?? new Set()).add(String(v)));
-    }
-  }
-  return series;
-}
-
 // ---------------------------------------------------- reading the rules
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -86,7 +57,7 @@ const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&
  * name, a label in a matcher or in by/without/on/ignoring, or a matcher's
  * value (an `=`, `!=` or `=~` that matches no value the label takes).
  */
-function unknownIn(expr: string, series: Map<string, Map<string, Set<string>>>): string[] {
+function unknownIn(expr: string, series: ExportedSeries): string[] {
   const out: string[] = [];
   const used = new Set(TARGET_LABELS);
   for (const [, name = "", matchers = ""] of expr.matchAll(/\b(wale_sidecar_\w+)(?:\s*\{([^}]*)\})?/g)) {
