@@ -17,8 +17,6 @@ export interface ServerSettings {
   inRecovery: boolean;
   /** wal_segment_size, in bytes. */
   segmentBytes: number;
-  /** The server's clock when check began, in Unix seconds: failures after it are this check's. */
-  now: number;
 }
 
 /** pg_stat_archiver's row; times in Unix seconds (the server's clock). */
@@ -69,7 +67,11 @@ export function refusal(s: ServerSettings): string | null {
 export const archivedBy = (stats: ArchiverStats, segment: string): boolean =>
   stats.lastArchivedWal !== null && SEGMENT.test(stats.lastArchivedWal) && stats.lastArchivedWal >= segment;
 
-/** Has archive_command failed since `since` (Unix seconds, the server's clock)? */
+/**
+ * Has archive_command failed since `since` (Unix seconds, the server's
+ * clock)? check passes the moment of its switch, which comes after its
+ * first look at the sidecar's counts: every failure it judges was counted.
+ */
 export const failedSince = (stats: ArchiverStats, since: number): boolean =>
   stats.lastFailedWal !== null && stats.lastFailedAt !== null && stats.lastFailedAt > since;
 

@@ -86,12 +86,11 @@ export class Psql {
         `SELECT current_setting('server_version'), current_setting('archive_mode'),
           (SELECT pending_restart FROM pg_settings WHERE name = 'archive_mode'),
           current_setting('archive_command'), coalesce(current_setting('archive_library', true), ''),
-          pg_is_in_recovery(), (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'),
-          extract(epoch FROM clock_timestamp())`,
+          pg_is_in_recovery(), (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size')`,
       ],
       `cannot ask PostgreSQL as backup-push does (${whereTo(this.env)})`,
     );
-    const [version, mode, pending, command, library, recovery, segment, now] = row ?? [];
+    const [version, mode, pending, command, library, recovery, segment] = row ?? [];
     return {
       version: version ?? "?",
       archiveMode: mode ?? "?",
@@ -100,7 +99,6 @@ export class Psql {
       archiveLibrary: library ?? "",
       inRecovery: recovery === "t",
       segmentBytes: Number(segment),
-      now: Number(now),
     };
   }
 

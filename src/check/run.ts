@@ -98,7 +98,7 @@ async function check(runner: WaleRunner, config: Config, options: CheckOptions, 
           : `PostgreSQL archived up to ${stats.lastArchivedWal} (pg_stat_archiver)${when}`,
       );
     }
-    if (failedSince(stats, settings.now)) {
+    if (failedSince(stats, at)) {
       const sidecar = await sidecarSince();
       const probe =
         sidecar.kind === "counted" && Object.keys(sidecar.answered).some((status) => Number(status) >= 500)

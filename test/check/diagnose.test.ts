@@ -26,7 +26,6 @@ const settings = (changes: Partial<ServerSettings> = {}): ServerSettings => ({
   archiveLibrary: "",
   inRecovery: false,
   segmentBytes: 16 * 1024 * 1024,
-  now: T0,
   ...changes,
 });
 

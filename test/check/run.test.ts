@@ -32,7 +32,7 @@ async function checkWith(psql: (argv: string[]) => Scripted) {
 const US = "\x1f";
 
 test("archive_mode off: one line, exit 1, and nothing is switched", async () => {
-  const settings = ["17.10", "off", "f", "wget -q -O - http://wale/wal-push/%f", "", "f", "16777216", "1796227200.5"];
+  const settings = ["17.10", "off", "f", "wget -q -O - http://wale/wal-push/%f", "", "f", "16777216"];
   const result = await checkWith(() => ({ exitCode: 0, stdout: `${settings.join(US)}\n` }));
   expect(result.code).toBe(1);
   expect(result.stderr).toBe(
@@ -60,7 +60,7 @@ test("a database that cannot be reached: named with psql's own line and where it
 });
 
 test("a role that may not switch WAL: named, with the GRANT", async () => {
-  const settings = ["17.10", "on", "f", "wget -q -O - http://wale/wal-push/%f", "", "f", "16777216", "1796227200.5"];
+  const settings = ["17.10", "on", "f", "wget -q -O - http://wale/wal-push/%f", "", "f", "16777216"];
   const result = await checkWith((argv) =>
     argv.join(" ").includes("pg_switch_wal")
       ? { exitCode: 1, stderr: "ERROR:  permission denied for function pg_switch_wal\n" }
