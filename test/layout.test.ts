@@ -18,7 +18,7 @@ const LAYERS = [
   ["sidecar.ts"],
   ["http"],
   ["operations"],
-  ["backups", "restore"],
+  ["backups", "restore", "check"],
   ["archive"],
   ["wal"],
   ["observe"],

@@ -44,3 +44,47 @@ export function helpOrRefusal(
   }
   return undefined;
 }
+
+/** A bad command line, in one line; the command prints it with a pointer to its --help and exits 2. */
+export class UsageError extends Error {}
+
+/**
+ * The command's arguments as `parse` reads them; undefined when it throws a
+ * UsageError, which is printed with a pointer to the command's --help (exit 2).
+ */
+export function parseOrExplain<T>(runtime: Runtime, command: Command, parse: () => T): T | undefined {
+  try {
+    return parse();
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    const name = command.name;
+    runtime.stderr(`wale-sidecar ${name}: ${error.message}\nRun "wale-sidecar ${name} --help" for the options.\n`);
+    return undefined;
+  }
+}
+
+/**
+ * The flags of a command line, each to its value ("" for a switch): `--flag
+ * value` or `--flag=value`. Throws a UsageError for an unknown argument, a
+ * flag given twice, a value missing, or a switch given one.
+ */
+export function readFlags(args: string[], valueFlags: string[], switches: string[] = []): Map<string, string> {
+  const given = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    const eq = arg.indexOf("=");
+    const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
+    if (given.has(flag)) throw new UsageError(`${flag} is given twice`);
+    if (switches.includes(flag)) {
+      if (flag !== arg) throw new UsageError(`${flag} takes no value`);
+      given.set(flag, "");
+    } else if (valueFlags.includes(flag)) {
+      const value = flag !== arg ? arg.slice(eq + 1) : args[++i];
+      if (value === undefined || value === "") throw new UsageError(`${flag} needs a value`);
+      given.set(flag, value);
+    } else {
+      throw new UsageError(`unknown argument "${arg.slice(0, 80)}"`);
+    }
+  }
+  return given;
+}

@@ -1,7 +1,8 @@
-/** The command line: `wale-sidecar [serve | wal-e <args> | restore <flags> | verify | ping | config | --help | --version]`. */
+/** The command line: `wale-sidecar [serve | wal-e <args> | restore <flags> | verify | check | ping | config | --help | --version]`. */
 
 import { VERSION } from "../config/version.ts";
 import type { Runtime } from "../runtime/types.ts";
+import { check } from "./check.ts";
 import { config } from "./config.ts";
 import { ping } from "./ping.ts";
 import { restore } from "./restore.ts";
@@ -10,7 +11,7 @@ import { verify } from "./verify.ts";
 import { walE } from "./wal-e.ts";
 
 /** Every subcommand; the examples test checks the examples' commands against it. */
-export const COMMANDS = [serve, walE, restore, verify, ping, config];
+export const COMMANDS = [serve, walE, restore, verify, check, ping, config];
 
 export function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,7 +1,7 @@
 /** `wale-sidecar restore`: its help, its flags, and one call to the restore (src/restore/run.ts). */
 import { runRestore } from "../restore/run.ts";
 import type { RestoreOptions, TargetAction, TargetKind } from "../restore/steps.ts";
-import { type Command, helpOrRefusal, loadConfig } from "./command.ts";
+import { type Command, helpOrRefusal, loadConfig, parseOrExplain, readFlags, UsageError } from "./command.ts";
 
 const HELP = `Usage: wale-sidecar restore (--via <sidecar URL> [--stream] | --direct) [options]
 
@@ -59,7 +59,7 @@ WALE_SIDECAR_TOKEN is set, restore_command's wget sends it as
 "$WALE_SIDECAR_TOKEN": the PostgreSQL server needs it in its environment.
 `;
 
-export class UsageError extends Error {}
+export { UsageError };
 
 const VALUE_FLAGS = [
   "--backup",
@@ -83,23 +83,7 @@ const hasControlCharacter = (text: string) => [...text].some((c) => c.charCodeAt
 
 /** Reads the flags; throws a UsageError with one line for anything wrong. */
 export function parseRestoreArgs(args: string[]): RestoreOptions {
-  const given = new Map<string, string>();
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] as string;
-    const eq = arg.indexOf("=");
-    const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
-    if (given.has(flag)) throw new UsageError(`${flag} is given twice`);
-    if (SWITCHES.includes(flag)) {
-      if (flag !== arg) throw new UsageError(`${flag} takes no value`);
-      given.set(flag, "");
-    } else if (VALUE_FLAGS.includes(flag)) {
-      const value = flag !== arg ? arg.slice(eq + 1) : args[++i];
-      if (value === undefined || value === "") throw new UsageError(`${flag} needs a value`);
-      given.set(flag, value);
-    } else {
-      throw new UsageError(`unknown argument "${arg.slice(0, 80)}"`);
-    }
-  }
+  const given = readFlags(args, VALUE_FLAGS, SWITCHES);
 
   const backup = given.get("--backup") ?? "LATEST";
   if (!BACKUP.test(backup))
@@ -177,14 +161,8 @@ export const restore: Command = {
   async run(runtime, args) {
     const early = helpOrRefusal(runtime, this, args);
     if (early !== undefined) return early;
-    let options: RestoreOptions;
-    try {
-      options = parseRestoreArgs(args);
-    } catch (error) {
-      if (!(error instanceof UsageError)) throw error;
-      runtime.stderr(`wale-sidecar restore: ${error.message}\nRun "wale-sidecar restore --help" for the options.\n`);
-      return 2;
-    }
+    const options = parseOrExplain(runtime, this, () => parseRestoreArgs(args));
+    if (!options) return 2;
     const config = loadConfig(runtime);
     if (!config) return 1;
     try {

@@ -78,7 +78,9 @@ export function createApp(context: AppContext): App {
         trusted.set(request, verdict.trusted);
         return;
       }
-      const name = verdict.status === 503 ? "draining" : verdict.status === 401 ? "unauthorized" : label(route);
+      // A 401 counts under the route it asked for: `wale-sidecar check` tells an
+      // archive_command without the token from one that never reaches the sidecar.
+      const name = verdict.status === 503 ? "draining" : label(route);
       metrics.request(name, verdict.status);
       if (verdict.status !== 503) {
         (declared === undefined ? log.error : log.warn)("request", {

@@ -90,6 +90,17 @@ test("every route declares its access; only /ping, /healthz and /readyz are open
   ]);
 });
 
+test("a request refused for want of the token counts under the route it asked for; no route, under unauthorized", async () => {
+  const a = app({ WALE_SIDECAR_TOKEN: TOKEN });
+  expect((await a.get(`/wal-push/${SEG}`)).status).toBe(401);
+  expect((await a.get(`/wal-push/${SEG}`, { authorization: "Bearer wrong-token-0123456" })).status).toBe(401);
+  expect((await a.get("/no-such-route")).status).toBe(401);
+  const metrics = await a.get("/metrics", { authorization: `Bearer ${TOKEN}` });
+  expect(metrics.body).toContain('wale_sidecar_requests_total{route="/wal-push",status="401"} 2');
+  expect(metrics.body).toContain('wale_sidecar_requests_total{route="unauthorized",status="401"} 1');
+  expect(a.spawned).toEqual([]);
+});
+
 test("requestUrl: the request target at a fixed origin, whatever the host", () => {
   for (const url of [
     "http://a/ping?x=/backup-list",
