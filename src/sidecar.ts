@@ -36,11 +36,11 @@ export function createSidecar(config: Config, runtime: Runtime, log: Logger, red
   const metrics = new Metrics();
   const runner = new WaleRunner(runtime, config.wale, new Limiter(config.limits.concurrency, config.limits.queue));
   const verifier = new Verifier(config, runner, metrics, log);
-  // After every backup and its retention run: does the window still start at a kept backup?
-  const backups = new BackupJobs(config, runner, metrics, log, () => void verifier.run("backup").catch(() => {}));
   const spool = new Spool(config, runner, log);
   const store = new StoreCheck(runner, config.wale, config.timeouts.fetch, isDirectory);
   const archive = new WaleArchive(config, runner, spool, store);
+  // After every backup and its retention run: does the window still start at a kept backup?
+  const backups = new BackupJobs(config, archive, metrics, log, () => void verifier.run("backup").catch(() => {}));
   const deps: Deps = { config, archive, metrics, backups, verifier, pushes: new SingleFlight<Outcome>(), spool };
   const schedule = config.backups.schedule
     ? startSchedule(config.backups.schedule, () => void backups.trigger("schedule"))

@@ -226,7 +226,7 @@ export class WaleRunner {
    * comes (src/workers/prefetch.py), and hands each line it prints to
    * `onLine`. It holds a slot of the concurrency cap until it exits (or is
    * turned away like a run), unless `slot` is false: the backup
-   * worker waits for pushes that need the slots (see src/backups/jobs.ts).
+   * worker waits for pushes that need the slots (see src/archive/wale-archive.ts).
    * close() kills it like a run.
    */
   async session(
