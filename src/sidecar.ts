@@ -3,6 +3,8 @@
  * app, built from the configuration. The serve command runs it; tests build
  * it around a fake runtime.
  */
+
+import { StoreCheck } from "./archive/not-in-archive.ts";
 import { Verifier } from "./archive/verifier.ts";
 import { WaleArchive } from "./archive/wale-archive.ts";
 import { BackupJobs } from "./backups/jobs.ts";
@@ -18,8 +20,8 @@ import type { Runtime } from "./runtime/types.ts";
 import { isDirectory } from "./wal/paths.ts";
 import { Spool } from "./wal/spool.ts";
 import { Limiter } from "./wale/limiter.ts";
+import { WaleRunner } from "./wale/runner.ts";
 import { SingleFlight } from "./wale/single-flight.ts";
-import { StoreCheck, WaleRunner } from "./wale/wale.ts";
 
 export interface Sidecar {
   deps: Deps;

@@ -11,7 +11,7 @@
  * test can stand in a fake one.
  */
 import type { WalKind } from "../wal/names.ts";
-import type { RunResult } from "../wale/wale.ts";
+import type { RunResult } from "../wale/runner.ts";
 
 /** The archive could not do it. `reason` follows the request's own name in the answer ("wal-push <name>"). */
 export interface Failed {

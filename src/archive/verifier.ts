@@ -7,7 +7,7 @@
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../observe/log.ts";
 import type { Metrics } from "../observe/metrics.ts";
-import type { WaleRunner } from "../wale/wale.ts";
+import type { WaleRunner } from "../wale/runner.ts";
 import { type Verified, VerifyFailed, verifyArchive } from "./verify-store.ts";
 
 export type VerifyTrigger = "http" | "backup" | "schedule";

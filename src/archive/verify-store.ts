@@ -5,7 +5,9 @@
  * and the route call verifyArchive, so they say the same thing.
  */
 import type { Config } from "../config/config.ts";
-import { lastLines, sessionDone, verifyWorkerArgv, type WaleRunner, walePython } from "../wale/wale.ts";
+import { verifyWorkerArgv } from "../wale/argv.ts";
+import { walePython } from "../wale/python.ts";
+import { lastLines, sessionDone, type WaleRunner } from "../wale/runner.ts";
 import { WORKER_EXIT } from "../workers/protocol.ts";
 import { analyze, type Listing, parseListing, type VerifyReport } from "./verify.ts";
 

@@ -16,24 +16,13 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { isNotInArchive, missingStatement, type StoreProbe } from "../archive/not-in-archive.ts";
 import type { Config } from "../config/config.ts";
 import type { WalKind } from "../wal/names.ts";
 import type { Spool } from "../wal/spool.ts";
-import {
-  backupFetchArgv,
-  backupListArgv,
-  backupWorkerArgv,
-  deleteBeforeArgv,
-  isNotInArchive,
-  lastLines,
-  missingStatement,
-  type RunResult,
-  type StoreProbe,
-  sessionDone,
-  type WaleRunner,
-  walePython,
-  walPushArgv,
-} from "../wale/wale.ts";
+import { backupFetchArgv, backupListArgv, backupWorkerArgv, deleteBeforeArgv, walPushArgv } from "../wale/argv.ts";
+import { walePython } from "../wale/python.ts";
+import { lastLines, type RunResult, sessionDone, type WaleRunner } from "../wale/runner.ts";
 import { parseWorkerLine, WORKER_EXIT } from "../workers/protocol.ts";
 import type {
   Archive,

@@ -10,7 +10,7 @@ import type { Archive, BackedUp } from "../archive/archive.ts";
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../observe/log.ts";
 import type { Metrics, RunOutcome } from "../observe/metrics.ts";
-import { lastLines, type RunResult } from "../wale/wale.ts";
+import { lastLines, type RunResult } from "../wale/runner.ts";
 import { listedBackups, retentionCutoff, scheduleInterval } from "./retention.ts";
 
 export type Trigger = "http" | "schedule";

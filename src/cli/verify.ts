@@ -1,6 +1,6 @@
 import { describeReport } from "../archive/verify.ts";
 import { VerifyFailed, verifyArchive } from "../archive/verify-store.ts";
-import { WaleRunner } from "../wale/wale.ts";
+import { WaleRunner } from "../wale/runner.ts";
 import { type Command, helpOrRefusal, loadConfig } from "./command.ts";
 
 export const verify: Command = {

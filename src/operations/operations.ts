@@ -23,8 +23,9 @@ import type { SingleFlight } from "../wale/single-flight.ts";
 export type FileArg = string | NameCheck;
 const checkFile = (file: FileArg): NameCheck => (typeof file === "string" ? walNameFromPath(file) : file);
 
+import type { Operation } from "../observe/metrics.ts";
 import { turnedAway } from "../wale/errors.ts";
-import { lastLines, type Operation, type RunResult } from "../wale/wale.ts";
+import { lastLines, type RunResult } from "../wale/runner.ts";
 
 export interface Deps {
   config: Config;

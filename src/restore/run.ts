@@ -10,7 +10,7 @@ import { backupFetch } from "../archive/wale-archive.ts";
 import type { Config } from "../config/config.ts";
 import { ARCHIVE_NEEDS_TOKEN, isLoopback } from "../config/exposure.ts";
 import type { Runtime } from "../runtime/types.ts";
-import { lastLines, WaleRunner } from "../wale/wale.ts";
+import { lastLines, WaleRunner } from "../wale/runner.ts";
 import { majorVersion } from "./pg-version.ts";
 import {
   archivingLeftOn,

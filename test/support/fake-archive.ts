@@ -5,7 +5,7 @@
  * WaleArchive itself over a scripted runtime, argv included.
  */
 import type { Archive, BackedUp, BackupProgress, Deleted, Fetched, Listed, Pushed } from "../../src/archive/archive.ts";
-import type { RunResult } from "../../src/wale/wale.ts";
+import type { RunResult } from "../../src/wale/runner.ts";
 
 /** A WAL-E run that exited with `exitCode` (0 by default), in 5 ms. */
 export const ran = (exitCode = 0, stderr = ""): RunResult => ({ exitCode, stdout: "", stderr, ms: 5, timedOut: false });
