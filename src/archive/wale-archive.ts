@@ -16,7 +16,6 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isNotInArchive, missingStatement, type StoreProbe } from "../archive/not-in-archive.ts";
 import type { Config } from "../config/config.ts";
 import type { WalKind } from "../wal/names.ts";
 import type { Spool } from "../wal/spool.ts";
@@ -37,6 +36,7 @@ import type {
   Pushed,
 } from "./archive.ts";
 import { fileStoreRoot, syncPushed, syncStoreArgv } from "./file-store.ts";
+import { isNotInArchive, missingStatement, type StoreProbe } from "./not-in-archive.ts";
 
 export class WaleArchive implements Archive {
   constructor(
@@ -247,7 +247,7 @@ function exited(wale: RunResult, limitMs: number): Exited {
  * WAL-E prints a tab-separated table with a header line. Sizes and offsets
  * become numbers; empty cells become null.
  */
-export function parseBackupList(stdout: string): BackupRow[] {
+function parseBackupList(stdout: string): BackupRow[] {
   const [header, ...rows] = stdout.split(/\r?\n/).filter((line) => line.trim() !== "");
   if (!header) return [];
   const names = header.split("\t");
