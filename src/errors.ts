@@ -1,17 +1,19 @@
-/** An error that knows the HTTP status it should be answered with. */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = "HttpError";
-  }
+/**
+ * The errors every layer may raise, each with its message and its cause.
+ * None is an HTTP status: the edges give them one. The operations answer
+ * BadInput with 400 and NotFound with 404 (src/operations/operations.ts);
+ * a command line says the message and fails.
+ */
+
+/** Input refused before anything ran or changed: a name no WAL file has, a dest outside PGDATA and PGWAL. */
+export class BadInput extends Error {
+  override readonly name = "BadInput";
 }
 
-export const badRequest = (message: string, cause?: unknown) => new HttpError(400, message, { cause });
-export const notFound = (message: string, cause?: unknown) => new HttpError(404, message, { cause });
+/** What the request names is not there (a segment not in PGWAL); nothing ran. */
+export class NotFound extends Error {
+  override readonly name = "NotFound";
+}
 
 /** Raised for an invalid environment at start; the CLI prints it and exits 1. */
 export class ConfigError extends Error {

@@ -3,6 +3,8 @@
  * app, built from the configuration. The serve command runs it; tests build
  * it around a fake runtime.
  */
+
+import { StoreCheck } from "./archive/not-in-archive.ts";
 import { Verifier } from "./archive/verifier.ts";
 import { WaleArchive } from "./archive/wale-archive.ts";
 import { BackupJobs } from "./backups/jobs.ts";
@@ -18,8 +20,8 @@ import type { Runtime } from "./runtime/types.ts";
 import { isDirectory } from "./wal/paths.ts";
 import { Spool } from "./wal/spool.ts";
 import { Limiter } from "./wale/limiter.ts";
+import { WaleRunner } from "./wale/runner.ts";
 import { SingleFlight } from "./wale/single-flight.ts";
-import { StoreCheck, WaleRunner } from "./wale/wale.ts";
 
 export interface Sidecar {
   deps: Deps;
@@ -36,11 +38,11 @@ export function createSidecar(config: Config, runtime: Runtime, log: Logger, red
   const metrics = new Metrics();
   const runner = new WaleRunner(runtime, config.wale, new Limiter(config.limits.concurrency, config.limits.queue));
   const verifier = new Verifier(config, runner, metrics, log);
-  // After every backup and its retention run: does the window still start at a kept backup?
-  const backups = new BackupJobs(config, runner, metrics, log, () => void verifier.run("backup").catch(() => {}));
   const spool = new Spool(config, runner, log);
   const store = new StoreCheck(runner, config.wale, config.timeouts.fetch, isDirectory);
   const archive = new WaleArchive(config, runner, spool, store);
+  // After every backup and its retention run: does the window still start at a kept backup?
+  const backups = new BackupJobs(config, archive, metrics, log, () => void verifier.run("backup").catch(() => {}));
   const deps: Deps = { config, archive, metrics, backups, verifier, pushes: new SingleFlight<Outcome>(), spool };
   const schedule = config.backups.schedule
     ? startSchedule(config.backups.schedule, () => void backups.trigger("schedule"))

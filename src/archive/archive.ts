@@ -1,6 +1,7 @@
 /**
- * The archive, as the operations see it: push a WAL file, fetch one, list
- * the base backups. Each answer is a typed outcome, never an exit code:
+ * The archive, as the operations and the backup jobs see it: push a WAL
+ * file, fetch one, list the base backups, take one, delete the old ones.
+ * Each answer is a typed outcome, never an exit code:
  *
  *   - stored:  the archive holds it (pushed and durable, or fetched to a path);
  *   - missing: the archive positively lacks it (never inferred from silence);
@@ -10,7 +11,7 @@
  * test can stand in a fake one.
  */
 import type { WalKind } from "../wal/names.ts";
-import type { RunResult } from "../wale/wale.ts";
+import type { RunResult } from "../wale/runner.ts";
 
 /** The archive could not do it. `reason` follows the request's own name in the answer ("wal-push <name>"). */
 export interface Failed {
@@ -21,6 +22,9 @@ export interface Failed {
   /** The WAL-E run it rests on, if one ran (for the log line and the metrics). */
   wale?: RunResult;
 }
+
+/** A failure of a run that ran: its result is there (for the retention's record). */
+export type Exited = Failed & { wale: RunResult };
 
 export interface Missing {
   kind: "missing";
@@ -35,13 +39,38 @@ export type Fetched = { kind: "stored"; path: string; prefetched: boolean; wale?
 /** One row of `wal-e backup-list --detail`: sizes and offsets as numbers, empty cells as null. */
 export type BackupRow = Record<string, string | number | null>;
 
-export type Listed = { kind: "stored"; backups: BackupRow[]; wale: RunResult } | Failed;
+export type Listed = { kind: "stored"; backups: BackupRow[]; wale: RunResult } | Exited;
+
+/** What a base backup reports while it runs: PostgreSQL started it (named for its start), then stopped it. */
+export type BackupProgress = { step: "started"; backup: string; lsn: string } | { step: "stopped"; lsn: string };
+
+/**
+ * A base backup that did not go through. Its `reason` is the whole line
+ * ("backup refused: …"). `refused`: nothing was started, by the server's
+ * word ("server": a standby, archive_mode off, a PGDATA it cannot read) or
+ * because this archive cannot take base backups as configured ("setup").
+ */
+export interface BackupFailed extends Failed {
+  refused?: "server" | "setup";
+}
+
+/** Stored: in the store, sentinel and all, so backup-list and backup-fetch see it. */
+export type BackedUp = { kind: "stored"; wale: RunResult } | BackupFailed;
+
+export type Deleted = { kind: "stored"; wale: RunResult } | Exited;
 
 export interface Archive {
   /** Archives the file at `path` under `name`; a history file is never overwritten with other bytes. */
   push(name: string, path: string, kind: WalKind): Promise<Pushed>;
   /** Fetches `name` to a path of the spool. */
   fetch(name: string, kind: WalKind): Promise<Fetched>;
-  /** The base backups, with their details. */
-  list(): Promise<Listed>;
+  /**
+   * The base backups, with their details. `mustRun`: never turned away as
+   * Busy past WALE_MAX_QUEUE (the retention after a backup waits instead).
+   */
+  list(options?: { mustRun?: boolean }): Promise<Listed>;
+  /** A base backup of PGDATA; `progress` hears each step as it happens. */
+  backupPush(progress: (event: BackupProgress) => void): Promise<BackedUp>;
+  /** Deletes every base backup and WAL segment older than the base backup `backup` (never turned away as Busy). */
+  deleteBefore(backup: string): Promise<Deleted>;
 }

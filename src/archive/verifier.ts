@@ -5,11 +5,10 @@
  * verify asked for while one runs joins it.
  */
 import type { Config } from "../config/config.ts";
-import { HttpError } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
 import type { Metrics } from "../observe/metrics.ts";
-import type { WaleRunner } from "../wale/wale.ts";
-import { type Verified, verifyArchive } from "./verify-store.ts";
+import type { WaleRunner } from "../wale/runner.ts";
+import { type Verified, VerifyFailed, verifyArchive } from "./verify-store.ts";
 
 export type VerifyTrigger = "http" | "backup" | "schedule";
 
@@ -23,7 +22,7 @@ export class Verifier {
     private readonly log: Logger,
   ) {}
 
-  /** Verifies (or joins the verify running); rejects with an HttpError when the store could not be listed. */
+  /** Verifies (or joins the verify running); rejects with VerifyFailed when the store could not be listed. */
   run(trigger: VerifyTrigger): Promise<Verified> {
     this.running ??= this.verify(trigger).finally(() => {
       this.running = null;
@@ -61,7 +60,9 @@ export class Verifier {
       this.metrics.verifyFailed();
       const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
       this.log.error("verify failed", { trigger, error: message });
-      throw error instanceof HttpError ? error : new HttpError(500, `verify failed: ${message}`, { cause: error });
+      throw error instanceof VerifyFailed
+        ? error
+        : new VerifyFailed(`verify failed: ${message}`, false, { cause: error });
     }
   }
 }

@@ -3,23 +3,40 @@
  * stderr, and the rule for "not in the archive". Fetches go through the
  * spool, which serves prefetched segments; pushes to a file:// store are
  * synced before they count as stored.
+ *
+ * Base backups take one path on every PostgreSQL version:
+ * src/workers/backup.py, in WAL-E's own Python, holds one session in
+ * non-exclusive backup mode while WAL-E's own upload code writes the backup
+ * in WAL-E's layout (WAL-E 1.1's backup-push needs exclusive mode, which
+ * PostgreSQL 15 removed). The worker holds no slot of WALE_MAX_CONCURRENCY:
+ * its stop call waits for PostgreSQL to archive the last segment, through
+ * this sidecar's /wal-push, which needs one. A killed worker leaves nothing
+ * to clean up: its session ends, and PostgreSQL ends the backup with it.
  */
-import { readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Config } from "../config/config.ts";
 import type { WalKind } from "../wal/names.ts";
 import type { Spool } from "../wal/spool.ts";
-import {
-  backupListArgv,
-  isNotInArchive,
-  lastLines,
-  missingStatement,
-  type RunResult,
-  type StoreProbe,
-  type WaleRunner,
-  walPushArgv,
-} from "../wale/wale.ts";
-import type { Archive, BackupRow, Failed, Fetched, Listed, Pushed } from "./archive.ts";
+import { backupFetchArgv, backupListArgv, backupWorkerArgv, deleteBeforeArgv, walPushArgv } from "../wale/argv.ts";
+import { walePython } from "../wale/python.ts";
+import { lastLines, type RunResult, sessionDone, type WaleRunner } from "../wale/runner.ts";
+import { parseWorkerLine, WORKER_EXIT } from "../workers/protocol.ts";
+import type {
+  Archive,
+  BackedUp,
+  BackupProgress,
+  BackupRow,
+  Deleted,
+  Exited,
+  Failed,
+  Fetched,
+  Listed,
+  Pushed,
+} from "./archive.ts";
 import { fileStoreRoot, syncPushed, syncStoreArgv } from "./file-store.ts";
+import { isNotInArchive, missingStatement, type StoreProbe } from "./not-in-archive.ts";
 
 export class WaleArchive implements Archive {
   constructor(
@@ -73,11 +90,88 @@ export class WaleArchive implements Archive {
     return { kind: "missing", wale };
   }
 
-  async list(): Promise<Listed> {
+  async list({ mustRun = false } = {}): Promise<Listed> {
     const { config } = this;
-    const wale = await this.runner.run(backupListArgv(config.wale), { timeoutMs: config.timeouts.fetch });
+    const wale = await this.runner.run(backupListArgv(config.wale), { timeoutMs: config.timeouts.fetch, mustRun });
     if (wale.exitCode !== 0) return exited(wale, config.timeouts.fetch);
     return { kind: "stored", backups: parseBackupList(wale.stdout), wale };
+  }
+
+  async deleteBefore(backup: string): Promise<Deleted> {
+    // Bounded even when backups are not (WALE_BACKUP_TIMEOUT 0): a store
+    // operation, limited as a fetch is.
+    const { config } = this;
+    const wale = await this.runner.run(deleteBeforeArgv(config.wale, backup), {
+      timeoutMs: config.timeouts.fetch,
+      mustRun: true,
+    });
+    if (wale.exitCode !== 0) return exited(wale, config.timeouts.fetch);
+    return { kind: "stored", wale };
+  }
+
+  async backupPush(progress: (event: BackupProgress) => void): Promise<BackedUp> {
+    const { config } = this;
+    const python = await walePython(config.wale);
+    if (!python) {
+      return {
+        kind: "failed",
+        refused: "setup",
+        reason: config.wale.python
+          ? `WALE_PYTHON ${config.wale.python} is not an executable: the backup worker runs in WAL-E's Python`
+          : `base backups need WALE_BIN to be WAL-E's own console script (${config.wale.bin} is not), or WALE_PYTHON: the backup worker runs in WAL-E's Python`,
+      };
+    }
+    let refusal: string | undefined;
+    let failure: string | undefined;
+    let done = false;
+    const limit = config.timeouts.backup;
+    // A TMPDIR of its own, removed once it exits (before the outcome is
+    // known): WAL-E compresses each partition into a temporary file there,
+    // which a kill -9 would leave.
+    const scratch = await mkdtemp(join(tmpdir(), "wale-sidecar-backup-"));
+    let wale: RunResult;
+    try {
+      wale = await this.runBackupWorker(python, scratch, limit, (text) => {
+        const line = parseWorkerLine(text);
+        if (line?.verb === "started")
+          progress({ step: "started", backup: line.words[0] ?? "", lsn: line.words[1] ?? "" });
+        else if (line?.verb === "stopped") progress({ step: "stopped", lsn: line.words[0] ?? "" });
+        else if (line?.verb === "refused") refusal = line.rest;
+        else if (line?.verb === "failed") failure = line.rest;
+        else if (line?.verb === "done") done = true;
+      });
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+    if (done && wale.exitCode === WORKER_EXIT.ok) return { kind: "stored", wale };
+    if (refusal && wale.exitCode === WORKER_EXIT.refused)
+      return { kind: "failed", refused: "server", reason: `backup refused: ${refusal}`, wale };
+    if (wale.timedOut) {
+      const reason = `backup timed out after ${limit / 1000} s; the worker was killed and PostgreSQL ended the backup`;
+      return { kind: "failed", timedOut: true, reason, wale };
+    }
+    const why =
+      failure ??
+      (wale.exitCode === WORKER_EXIT.setup
+        ? "WAL-E could not be set up (its log follows)"
+        : `the backup worker exited with code ${wale.exitCode}`);
+    return { kind: "failed", reason: `backup failed: ${why}`, wale };
+  }
+
+  /** Runs the backup worker with TMPDIR `scratch`, killed past `limit` ms (0: none); its lines go to `onLine`. */
+  private async runBackupWorker(
+    python: string,
+    scratch: string,
+    limit: number,
+    onLine: (line: string) => void,
+  ): Promise<RunResult> {
+    const { config } = this;
+    const session = await this.runner.session(backupWorkerArgv(python, config.wale, config.pgdata), onLine, {
+      slot: false,
+      env: { ...config.wale.env, TMPDIR: scratch },
+    });
+    session.end(); // it reads nothing from its stdin
+    return sessionDone(session, limit);
   }
 
   /**
@@ -127,8 +221,22 @@ async function syncObject(root: string, name: string): Promise<Failed | null> {
   }
 }
 
+/**
+ * `wal-e backup-fetch <PGDATA> <backup>`, for the restore (a one-off
+ * command: the sidecar itself never fetches a base backup), with no time
+ * limit. Stored once WAL-E exited 0.
+ */
+export async function backupFetch(
+  runner: WaleRunner,
+  config: Config,
+  backup: string,
+): Promise<{ kind: "stored"; wale: RunResult } | Exited> {
+  const wale = await runner.run(backupFetchArgv(config.wale, config.pgdata, backup));
+  return wale.exitCode === 0 ? { kind: "stored", wale } : exited(wale, 0);
+}
+
 /** A WAL-E run that did not succeed: killed at its time limit (ms), or exited with the end of its stderr. */
-function exited(wale: RunResult, limitMs: number): Failed {
+function exited(wale: RunResult, limitMs: number): Exited {
   if (wale.timedOut)
     return { kind: "failed", timedOut: true, reason: ` timed out after ${limitMs / 1000} s; WAL-E was killed`, wale };
   const tail = lastLines(wale.stderr);
@@ -139,7 +247,7 @@ function exited(wale: RunResult, limitMs: number): Failed {
  * WAL-E prints a tab-separated table with a header line. Sizes and offsets
  * become numbers; empty cells become null.
  */
-export function parseBackupList(stdout: string): BackupRow[] {
+function parseBackupList(stdout: string): BackupRow[] {
   const [header, ...rows] = stdout.split(/\r?\n/).filter((line) => line.trim() !== "");
   if (!header) return [];
   const names = header.split("\t");

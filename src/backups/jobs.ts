@@ -1,36 +1,16 @@
 /**
  * Base backups as jobs. A trigger while a backup runs joins it rather than
  * starting a second backup. After a successful backup, and only then,
- * WALE_BACKUP_RETAIN prunes old ones.
- *
- * Every PostgreSQL version takes the same path: src/workers/backup.py, in
- * WAL-E's own Python, holds one session in non-exclusive backup mode while
- * WAL-E's own upload code writes the backup in WAL-E's layout (WAL-E 1.1's
- * backup-push needs exclusive mode, which PostgreSQL 15 removed). The
- * worker holds no slot of WALE_MAX_CONCURRENCY: its stop call waits for
- * PostgreSQL to archive the last segment, through this sidecar's
- * /wal-push, which needs one. A killed worker leaves nothing to clean up:
- * its session ends, and PostgreSQL ends the backup with it.
+ * WALE_BACKUP_RETAIN prunes old ones. The backup itself, and the listing
+ * and deleting of the retention, are the Archive's
+ * (src/archive/wale-archive.ts runs them in WAL-E).
  */
 
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { parseBackupList } from "../archive/wale-archive.ts";
+import type { Archive, BackedUp } from "../archive/archive.ts";
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../observe/log.ts";
-import type { Metrics } from "../observe/metrics.ts";
-import {
-  backupListArgv,
-  backupWorkerArgv,
-  deleteBeforeArgv,
-  lastLines,
-  type RunResult,
-  sessionDone,
-  type WaleRunner,
-  walePython,
-} from "../wale/wale.ts";
-import { parseWorkerLine, WORKER_EXIT } from "../workers/protocol.ts";
+import type { Metrics, RunOutcome } from "../observe/metrics.ts";
+import { lastLines, type RunResult } from "../wale/runner.ts";
 import { listedBackups, retentionCutoff, scheduleInterval } from "./retention.ts";
 
 export type Trigger = "http" | "schedule";
@@ -61,7 +41,7 @@ export class BackupJobs {
 
   constructor(
     private readonly config: Config,
-    private readonly runner: WaleRunner,
+    private readonly archive: Archive,
     private readonly metrics: Metrics,
     private readonly log: Logger,
     /** Called once a backup succeeded and its retention ran (the sidecar verifies the archive then). */
@@ -111,97 +91,35 @@ export class BackupJobs {
   }
 
   private async backup(job: BackupJob) {
-    const { config } = this;
-    const python = await walePython(config.wale);
-    if (!python) {
-      this.metrics.ran("backup-push", "refused", 0);
-      return this.fail(
-        job,
-        500,
-        config.wale.python
-          ? `WALE_PYTHON ${config.wale.python} is not an executable: the backup worker runs in WAL-E's Python`
-          : `base backups need WALE_BIN to be WAL-E's own console script (${config.wale.bin} is not), or WALE_PYTHON: the backup worker runs in WAL-E's Python`,
-      );
-    }
-    let refusal: string | undefined;
-    let failure: string | undefined;
-    let done = false;
-    const limit = config.timeouts.backup;
-    // A TMPDIR of its own, removed once it exits (before the job's state
-    // changes): WAL-E compresses each partition into a temporary file
-    // there, which a kill -9 would leave.
-    const scratch = await mkdtemp(join(tmpdir(), "wale-sidecar-backup-"));
-    let wale: RunResult;
-    try {
-      wale = await this.runWorker(python, scratch, limit, (line) => {
-        if (line?.verb === "started") {
-          job.backup = line.words[0];
-          this.log.info("backup mode started", { job: job.id, backup: job.backup, lsn: line.words[1] });
-        } else if (line?.verb === "stopped") {
-          this.log.info("backup mode stopped; WAL archived", { job: job.id, backup: job.backup, lsn: line.words[0] });
-        } else if (line?.verb === "refused") refusal = line.rest;
-        else if (line?.verb === "failed") failure = line.rest;
-        else if (line?.verb === "done") done = true;
-      });
-    } finally {
-      await rm(scratch, { recursive: true, force: true });
-    }
-    const { timedOut } = wale;
-    job.wale = wale;
-    const ok = done && wale.exitCode === WORKER_EXIT.ok;
-    const outcome = ok ? "success" : refusal ? "refused" : timedOut ? "timeout" : "failure";
-    this.metrics.ran("backup-push", outcome, wale.ms / 1000);
-    if (ok) {
+    const backedUp = await this.archive.backupPush((event) => {
+      if (event.step === "started") {
+        job.backup = event.backup;
+        this.log.info("backup mode started", { job: job.id, backup: job.backup, lsn: event.lsn });
+      } else {
+        this.log.info("backup mode stopped; WAL archived", { job: job.id, backup: job.backup, lsn: event.lsn });
+      }
+    });
+    job.wale = backedUp.wale;
+    this.metrics.ran("backup-push", runOutcome(backedUp), (backedUp.wale?.ms ?? 0) / 1000);
+    if (backedUp.kind === "stored") {
       job.state = "succeeded";
       job.status = 200;
-    } else if (refusal && wale.exitCode === WORKER_EXIT.refused) {
-      this.fail(job, 409, `backup refused: ${refusal}`);
-    } else if (timedOut) {
-      this.fail(
-        job,
-        504,
-        `backup timed out after ${limit / 1000} s; the worker was killed and PostgreSQL ended the backup`,
-      );
     } else {
-      const why =
-        failure ??
-        (wale.exitCode === WORKER_EXIT.setup
-          ? "WAL-E could not be set up (its log follows)"
-          : `the backup worker exited with code ${wale.exitCode}`);
-      this.fail(job, 500, `backup failed: ${why}`);
+      this.fail(job, backedUp.refused === "server" ? 409 : backedUp.timedOut ? 504 : 500, backedUp.reason);
     }
-  }
-
-  /** Runs the backup worker with TMPDIR `scratch`, killed past `limit` ms (0: none); its lines go to `onLine`. */
-  private async runWorker(
-    python: string,
-    scratch: string,
-    limit: number,
-    onLine: (line: ReturnType<typeof parseWorkerLine>) => void,
-  ): Promise<RunResult> {
-    const { config } = this;
-    const session = await this.runner.session(
-      backupWorkerArgv(python, config.wale, config.pgdata),
-      (text) => onLine(parseWorkerLine(text)),
-      { slot: false, env: { ...config.wale.env, TMPDIR: scratch } },
-    );
-    session.end(); // it reads nothing from its stdin
-    return sessionDone(session, limit);
   }
 
   private async prune(job: BackupJob) {
     const retain = this.config.backups.retain;
     if (retain === undefined) return;
-    // Bounded even when the backup is not (WALE_BACKUP_TIMEOUT 0): list and
-    // delete are store operations, limited as a fetch is.
-    const options = { timeoutMs: this.config.timeouts.fetch, mustRun: true };
-    let wale = await this.runner.run(backupListArgv(this.config.wale), options);
+    const listed = await this.archive.list({ mustRun: true });
+    let wale = listed.wale;
     let before: string | null = null;
-    if (wale.exitCode === 0) {
-      const backups = listedBackups(parseBackupList(wale.stdout));
+    if (listed.kind === "stored") {
+      const backups = listedBackups(listed.backups);
       const interval = scheduleInterval(this.config.backups.schedule);
       before = backups ? retentionCutoff(backups, retain, interval, new Date()) : null;
-      if (before) wale = await this.runner.run(deleteBeforeArgv(this.config.wale, before), options);
+      if (before) wale = (await this.archive.deleteBefore(before)).wale;
     }
     job.retention = { retain, exitCode: wale.exitCode, stderr: lastLines(wale.stderr), before };
     // The backup itself is good; a failed prune is logged, and tried again after the next one.
@@ -215,6 +133,12 @@ export class BackupJobs {
     job.status = status;
     job.error = error;
   }
+}
+
+/** The backup-push metric's outcome: nothing started is a refusal, whoever refused. */
+function runOutcome(backedUp: BackedUp): RunOutcome {
+  if (backedUp.kind === "stored") return "success";
+  return backedUp.refused ? "refused" : backedUp.timedOut ? "timeout" : "failure";
 }
 
 /** A job as the jobs route shows it. */

@@ -5,7 +5,7 @@
  * PGDATABASE (else `postgres`), a connect timeout and TCP keepalives. One
  * psql per query, argv only; its session shows as `wale-sidecar check`.
  */
-import type { WaleRunner } from "../wale/wale.ts";
+import type { WaleRunner } from "../wale/runner.ts";
 import { type ArchiverStats, Finding, type ServerSettings } from "./diagnose.ts";
 
 /** A field separator psql will not find in any value asked for. */

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import type { Config } from "../config/config.ts";
 import { redactor } from "../observe/log.ts";
 import type { Runtime } from "../runtime/types.ts";
-import { WaleRunner } from "../wale/wale.ts";
+import { WaleRunner } from "../wale/runner.ts";
 import {
   archivedBy,
   describeAnswers,

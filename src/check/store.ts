@@ -6,8 +6,10 @@
  */
 import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { missingStatement } from "../archive/not-in-archive.ts";
 import { type Config, STORAGE_PREFIXES } from "../config/config.ts";
-import { missingStatement, type WaleRunner, walFetchArgv, walFetchEnv } from "../wale/wale.ts";
+import { walFetchArgv, walFetchEnv } from "../wale/argv.ts";
+import type { WaleRunner } from "../wale/runner.ts";
 import { waleReason } from "./diagnose.ts";
 
 export type InStore = { kind: "there"; bytes: number } | { kind: "missing" } | { kind: "failed"; reason: string };

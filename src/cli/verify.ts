@@ -1,7 +1,6 @@
 import { describeReport } from "../archive/verify.ts";
-import { verifyArchive } from "../archive/verify-store.ts";
-import { HttpError } from "../errors.ts";
-import { WaleRunner } from "../wale/wale.ts";
+import { VerifyFailed, verifyArchive } from "../archive/verify-store.ts";
+import { WaleRunner } from "../wale/runner.ts";
 import { type Command, helpOrRefusal, loadConfig } from "./command.ts";
 
 export const verify: Command = {
@@ -43,7 +42,7 @@ GET /archive-verify on a running sidecar gives the same report.
       runtime.stderr(`wale-sidecar verify: ${report.findings[0]?.message ?? "the newest backup does not restore"}\n`);
       return 1;
     } catch (error) {
-      if (!(error instanceof HttpError)) throw error;
+      if (!(error instanceof VerifyFailed)) throw error;
       runtime.stderr(`wale-sidecar verify: ${error.message}\n`);
       return 1;
     } finally {

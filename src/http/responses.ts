@@ -4,10 +4,9 @@
  * and metric.
  */
 import type { Logger, Redact } from "../observe/log.ts";
-import type { Metrics } from "../observe/metrics.ts";
+import type { Metrics, Operation } from "../observe/metrics.ts";
 import type { Outcome } from "../operations/operations.ts";
 import { turnedAway } from "../wale/errors.ts";
-import type { Operation } from "../wale/wale.ts";
 
 export const text = (status: number, body: string, headers: Record<string, string> = {}) =>
   new Response(body, { status, headers: { "content-type": "text/plain; charset=utf-8", ...headers } });

@@ -5,7 +5,7 @@
 import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { type Config, STORAGE_PREFIXES } from "../config/config.ts";
-import type { WaleRunner } from "../wale/wale.ts";
+import type { WaleRunner } from "../wale/runner.ts";
 
 export interface Check {
   name: "wal-e" | "pgwal" | "storage";

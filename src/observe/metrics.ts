@@ -5,7 +5,10 @@
  * stale: archiving has stopped.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { Operation } from "../wale/wale.ts";
+
+/** What the sidecar runs WAL-E for: the `operation` label of its metrics. */
+export const OPERATIONS = ["wal-push", "wal-fetch", "wal", "backup-push", "backup-list", "archive-verify"] as const;
+export type Operation = (typeof OPERATIONS)[number];
 
 export const RUN_OUTCOMES = ["success", "not_found", "failure", "timeout", "refused"] as const;
 export type RunOutcome = (typeof RUN_OUTCOMES)[number];

@@ -8,7 +8,7 @@ import type { Archive, Failed, Missing } from "../archive/archive.ts";
 import type { Verifier } from "../archive/verifier.ts";
 import type { BackupJobs } from "../backups/jobs.ts";
 import type { Config } from "../config/config.ts";
-import { badRequest, HttpError } from "../errors.ts";
+import { BadInput, NotFound } from "../errors.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { type NameCheck, walNameFromPath } from "../wal/names.ts";
 import { fetchDestination, segmentToPush } from "../wal/paths.ts";
@@ -23,8 +23,9 @@ import type { SingleFlight } from "../wale/single-flight.ts";
 export type FileArg = string | NameCheck;
 const checkFile = (file: FileArg): NameCheck => (typeof file === "string" ? walNameFromPath(file) : file);
 
+import type { Operation } from "../observe/metrics.ts";
 import { turnedAway } from "../wale/errors.ts";
-import { lastLines, type Operation, type RunResult } from "../wale/wale.ts";
+import { lastLines, type RunResult } from "../wale/runner.ts";
 
 export interface Deps {
   config: Config;
@@ -144,7 +145,7 @@ export function backupList(deps: Deps): Promise<Outcome> {
 }
 
 function validCheck(check: NameCheck): Extract<NameCheck, { ok: true }> {
-  if (!check.ok) throw badRequest(check.reason);
+  if (!check.ok) throw new BadInput(check.reason);
   return check;
 }
 
@@ -184,16 +185,18 @@ function failed(operation: Operation, name: string | undefined, failure: Failed)
 }
 
 /**
- * Bad input and failures become outcomes. Work the runner turned away (Busy,
- * ShuttingDown) is passed on as it is: nothing ran, and the caller's edge
- * says so its own way (a 503 over HTTP).
+ * Bad input (400), a file that is not there (404) and failures (500) become
+ * outcomes. Work the runner turned away (Busy, ShuttingDown) is passed on as
+ * it is: nothing ran, and the caller's edge says so its own way (a 503 over
+ * HTTP).
  */
 async function settle(operation: Operation, work: () => Promise<Omit<Outcome, "operation">>): Promise<Outcome> {
   try {
     return { operation, ...(await work()) };
   } catch (error) {
     if (turnedAway(error)) throw error;
-    if (error instanceof HttpError) return { operation, status: error.status, body: `${error.message}\n` };
+    const refused = error instanceof BadInput ? 400 : error instanceof NotFound ? 404 : 0;
+    if (refused) return { operation, status: refused, body: `${(error as Error).message}\n` };
     return { operation, status: 500, body: `${operation} failed: ${error instanceof Error ? error.message : error}\n` };
   }
 }

@@ -6,10 +6,11 @@
 import { rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
+import { backupFetch } from "../archive/wale-archive.ts";
 import type { Config } from "../config/config.ts";
 import { ARCHIVE_NEEDS_TOKEN, isLoopback } from "../config/exposure.ts";
 import type { Runtime } from "../runtime/types.ts";
-import { backupFetchArgv, lastLines, WaleRunner } from "../wale/wale.ts";
+import { lastLines, WaleRunner } from "../wale/runner.ts";
 import { majorVersion } from "./pg-version.ts";
 import {
   archivingLeftOn,
@@ -102,8 +103,9 @@ export async function runRestore(runtime: Runtime, config: Config, options: Rest
       "wale-sidecar restore is not done with this PGDATA; do not start PostgreSQL on it.\n",
     );
     say(`fetching base backup ${options.backup} into ${pgdata} (WAL-E backup-fetch)`);
-    const wale = await new WaleRunner(runtime, config.wale).run(backupFetchArgv(config.wale, pgdata, options.backup));
-    if (wale.exitCode !== 0) {
+    const fetched = await backupFetch(new WaleRunner(runtime, config.wale), config, options.backup);
+    if (fetched.kind === "failed") {
+      const { wale } = fetched;
       const tail = lastLines(wale.stderr);
       return refuse(
         `WAL-E backup-fetch exited with code ${wale.exitCode}; ${pgdata} holds a partial restore (run again with --force)${tail ? `\n${tail}` : ""}`,

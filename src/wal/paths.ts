@@ -7,7 +7,7 @@
  */
 import { lstat, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
-import { badRequest, notFound } from "../errors.ts";
+import { BadInput, NotFound } from "../errors.ts";
 import { printable } from "./names.ts";
 
 interface Roots {
@@ -22,10 +22,10 @@ interface Roots {
 export async function segmentToPush(roots: Roots, name: string): Promise<string> {
   const path = join(roots.pgwal, name);
   const stat = await lstat(path).catch((cause: NodeJS.ErrnoException) => {
-    if (cause.code === "ENOENT") throw notFound(`${name} is not in PGWAL (${roots.pgwal})`, cause);
+    if (cause.code === "ENOENT") throw new NotFound(`${name} is not in PGWAL (${roots.pgwal})`, { cause });
     throw cause;
   });
-  if (!stat.isFile()) throw badRequest(`${name} in PGWAL is not a regular file`);
+  if (!stat.isFile()) throw new BadInput(`${name} in PGWAL is not a regular file`);
   return path;
 }
 
@@ -42,29 +42,29 @@ const RECOVERY_NAMES = ["RECOVERYXLOG", "RECOVERYHISTORY"];
  * Where wal-fetch writes <name>: PGWAL/<name> by default, or `dest`, one of
  * the paths PostgreSQL passes as %p: relative to PGDATA (pg_wal/RECOVERYXLOG)
  * or the same names under the absolute PGWAL. Returns an absolute path whose
- * directory is real and inside PGDATA or PGWAL, or throws a 400.
+ * directory is real and inside PGDATA or PGWAL, or throws BadInput.
  */
 export async function fetchDestination(roots: Roots, name: string, dest?: string): Promise<string> {
   const reason = dest === undefined ? null : destProblem(dest);
-  if (reason) throw badRequest(`dest ${reason}`);
+  if (reason) throw new BadInput(`dest ${reason}`);
   const files = [...RECOVERY_NAMES, name];
   if (dest !== undefined && !files.some((file) => dest === `pg_wal/${file}` || dest === join(roots.pgwal, file))) {
-    throw badRequest(
+    throw new BadInput(
       `dest must be what PostgreSQL passes as %p: pg_wal/RECOVERYXLOG, pg_wal/RECOVERYHISTORY or pg_wal/${name}, relative to PGDATA, or the same names under PGWAL; no other file, inside or outside PGDATA, is written`,
     );
   }
 
   const target = dest === undefined ? join(roots.pgwal, name) : dest.startsWith("/") ? dest : join(roots.pgdata, dest);
   const directory = await realpath(dirname(target)).catch((cause) => {
-    throw badRequest(`the directory of dest does not exist: ${printable(dirname(target))}`, cause);
+    throw new BadInput(`the directory of dest does not exist: ${printable(dirname(target))}`, { cause });
   });
   const allowed = await Promise.all([realpath(roots.pgdata), realpath(roots.pgwal)].map((p) => p.catch(() => null)));
   if (!allowed.some((root) => root !== null && inside(directory, root))) {
-    throw badRequest("dest resolves outside PGDATA and PGWAL");
+    throw new BadInput("dest resolves outside PGDATA and PGWAL");
   }
   const file = join(directory, basename(target));
   const existing = await lstat(file).catch(() => null);
-  if (existing && !existing.isFile()) throw badRequest("dest exists and is not a regular file");
+  if (existing && !existing.isFile()) throw new BadInput("dest exists and is not a regular file");
   return file;
 }
 

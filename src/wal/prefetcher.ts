@@ -17,16 +17,10 @@
  */
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../observe/log.ts";
+import { walPrefetchArgv, walPrefetchWorkerArgv } from "../wale/argv.ts";
 import { turnedAway } from "../wale/errors.ts";
-import {
-  lastLines,
-  type RunResult,
-  type Session,
-  type WaleRunner,
-  walePython,
-  walPrefetchArgv,
-  walPrefetchWorkerArgv,
-} from "../wale/wale.ts";
+import { walePython } from "../wale/python.ts";
+import { lastLines, type RunResult, type Session, type WaleRunner } from "../wale/runner.ts";
 import { parseWorkerLine } from "../workers/protocol.ts";
 
 export interface Prefetcher {

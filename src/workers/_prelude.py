@@ -1,6 +1,6 @@
 # The shared start of WAL-E's Python workers (src/workers/*.py).
 #
-# src/wale/wale.ts runs a worker with the interpreter that runs WAL-E, as
+# src/wale/runner.ts runs a worker with the interpreter that runs WAL-E, as
 #
 #   python -c <this file, then the worker's> [WAL-E flags] <subcommand> ...
 #

@@ -1,6 +1,6 @@
 # A base backup in non-exclusive mode, in WAL-E's own store layout.
 #
-# src/backups/jobs.ts runs this, after src/workers/_prelude.py, with the
+# src/archive/wale-archive.ts runs this, after src/workers/_prelude.py, with the
 # interpreter that runs WAL-E:
 #
 #   python -c <prelude + this file> [WALE_FLAGS] backup-push [flags] <PGDATA>

@@ -1,7 +1,7 @@
 /**
  * WAL-E's Python workers (src/workers/*.py): how they are started and the
  * line protocol they speak. Each is run by the interpreter that runs WAL-E
- * (walePython in src/wale/wale.ts) as
+ * (walePython in src/wale/python.ts) as
  *
  *   python -c <_prelude.py + worker.py> [WALE_FLAGS] <subcommand> ...
  *

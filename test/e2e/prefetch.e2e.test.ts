@@ -12,7 +12,7 @@ import { parseConfig } from "../../src/config/config.ts";
 import { createLogger } from "../../src/observe/log.ts";
 import { bunRuntime } from "../../src/runtime/bun.ts";
 import { createPrefetcher } from "../../src/wal/prefetcher.ts";
-import { WaleRunner } from "../../src/wale/wale.ts";
+import { WaleRunner } from "../../src/wale/runner.ts";
 import { makeStore, run, TOOLS, useScope } from "../support/harness.ts";
 
 const scope = useScope();

@@ -8,7 +8,7 @@ import { parseConfig } from "../../src/config/config.ts";
 import { Readiness } from "../../src/observe/health.ts";
 import type { Child, Runtime } from "../../src/runtime/types.ts";
 import { Limiter } from "../../src/wale/limiter.ts";
-import { WaleRunner } from "../../src/wale/wale.ts";
+import { WaleRunner } from "../../src/wale/runner.ts";
 import { fakeRuntime } from "../support/fake-runtime.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

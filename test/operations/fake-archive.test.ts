@@ -7,10 +7,11 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Archive, Fetched, Listed, Pushed } from "../../src/archive/archive.ts";
+import { BackupJobs } from "../../src/backups/jobs.ts";
 import { parseConfig } from "../../src/config/config.ts";
-import { backupList, walFetch, walPush, walStream } from "../../src/operations/operations.ts";
-import type { RunResult } from "../../src/wale/wale.ts";
+import { createLogger, redactor } from "../../src/observe/log.ts";
+import { backupList, backupPush, walFetch, walPush, walStream } from "../../src/operations/operations.ts";
+import { type Answers, fakeArchive, ran } from "../support/fake-archive.ts";
 import { fakeRuntime, sidecarFor } from "../support/fake-runtime.ts";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "ops-fake-")));
@@ -22,27 +23,15 @@ writeFileSync(join(pgdata, "pg_wal", SEG), "wal");
 const spoolDir = join(base, "spool");
 mkdirSync(spoolDir);
 const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_SPOOL_DIR: spoolDir, WALE_PREFETCH: "0" });
-const run: RunResult = { exitCode: 1, stdout: "", stderr: "", ms: 5, timedOut: false };
+const run = ran(1);
 
-/** Deps whose archive answers as told, and records what it was asked. */
-function over(answers: { push?: Pushed; fetch?: () => Fetched; list?: Listed }) {
-  const asked: string[] = [];
-  const archive: Archive = {
-    push: async (name, path, kind) => {
-      asked.push(`push ${name} ${path} ${kind}`);
-      return answers.push ?? { kind: "stored", wale: { ...run, exitCode: 0 } };
-    },
-    fetch: async (name, kind) => {
-      asked.push(`fetch ${name} ${kind}`);
-      return answers.fetch?.() ?? { kind: "missing", wale: run };
-    },
-    list: async () => {
-      asked.push("list");
-      return answers.list ?? { kind: "stored", backups: [], wale: { ...run, exitCode: 0 } };
-    },
-  };
+/** Deps whose archive answers as told, and records what it was asked; the backup jobs use it too. */
+function over(answers: Answers) {
+  const { archive, asked } = fakeArchive(answers);
   const fake = fakeRuntime();
-  const deps = { ...sidecarFor(config, fake.runtime).deps, archive };
+  const { deps: real } = sidecarFor(config, fake.runtime);
+  const log = createLogger(() => {}, redactor([]));
+  const deps = { ...real, archive, backups: new BackupJobs(config, archive, real.metrics, log) };
   return { deps, asked, spawned: fake.spawned };
 }
 
@@ -101,9 +90,56 @@ describe("operations over a fake archive", () => {
   });
   test("the backup list is the archive's rows, as JSON", async () => {
     const backups = [{ name: "base_000000010000000000000002_00000040", expanded_size_bytes: 42 }];
-    const { deps } = over({ list: { kind: "stored", backups, wale: { ...run, exitCode: 0 } } });
+    const { deps } = over({ list: () => ({ kind: "stored", backups, wale: ran() }) });
     const listed = await backupList(deps);
     expect(listed.status).toBe(200);
     expect(JSON.parse(listed.body)).toEqual(backups);
+  });
+  test("a backup stored is a 200; a trigger while it runs joins it, and the archive backs up once", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const { deps, asked } = over({ backupPush: () => gate.then(() => ({ kind: "stored", wale: ran() })) });
+    const first = backupPush(deps);
+    const second = backupPush(deps);
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(b.joined).toBe(true);
+    expect(b.body).toContain("joined");
+    expect(asked).toEqual(["backupPush"]);
+  });
+  test("a backup the server refused is a 409 in one line; one the archive cannot take, a 500; killed at its limit, a 504", async () => {
+    const refused = over({
+      backupPush: () => ({
+        kind: "failed",
+        refused: "server",
+        reason: "backup refused: a standby",
+        wale: ran(4, "psql: NOTICE\n"),
+      }),
+    });
+    const outcome = await backupPush(refused.deps);
+    expect(outcome.status).toBe(409);
+    expect(outcome.body).toMatch(/^backup refused: a standby \(job /);
+    expect(outcome.body.trim().split("\n")).toHaveLength(1);
+    const setup = over({
+      backupPush: () => ({ kind: "failed", refused: "setup", reason: "base backups need WAL-E's Python" }),
+    });
+    expect(await backupPush(setup.deps)).toMatchObject({ status: 500 });
+    const slow = over({
+      backupPush: () => ({ kind: "failed", timedOut: true, reason: "backup timed out", wale: ran(143) }),
+    });
+    expect((await backupPush(slow.deps)).status).toBe(504);
+  });
+  test("a failed backup is a 500 that ends with the end of WAL-E's stderr", async () => {
+    const { deps } = over({
+      backupPush: () => ({
+        kind: "failed",
+        reason: "backup failed: OSError",
+        wale: ran(1, "Traceback\nOSError: no\n"),
+      }),
+    });
+    const outcome = await backupPush(deps);
+    expect(outcome.status).toBe(500);
+    expect(outcome.body).toMatch(/^backup failed: OSError \(job [^)]+\)\nTraceback\nOSError: no\n$/);
   });
 });

@@ -5,8 +5,7 @@
  * dashboard panel or an alert rule cannot name a metric, a label or a label
  * value that the sidecar never exports.
  */
-import { Metrics, RUN_OUTCOMES } from "../../src/observe/metrics.ts";
-import { OPERATIONS } from "../../src/wale/wale.ts";
+import { Metrics, OPERATIONS, RUN_OUTCOMES } from "../../src/observe/metrics.ts";
 
 /** Labels Prometheus adds to every scraped series. */
 export const TARGET_LABELS = ["instance", "job"];

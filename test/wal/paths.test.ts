@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HttpError } from "../../src/errors.ts";
+import { BadInput, NotFound } from "../../src/errors.ts";
 import { fetchDestination, segmentToPush } from "../../src/wal/paths.ts";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "paths-")));
@@ -19,11 +19,12 @@ symlinkSync("/etc/passwd", join(pgwal, "000000010000000000000002"));
 symlinkSync("/etc/passwd", join(pgwal, "RECOVERYXLOG"));
 const roots = { pgdata, pgwal };
 
-async function status(promise: Promise<string>): Promise<number | string> {
+/** The path, or the refusal's name: BadInput (a 400 at the edge) or NotFound (a 404). */
+async function status(promise: Promise<string>): Promise<string> {
   try {
     return await promise;
   } catch (error) {
-    if (error instanceof HttpError) return error.status;
+    if (error instanceof BadInput || error instanceof NotFound) return error.name;
     throw error;
   }
 }
@@ -32,12 +33,12 @@ describe("segmentToPush", () => {
   test("a segment in PGWAL", async () => {
     expect(await segmentToPush(roots, "000000010000000000000001")).toBe(join(pgwal, "000000010000000000000001"));
   });
-  test("a missing segment is 404", async () => {
-    expect(await status(segmentToPush(roots, "000000010000000000000005"))).toBe(404);
+  test("a missing segment is NotFound (a 404 at the edge)", async () => {
+    expect(await status(segmentToPush(roots, "000000010000000000000005"))).toBe("NotFound");
   });
-  test("a symlink or a directory is 400", async () => {
-    expect(await status(segmentToPush(roots, "000000010000000000000002"))).toBe(400);
-    expect(await status(segmentToPush(roots, "000000010000000000000009"))).toBe(400);
+  test("a symlink or a directory is BadInput (a 400)", async () => {
+    expect(await status(segmentToPush(roots, "000000010000000000000002"))).toBe("BadInput");
+    expect(await status(segmentToPush(roots, "000000010000000000000009"))).toBe("BadInput");
   });
 });
 
@@ -73,7 +74,7 @@ describe("fetchDestination", () => {
     ["./pg_wal/x"],
     ["pg_wal//x"],
     ["x".repeat(2000)],
-  ])("refuses dest %j with 400", async (dest) => {
-    expect(await status(fetchDestination(roots, NAME, dest))).toBe(400);
+  ])("refuses dest %j with BadInput", async (dest) => {
+    expect(await status(fetchDestination(roots, NAME, dest))).toBe("BadInput");
   });
 });

@@ -13,7 +13,7 @@ import { createLogger } from "../../src/observe/log.ts";
 import type { Child, Runtime } from "../../src/runtime/types.ts";
 import { createPrefetcher, type Prefetcher } from "../../src/wal/prefetcher.ts";
 import { Limiter } from "../../src/wale/limiter.ts";
-import { WaleRunner } from "../../src/wale/wale.ts";
+import { WaleRunner } from "../../src/wale/runner.ts";
 import { fakeRuntime } from "../support/fake-runtime.ts";
 
 const base = mkdtempSync(join(tmpdir(), "prefetcher-"));

@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { parseConfig } from "../../src/config/config.ts";
 import { createLogger } from "../../src/observe/log.ts";
 import { Spool } from "../../src/wal/spool.ts";
-import { WaleRunner } from "../../src/wale/wale.ts";
+import { WaleRunner } from "../../src/wale/runner.ts";
 import { fakeRuntime } from "../support/fake-runtime.ts";
 
 const base = mkdtempSync(join(tmpdir(), "spool-"));

@@ -1,5 +1,5 @@
 /** The archive's own check: can it restore? (src/archive/verify.ts) */
-import { HttpError } from "../../errors.ts";
+import { VerifyFailed } from "../../archive/verify-store.ts";
 import { json, Responses, text } from "../responses.ts";
 import type { RouteFamily } from "../route.ts";
 
@@ -33,10 +33,11 @@ export const verifyRoutes: RouteFamily = ({ deps, log }) => [
         });
         return json(200, report);
       } catch (error) {
-        if (!(error instanceof HttpError)) throw error;
-        deps.metrics.request("/archive-verify", error.status);
-        log.warn("request", { route: "/archive-verify", status: error.status, error: error.message.split("\n")[0] });
-        return text(error.status, `${error.message}\n`);
+        if (!(error instanceof VerifyFailed)) throw error;
+        const status = error.timedOut ? 504 : 500;
+        deps.metrics.request("/archive-verify", status);
+        log.warn("request", { route: "/archive-verify", status, error: error.message.split("\n")[0] });
+        return text(status, `${error.message}\n`);
       }
     },
   },

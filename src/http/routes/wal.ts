@@ -1,8 +1,8 @@
 /** The WAL routes: archive_command's /wal-push, restore_command's /wal-fetch, and /wal for hosts that do not share PGDATA. */
 import { t } from "elysia";
+import type { Operation } from "../../observe/metrics.ts";
 import { type Outcome, walFetch, walPush, walStream } from "../../operations/operations.ts";
 import { type NameCheck, walNameFromDecodedPath, walNameFromPath } from "../../wal/names.ts";
-import type { Operation } from "../../wale/wale.ts";
 import { Responses } from "../responses.ts";
 import type { Route, RouteContext, RouteFamily } from "../route.ts";
 

@@ -1,144 +1,14 @@
 /**
- * The WAL-E command builder and runner.
- *
- * Builders return argv arrays; nothing here goes through a shell. The runner
- * waits for WAL-E to exit and keeps a bounded tail of what it printed; a
- * session is a long-lived helper (the prefetch worker) fed on its stdin.
+ * The WAL-E runner. It waits for WAL-E to exit and keeps a bounded tail of
+ * what it printed; a session is a long-lived helper (the prefetch worker)
+ * fed on its stdin.
  */
-import { constants } from "node:fs";
-import { access, open } from "node:fs/promises";
-import { basename, delimiter, join } from "node:path";
 import type { Config } from "../config/config.ts";
 import type { Child, Runtime } from "../runtime/types.ts";
-import { workerArgv } from "../workers/protocol.ts";
 import { ShuttingDown } from "./errors.ts";
 import { Limiter } from "./limiter.ts";
 
-/** What the sidecar runs WAL-E for: the `operation` label of its metrics. */
-export const OPERATIONS = ["wal-push", "wal-fetch", "wal", "backup-push", "backup-list", "archive-verify"] as const;
-export type Operation = (typeof OPERATIONS)[number];
-
 type Wale = Config["wale"];
-
-const command = (wale: Wale, sub: string, subFlags: string[], ...args: string[]) => [
-  wale.bin,
-  ...wale.flags,
-  sub,
-  ...subFlags,
-  ...args,
-];
-
-/** `wal-e [flags] wal-push [push flags] <PGWAL>/<name>` */
-export const walPushArgv = (wale: Wale, segmentPath: string) => command(wale, "wal-push", wale.pushFlags, segmentPath);
-
-/**
- * `wal-e [flags but --terse] wal-fetch [fetch flags] <name> <dest>`. WAL-E
- * 1.1.1 says that an object is missing only at INFO, which --terse hides,
- * and an absence is believed only on that statement (see isNotInArchive).
- */
-export const walFetchArgv = (wale: Wale, name: string, dest: string) =>
-  command(
-    { ...wale, flags: wale.flags.filter((flag) => flag !== "--terse") },
-    "wal-fetch",
-    wale.fetchFlags,
-    name,
-    dest,
-  );
-
-/**
- * The environment of a wal-fetch: WAL-E's, with stderr among its log
- * destinations. With WALE_LOG_DESTINATION=syslog alone every statement
- * WAL-E makes would be lost to the sidecar, a missing object's included.
- */
-export const walFetchEnv = (wale: Wale): Record<string, string> => {
-  const destinations = (wale.env.WALE_LOG_DESTINATION ?? "").split(",").map((d) => d.trim());
-  if (destinations.includes("stderr")) return wale.env;
-  return { ...wale.env, WALE_LOG_DESTINATION: ["stderr", ...destinations.filter(Boolean)].join(",") };
-};
-
-/** `wal-e [flags] delete --confirm before <backup>`: delete every base backup and WAL segment older than <backup>. */
-export const deleteBeforeArgv = (wale: Wale, backup: string) =>
-  command(wale, "delete", ["--confirm"], "before", backup);
-
-/** `wal-e [flags] backup-list [--detail]` (--detail reads every backup's sentinel, one request each) */
-export const backupListArgv = (wale: Wale, detail = true) => command(wale, "backup-list", detail ? ["--detail"] : []);
-
-/** `wal-e [flags] wal-prefetch <base> <segment>`: downloads into <base>/.wal-e/prefetch/, complete files only. */
-export const walPrefetchArgv = (wale: Wale, base: string, segment: string) =>
-  command(wale, "wal-prefetch", [], base, segment);
-
-/**
- * `<python> -c <src/workers/prefetch.py> [flags] wal-prefetch <base>`:
- * WAL-E's wal-prefetch for each segment name written to its stdin, in one
- * Python process run by the interpreter that runs WAL-E (see walePython).
- */
-export const walPrefetchWorkerArgv = (python: string, wale: Wale, base: string) =>
-  workerArgv(python, "prefetch", [...wale.flags, "wal-prefetch", base]);
-
-/**
- * `<python> -c <src/workers/backup.py> [flags] backup-push [backup-push
- * flags] <PGDATA>`: a base backup in non-exclusive mode, through WAL-E's
- * own upload code, in WAL-E's layout.
- */
-export const backupWorkerArgv = (python: string, wale: Wale, pgdata: string) =>
-  workerArgv(python, "backup", [...wale.flags, "backup-push", ...wale.backupPushFlags, pgdata]);
-
-/** `<python> -c <src/workers/verify.py> [flags] verify`: one listing of the store. */
-export const verifyWorkerArgv = (python: string, wale: Wale) => workerArgv(python, "verify", [...wale.flags, "verify"]);
-
-/** `wal-e [flags] backup-fetch <PGDATA> <backup>` */
-export const backupFetchArgv = (wale: Wale, pgdata: string, backup: string) =>
-  command(wale, "backup-fetch", [], pgdata, backup);
-
-/**
- * The Python that runs WAL-E, when WALE_BIN is WAL-E's own console script:
- * its first line names the interpreter (`#!/opt/wal-e/bin/python3`, or
- * `#!/usr/bin/env python3`) and it loads wal_e.cmd's main (pip writes
- * `from wal_e.cmd import main`, setuptools `load_entry_point('wal-e==...`).
- * Null for anything else, a wrapper script above all: a wrapper may set up
- * the environment (a store, credentials) that the worker would then miss.
- * Prefetching then starts `wal-e wal-prefetch` once per segment
- * (src/wal/prefetcher.ts), and base backups are refused. WALE_PYTHON names the
- * interpreter outright, for a wrapper whose environment the sidecar has
- * too (and must be executable).
- */
-export async function walePython(wale: Wale): Promise<string | null> {
-  if (wale.python) return (await executable(wale.python)) ? wale.python : null;
-  const path = wale.env.PATH ?? "";
-  const bin = wale.bin.includes("/") ? wale.bin : await onPath(wale.bin, path);
-  const script = bin ? await head(bin).catch(() => "") : "";
-  if (!/^from wal_e\.cmd import main$|load_entry_point\('wal-e==/m.test(script)) return null;
-  const [, interpreter = "", arg] = /^#!\s*(\S+)(?:[ \t]+(\S+))?[ \t]*$/.exec(script.split("\n")[0] ?? "") ?? [];
-  const python = basename(interpreter) === "env" ? arg : arg === undefined ? interpreter : undefined;
-  if (!python || !/^python[0-9.]*$/.test(basename(python))) return null;
-  // A stale first line (a venv moved or rebuilt) names an interpreter that is gone.
-  return python.includes("/") ? ((await executable(python)) ? python : null) : await onPath(python, path);
-}
-
-async function onPath(name: string, path: string): Promise<string | null> {
-  for (const dir of path.split(delimiter).filter(Boolean)) {
-    const candidate = join(dir, name);
-    if (await executable(candidate)) return candidate;
-  }
-  return null;
-}
-
-const executable = (path: string) =>
-  access(path, constants.X_OK).then(
-    () => true,
-    () => false,
-  );
-
-/** The first 4 KB of a file, as text (a console script is smaller); rejects when it cannot be read. */
-async function head(path: string): Promise<string> {
-  const handle = await open(path, "r");
-  try {
-    const { buffer, bytesRead } = await handle.read(new Uint8Array(4096), 0, 4096, 0);
-    return new TextDecoder().decode(buffer.subarray(0, bytesRead));
-  } finally {
-    await handle.close();
-  }
-}
 
 export interface RunResult {
   exitCode: number;
@@ -226,7 +96,7 @@ export class WaleRunner {
    * comes (src/workers/prefetch.py), and hands each line it prints to
    * `onLine`. It holds a slot of the concurrency cap until it exits (or is
    * turned away like a run), unless `slot` is false: the backup
-   * worker waits for pushes that need the slots (see src/backups/jobs.ts).
+   * worker waits for pushes that need the slots (see src/archive/wale-archive.ts).
    * close() kills it like a run.
    */
   async session(
@@ -390,80 +260,6 @@ async function readLines(stream: ReadableStream<Uint8Array> | null, onLine: (lin
     // The process is gone; what it printed has been handed over.
   }
   if (rest) onLine(rest);
-}
-
-/** What isNotInArchive asks, to tell a missing file from a store that is not there. */
-export interface StoreProbe {
-  /** The file backend: is there a directory at the store's root? */
-  directoryExists(path: string): Promise<boolean>;
-  /** Any other backend: does WAL-E list the store (its bucket is there and answers)? */
-  listable(): Promise<boolean>;
-}
-
-/**
- * Did wal-fetch fail only because the archive lacks the file? PostgreSQL asks
- * for segments past the end of the archive on every recovery, so this is the
- * normal end of a restore, not an error. It is believed only on WAL-E's own
- * statement that this very object is missing; silence, an unknown message or
- * an exit code alone is a failure: a wrong "not found" ends a recovery early.
- *
- *   - file backend: an unhandled FileNotFoundError on the archived object,
- *     `<prefix>/wal_005/<name>.lzo`; WAL-E exits 2. A store that is not there
- *     (an empty mount point, a volume not mounted) says the same, so the
- *     store's wal_005/ must exist: every archive that holds WAL has it.
- *   - S3, WABS, GS and Swift: exit 1 after "could no longer locate object
- *     while performing wal restore" at INFO, whose DETAIL names the object's
- *     URI. An expired STS token also exits 1 with nothing at ERROR, after
- *     "could no longer authenticate": a failure. A bucket that is not there
- *     (a typo, a deleted bucket) says the same as a missing object, so the
- *     store must list, asked afresh each time: credentials that worked a
- *     minute ago vouch for nothing now.
- */
-export async function isNotInArchive(result: RunResult, name: string, store: StoreProbe): Promise<boolean> {
-  const said = missingStatement(result, name);
-  if (!said) return false;
-  return said.root !== undefined ? store.directoryExists(`${said.root}/wal_005`) : store.listable();
-}
-
-/**
- * WAL-E's own statement, in a wal-fetch that failed, that this very object
- * is missing: with the file backend's store root, or null without one.
- */
-export function missingStatement(result: RunResult, name: string): { root?: string } | null {
-  if (result.timedOut) return null;
-  const object = `/wal_005/${name.replaceAll(".", "\\.")}\\.lzo`;
-  if (result.exitCode === 2) {
-    const missing = new RegExp(`FileNotFoundError: .*No such file or directory: '([^']*)${object}'`);
-    const root = missing.exec(result.stderr)?.[1];
-    return root === undefined ? null : { root };
-  }
-  if (result.exitCode === 1) {
-    if (/Traceback|\w+Error:|\b(ERROR|CRITICAL)\b/.test(result.stderr)) return null;
-    const located = new RegExp(
-      `MSG: could no longer locate object while performing wal restore\\s+DETAIL: The absolute URI that could not be located is \\S+${object}\\.$`,
-      "m",
-    );
-    return located.test(result.stderr) ? {} : null;
-  }
-  return null;
-}
-
-/** The StoreProbe of a running sidecar: the file system, and `wal-e backup-list`. */
-export class StoreCheck implements StoreProbe {
-  constructor(
-    private readonly runner: WaleRunner,
-    private readonly wale: Wale,
-    private readonly timeoutMs: number,
-    readonly directoryExists: (path: string) => Promise<boolean>,
-  ) {}
-
-  async listable(): Promise<boolean> {
-    const result = await this.runner.run(backupListArgv(this.wale, false), {
-      timeoutMs: this.timeoutMs,
-      mustRun: true,
-    });
-    return result.exitCode === 0;
-  }
 }
 
 /** The last `lines` non-empty lines of WAL-E's stderr, for a response body. */

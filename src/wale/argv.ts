@@ -1,0 +1,77 @@
+/**
+ * WAL-E's argv, one builder per command: arrays, never a shell line.
+ */
+import type { Config } from "../config/config.ts";
+import { workerArgv } from "../workers/protocol.ts";
+
+type Wale = Config["wale"];
+
+const command = (wale: Wale, sub: string, subFlags: string[], ...args: string[]) => [
+  wale.bin,
+  ...wale.flags,
+  sub,
+  ...subFlags,
+  ...args,
+];
+
+/** `wal-e [flags] wal-push [push flags] <PGWAL>/<name>` */
+export const walPushArgv = (wale: Wale, segmentPath: string) => command(wale, "wal-push", wale.pushFlags, segmentPath);
+
+/**
+ * `wal-e [flags but --terse] wal-fetch [fetch flags] <name> <dest>`. WAL-E
+ * 1.1.1 says that an object is missing only at INFO, which --terse hides,
+ * and an absence is believed only on that statement (see isNotInArchive).
+ */
+export const walFetchArgv = (wale: Wale, name: string, dest: string) =>
+  command(
+    { ...wale, flags: wale.flags.filter((flag) => flag !== "--terse") },
+    "wal-fetch",
+    wale.fetchFlags,
+    name,
+    dest,
+  );
+
+/**
+ * The environment of a wal-fetch: WAL-E's, with stderr among its log
+ * destinations. With WALE_LOG_DESTINATION=syslog alone every statement
+ * WAL-E makes would be lost to the sidecar, a missing object's included.
+ */
+export const walFetchEnv = (wale: Wale): Record<string, string> => {
+  const destinations = (wale.env.WALE_LOG_DESTINATION ?? "").split(",").map((d) => d.trim());
+  if (destinations.includes("stderr")) return wale.env;
+  return { ...wale.env, WALE_LOG_DESTINATION: ["stderr", ...destinations.filter(Boolean)].join(",") };
+};
+
+/** `wal-e [flags] delete --confirm before <backup>`: delete every base backup and WAL segment older than <backup>. */
+export const deleteBeforeArgv = (wale: Wale, backup: string) =>
+  command(wale, "delete", ["--confirm"], "before", backup);
+
+/** `wal-e [flags] backup-list [--detail]` (--detail reads every backup's sentinel, one request each) */
+export const backupListArgv = (wale: Wale, detail = true) => command(wale, "backup-list", detail ? ["--detail"] : []);
+
+/** `wal-e [flags] wal-prefetch <base> <segment>`: downloads into <base>/.wal-e/prefetch/, complete files only. */
+export const walPrefetchArgv = (wale: Wale, base: string, segment: string) =>
+  command(wale, "wal-prefetch", [], base, segment);
+
+/**
+ * `<python> -c <src/workers/prefetch.py> [flags] wal-prefetch <base>`:
+ * WAL-E's wal-prefetch for each segment name written to its stdin, in one
+ * Python process run by the interpreter that runs WAL-E (see walePython).
+ */
+export const walPrefetchWorkerArgv = (python: string, wale: Wale, base: string) =>
+  workerArgv(python, "prefetch", [...wale.flags, "wal-prefetch", base]);
+
+/**
+ * `<python> -c <src/workers/backup.py> [flags] backup-push [backup-push
+ * flags] <PGDATA>`: a base backup in non-exclusive mode, through WAL-E's
+ * own upload code, in WAL-E's layout.
+ */
+export const backupWorkerArgv = (python: string, wale: Wale, pgdata: string) =>
+  workerArgv(python, "backup", [...wale.flags, "backup-push", ...wale.backupPushFlags, pgdata]);
+
+/** `<python> -c <src/workers/verify.py> [flags] verify`: one listing of the store. */
+export const verifyWorkerArgv = (python: string, wale: Wale) => workerArgv(python, "verify", [...wale.flags, "verify"]);
+
+/** `wal-e [flags] backup-fetch <PGDATA> <backup>` */
+export const backupFetchArgv = (wale: Wale, pgdata: string, backup: string) =>
+  command(wale, "backup-fetch", [], pgdata, backup);
