@@ -1,8 +1,14 @@
 /**
  * The sidecar's verifies: GET /archive-verify, after every backup (and its
  * retention run), and on WALE_VERIFY_SCHEDULE. Each updates the metrics
- * from its report, so /metrics always says what the last verify said. A
- * verify asked for while one runs joins it.
+ * from its report, so /metrics always says what the last verify said.
+ *
+ * A scheduled verify asked for while one runs joins it. The one after a
+ * backup does not: its retention run may have deleted backups and WAL since
+ * the running one listed the store, and joining would report a window that
+ * starts at a deleted backup. Nor does one asked for over HTTP (the asker
+ * may just have changed the store). They wait for the running one to end
+ * and share one new listing, however many ask meanwhile.
  */
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../observe/log.ts";
@@ -14,6 +20,8 @@ export type VerifyTrigger = "http" | "backup" | "schedule";
 
 export class Verifier {
   private running: Promise<Verified> | null = null;
+  /** The verify that starts once the running one ends, for those that need a listing begun after they asked. */
+  private next: Promise<Verified> | null = null;
 
   constructor(
     private readonly config: Config,
@@ -22,17 +30,35 @@ export class Verifier {
     private readonly log: Logger,
   ) {}
 
-  /** Verifies (or joins the verify running); rejects with VerifyFailed when the store could not be listed. */
+  /**
+   * Verifies, or joins a verify whose listing began after this was asked
+   * for (a scheduled one joins the verify running); rejects with
+   * VerifyFailed when the store could not be listed.
+   */
   run(trigger: VerifyTrigger): Promise<Verified> {
-    this.running ??= this.verify(trigger).finally(() => {
-      this.running = null;
-    });
-    return this.running;
+    if (!this.running) return this.start(trigger);
+    if (trigger === "schedule") return this.running;
+    this.next ??= this.running
+      .catch(() => {})
+      .then(() => {
+        this.next = null;
+        // One started meanwhile began after this was asked for: as good as a new one.
+        return this.running ?? this.start(trigger);
+      });
+    return this.next;
   }
 
-  /** Resolves when the verify running, if any, has ended. */
+  /** Resolves when no verify runs or waits to. */
   async idle(): Promise<void> {
-    await this.running?.catch(() => {});
+    while (this.running || this.next) await (this.next ?? this.running)?.catch(() => {});
+  }
+
+  private start(trigger: VerifyTrigger): Promise<Verified> {
+    const running = this.verify(trigger).finally(() => {
+      this.running = null;
+    });
+    this.running = running;
+    return running;
   }
 
   private async verify(trigger: VerifyTrigger): Promise<Verified> {

@@ -16,6 +16,7 @@ import {
   freePort,
   makeS3Store,
   makeStore,
+  metricsOf,
   restoreLatest,
   run,
   type Store,
@@ -43,15 +44,6 @@ async function verify(store: Store | Record<string, string>) {
     lines: human.stdout,
     stderr: json.stderr.trim().split("\n").at(-1) ?? "",
   };
-}
-
-/** The sidecar's unlabelled gauges (and the first series of each labelled one), by name. */
-async function metricsOf(url: string): Promise<Record<string, number>> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const out: Record<string, number> = {};
-  for (const [, name = "", value = ""] of text.matchAll(/^(wale_sidecar_[a-z_]+)(?:\{[^}]*\})? (\S+)$/gm))
-    out[name] ??= Number(value);
-  return out;
 }
 
 async function archivingSource(store: Store) {

@@ -581,6 +581,15 @@ export async function startSidecar(
   };
 }
 
+/** A sidecar's unlabelled gauges (and the first series of each labelled one) on /metrics, by name. */
+export async function metricsOf(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const [, name = "", value = ""] of text.matchAll(/^(wale_sidecar_[a-z_]+)(?:\{[^}]*\})? (\S+)$/gm))
+    out[name] ??= Number(value);
+  return out;
+}
+
 /**
  * PostgreSQL archiving through a sidecar that is to listen on a free port of
  * loopback: archive_mode on, and archive_command the README's wget line
