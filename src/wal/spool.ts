@@ -3,15 +3,17 @@
  * lands before it moves to its destination, and where the segments that
  * follow are prefetched while PostgreSQL replays.
  *
- * Prefetching uses WAL-E's own wal-prefetch and its layout:
+ * Prefetching keeps WAL-E's prefetch layout:
  *   <spool>/.wal-e/prefetch/<segment>               complete segments
- *   <spool>/.wal-e/prefetch/running/<segment>/tmp*  downloads in progress
- * wal-prefetch downloads into running/ and links the file into prefetch/
- * only once it is whole; a failed download is removed, never linked. So a
- * file in prefetch/ is a complete segment, and a hit is a rename: no WAL-E
- * start on the request's path. The spool decides what to prefetch: after
- * each successful fetch, the next WALE_PREFETCH segments that are neither
- * there nor on their way. The prefetcher (src/wal/prefetcher.ts) runs them.
+ *   <spool>/.wal-e/prefetch/running/<segment>/...   downloads in progress
+ *   <spool>/.wal-e/served/<segment>                 the last segments served, kept briefly
+ * A download goes into running/ and moves into prefetch/ only once it is
+ * whole; a failed download is removed, never moved. So a file in prefetch/
+ * is a complete segment, and a hit is a rename. The spool decides what to
+ * prefetch: after each successful fetch, the next WALE_PREFETCH segments
+ * that are neither there nor on their way. The prefetcher
+ * (src/wal/prefetcher.ts) runs them, and, with its WAL-E worker, every
+ * fetch a request needs besides: no WAL-E start on a request's path.
  *
  * The spool holds at most WALE_PREFETCH segments (16 MB each), plus the
  * files of the requests in flight. Everything outside the window is removed.
