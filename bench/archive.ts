@@ -9,6 +9,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   archiveThrough,
+  asDbUser,
   freePort,
   makeStore,
   run,
@@ -19,13 +20,17 @@ import {
   TOOLS,
   waitFor,
 } from "../test/support/harness.ts";
-import { median, round, type Section, targeted } from "./figures.ts";
+import { type Figure, median, round, type Section, targeted } from "./figures.ts";
+import { pgbackrest, stanzaCreate } from "./pgbackrest.ts";
 
 export interface ArchiveSizes {
   /** Segments switched; each is first filled with `rows` rows. */
   segments: number;
   rows: number;
   repeats: number;
+  /** The backlog of .ready segments drained, and how many times each way. */
+  backlog: number;
+  backlogRepeats: number;
 }
 
 type Way = "sidecar" | "direct";
@@ -76,6 +81,114 @@ async function archiveOnce(way: Way, sizes: ArchiveSizes): Promise<ArchiveRun> {
   }
 }
 
+type BacklogWay = "sidecar" | "direct" | "pgbackrest-sync" | "pgbackrest-async";
+const BACKLOG_WAYS: BacklogWay[] = ["sidecar", "direct", "pgbackrest-sync", "pgbackrest-async"];
+
+/**
+ * A backlog: `sizes.backlog` segments written while archive_command is
+ * unset, so each waits as .ready; then archive_command is set and
+ * reloaded, and the clock runs until pg_wal/archive_status holds no .ready
+ * file (and, for WAL-E, every segment is in the store).
+ */
+async function backlogOnce(way: BacklogWay, sizes: ArchiveSizes): Promise<number> {
+  const scope = new Scope();
+  try {
+    const store = makeStore(scope);
+    const port = freePort();
+    const pg = await startPostgres(scope, { version: 15, conf: ["archive_mode = on", "archive_command = ''"] });
+    let command = "";
+    if (way === "sidecar") {
+      await startSidecar(scope, { PGDATA: pg.pgdata, WALE_FILE_PREFIX: store.prefix }, port);
+      command = `wget -q -O - http://127.0.0.1:${port}/wal-push/%f`;
+    } else if (way === "direct") {
+      command = `env WALE_FILE_PREFIX=${store.prefix} WALE_LOG_DESTINATION=stderr ${TOOLS.wale} --terse wal-push %p`;
+    } else {
+      const reference = pgbackrest(scope, pg, { async: way === "pgbackrest-async" });
+      await run(asDbUser(["mkdir", "-p", join(reference.dir, "spool")]));
+      await stanzaCreate(reference);
+      command = `${reference.line} archive-push %p`;
+    }
+    await pg.sql("CREATE TABLE bench_wal (id int, pad text)");
+    const fill = `INSERT INTO bench_wal SELECT g, repeat('x', 100) FROM generate_series(1, ${sizes.rows}) g;`;
+    const first = await pg.sql(`${fill} SELECT pg_walfile_name(pg_switch_wal())`);
+    let last = first;
+    for (let i = 1; i < sizes.backlog; i++) last = await pg.sql(`${fill} SELECT pg_walfile_name(pg_switch_wal())`);
+    const segments = segmentRange(first, last);
+    const statusDir = join(pg.pgdata, "pg_wal", "archive_status");
+    const ready = () => readdirSync(statusDir).filter((f) => f.endsWith(".ready")).length;
+    await waitFor(`${segments.length} segments .ready`, () => ready() >= segments.length, 60_000);
+
+    await pg.sql(`ALTER SYSTEM SET archive_command = '${command}'`);
+    const started = performance.now();
+    await pg.sql("SELECT pg_reload_conf()");
+    await waitFor(
+      `the backlog drained (${way})`,
+      () => {
+        if (ready() > 0) return false;
+        if (way !== "sidecar" && way !== "direct") return true;
+        const stored = new Set(store.walFiles());
+        return segments.every((s) => stored.has(s));
+      },
+      600_000,
+      20,
+    );
+    return performance.now() - started;
+  } finally {
+    await scope.close();
+  }
+}
+
+async function backlogs(sizes: ArchiveSizes): Promise<{ figures: Figure[]; notes: string[] }> {
+  const runs: Record<BacklogWay, number[]> = {
+    sidecar: [],
+    direct: [],
+    "pgbackrest-sync": [],
+    "pgbackrest-async": [],
+  };
+  for (let i = 0; i < sizes.backlogRepeats; i++) {
+    // Rotated, so that no way always goes first.
+    for (let j = 0; j < BACKLOG_WAYS.length; j++) {
+      const way = BACKLOG_WAYS[(i + j) % BACKLOG_WAYS.length] as BacklogWay;
+      runs[way].push(await backlogOnce(way, sizes));
+    }
+  }
+  const seconds = (way: BacklogWay) => median(runs[way]) / 1000;
+  const sidecar = seconds("sidecar");
+  return {
+    figures: [
+      {
+        name: `backlog of ${sizes.backlog} .ready segments: wget -> sidecar -> WAL-E`,
+        value: round(sidecar),
+        unit: "s",
+      },
+      { name: "backlog: WAL-E directly", value: round(seconds("direct")), unit: "s" },
+      { name: "backlog: pgBackRest archive-push, sync", value: round(seconds("pgbackrest-sync")), unit: "s" },
+      { name: "backlog: pgBackRest archive-push, async", value: round(seconds("pgbackrest-async")), unit: "s" },
+      { name: "backlog: speed, the sidecar / WAL-E directly", value: round(seconds("direct") / sidecar), unit: "" },
+      {
+        name: "backlog: speed, the sidecar / pgBackRest sync",
+        value: round(seconds("pgbackrest-sync") / sidecar),
+        unit: "",
+      },
+      targeted(
+        "backlog: speed, the sidecar / pgBackRest async",
+        round(seconds("pgbackrest-async") / sidecar),
+        "",
+        ">=",
+        1.3,
+      ),
+    ],
+    notes: [
+      `Backlog: PostgreSQL 15 writes ${sizes.backlog} segments (${sizes.rows} rows and a pg_switch_wal() each) with ` +
+        "archive_command unset, so each waits as .ready; then ALTER SYSTEM sets archive_command and pg_reload_conf() " +
+        "starts the clock, which stops when pg_wal/archive_status holds no .ready file (and every segment is in the " +
+        "WAL-E store, for the WAL-E ways). pgBackRest 2.45: a posix repository on the same disk, lz4, process-max=2, " +
+        `archive-async=n or y. Median of ${sizes.backlogRepeats} runs each way, the order rotated.`,
+      `Backlog per run, seconds: ${BACKLOG_WAYS.map((w) => `${w} ${runs[w].map((ms) => round(ms / 1000, 2)).join(", ")}`).join("; ")}.`,
+    ],
+  };
+}
+
 export async function archiving(sizes: ArchiveSizes): Promise<Section> {
   // Python's first start reads WAL-E from a cold cache: not part of either way.
   await run([TOOLS.wale, "version"]);
@@ -95,15 +208,18 @@ export async function archiving(sizes: ArchiveSizes): Promise<Section> {
     return Math.max(...s) - Math.min(...s);
   };
   const noise = Math.min(spread("sidecar"), spread("direct"));
+  const backlog = await backlogs(sizes);
   return {
     title: "Archiving",
     figures: [
+      ...backlog.figures,
       { name: "segments archived per run", value: segments, unit: "" },
       { name: "wget -> sidecar -> WAL-E", value: round(sidecar), unit: "s" },
       { name: "WAL-E directly", value: round(direct), unit: "s" },
       targeted("speed through the sidecar / direct (direct time / sidecar time)", ratio, "", ">=", 0.95),
     ],
     notes: [
+      ...backlog.notes,
       `PostgreSQL 15, archive_mode = on, a fresh cluster and a fresh file:// store per run. Each segment is filled ` +
         `with ${sizes.rows} rows (INSERT ... generate_series) and closed with pg_switch_wal(); ${sizes.segments} switches ` +
         `give ${segments} segments. The time runs from the first switch until every segment is in the store and ` +

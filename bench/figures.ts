@@ -14,6 +14,9 @@ export interface Figure {
 
 export interface Section {
   title: string;
+  /** The runner's name for it (bench/run.ts), and when it was measured. */
+  id?: string;
+  ranAt?: string;
   figures: Figure[];
   /** How it was measured, and why a missed target cannot be met. */
   notes: string[];

@@ -18,7 +18,7 @@ import { run, type Scope } from "../test/support/harness.ts";
 import { type Figure, round, type Section, targeted } from "./figures.ts";
 
 const SCRIPT = join(import.meta.dir, "restore.ts");
-const TITLE = "Restore: prefetch against -p=0";
+const TITLE = "Restore: prefetch against -p=0 and pgBackRest";
 
 export async function restore(scope: Scope, sizes: { segments: number; smoke: boolean }): Promise<Section> {
   if (!existsSync(SCRIPT)) return { title: TITLE, figures: [], notes: ["not run: restore issue not landed"] };

@@ -1,33 +1,45 @@
 /**
- * Restore benchmark: PostgreSQL 14 replays the same archived WAL through the
- * sidecar twice in one run, once with the sidecar's prefetch (WALE_PREFETCH,
- * default 8) and once as the original image did (WALE_PREFETCH=0: one
- * `wal-fetch -p=0` after another). Prints segments per second for both and
- * the ratio. Not a test: nothing here asserts a speed.
+ * Restore benchmark: PostgreSQL 14 replays the same archived WAL three ways
+ * in one run: through the sidecar as the original image did
+ * (WALE_PREFETCH=0: one `wal-fetch -p=0` after another), through the
+ * sidecar with its prefetch (WALE_PREFETCH, default 8: the long-lived WAL-E
+ * worker), and through pgBackRest 2.45 as the named reference: the same
+ * segments pushed into a posix repository on the same disk, restore_command
+ * `pgbackrest archive-get` with archive-async=y, process-max=2, lz4. Prints
+ * seconds and CPU per segment for each, and the ratios. Not a test: nothing
+ * here asserts a speed.
  *
  * Two kinds of WAL, as both happen in production:
  *   sparse  segments closed by a switch after a small write (a quiet
- *           database with archive_timeout): the time is WAL-E's
+ *           database with archive_timeout): the time is the fetching's
  *   full    segments full of inserted rows: PostgreSQL's replay is a large
  *           share of the time, and no fetching can make that faster
+ *
+ * CPU "outside PostgreSQL": everything restore_command runs (sh, wget or
+ * pgbackrest archive-get: the CPU of the startup process's reaped children,
+ * sampled every 50 ms until it exits), plus the sidecar and everything it
+ * started (exact, from /proc once recovery has ended), or pgBackRest's
+ * archive-get:async process and its local workers (sampled every 50 ms,
+ * their own CPU: they detach from PostgreSQL).
  *
  *   bun bench/restore.ts                    64 segments of each kind
  *   BENCH_SEGMENTS=8 bun bench/restore.ts   a quick run
  *   BENCH_WAL=sparse|full                   one kind only
  *   BENCH_PREFETCH=16                       the prefetch depth to measure (default 8)
- *   BENCH_OUT=/path/figures.json            also write the figures there
+ *   BENCH_OUT=/path/figures.json            also write the figures there ({ figures, notes }, see bench/restore-section.ts)
  *
  * The last line on stdout is the figures as JSON. Needs what scripts/setup.sh
  * installs and dist/wale-sidecar (bun run build); run as root or as a user
  * that may run PostgreSQL.
  */
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   asDbUser,
   freePort,
   makeStore,
+  type Postgres,
   run,
   Scope,
   type Store,
@@ -37,18 +49,25 @@ import {
   TOOLS,
   waitFor,
 } from "../test/support/harness.ts";
+import { type Figure, round, targeted } from "./figures.ts";
+import { pgbackrest, stanzaCreate } from "./pgbackrest.ts";
 
 const SEGMENTS = Number(process.env.BENCH_SEGMENTS ?? 64);
 const PREFETCH = Number(process.env.BENCH_PREFETCH ?? 8);
 const KINDS = (process.env.BENCH_WAL ? [process.env.BENCH_WAL] : ["sparse", "full"]) as Kind[];
 const SEGMENT = /^[0-9A-F]{24}$/;
+const TICKS = Number(spawnSync("getconf", ["CLK_TCK"]).stdout.toString().trim()) || 100;
 
 type Kind = "sparse" | "full";
 
 const say = (line: string) => console.log(`# ${line}`);
 
-/** Archives a base backup and at least `segments` segments of WAL; returns the source's PGDATA (for pg_hba.conf). */
-async function archive(scope: Scope, store: Store, kind: Kind, segments: number): Promise<string> {
+/**
+ * Archives a base backup and at least `segments` segments of WAL into the
+ * WAL-E store, and the same segments into a pgBackRest repository; returns
+ * the source's PGDATA (for pg_hba.conf) and the repository.
+ */
+async function archive(scope: Scope, store: Store, kind: Kind, segments: number) {
   const { source, url } = await startArchivingSource(scope, store, 14);
   await source.sql("CREATE TABLE t (id bigint, v text); CHECKPOINT;");
   const backup = await fetch(`${url}/backup-push`);
@@ -67,48 +86,107 @@ async function archive(scope: Scope, store: Store, kind: Kind, segments: number)
   }
   const last = await source.switchWal();
   await waitFor("the last segment in the store", () => store.walFiles().includes(last), 600_000);
+  const repo = await intoPgBackRest(scope, store, source);
   await source.stop();
-  return source.pgdata;
+  return { accessFrom: source.pgdata, repo };
+}
+
+/** The segments of the WAL-E store, decompressed and pushed with `pgbackrest archive-push` into a repository of its own. */
+async function intoPgBackRest(scope: Scope, store: Store, source: Postgres): Promise<string> {
+  const push = pgbackrest(scope, source, { async: false });
+  await stanzaCreate(push);
+  const staging = join(scope.tempDir("pgbackrest-staging"), "pg_wal");
+  await run(asDbUser(["mkdir", staging]));
+  for (const name of store.walFiles().filter((f) => SEGMENT.test(f))) {
+    const path = join(staging, name);
+    await run(["sh", "-c", `lzop -d -c '${join(store.dir, "wal_005", `${name}.lzo`)}' > '${path}'`]);
+    await run(asDbUser([...push.argv, "archive-push", path]));
+  }
+  return join(push.dir, "repo");
 }
 
 interface Figures {
   segments: number;
   seconds: number;
   segmentsPerSecond: number;
-  /** CPU seconds of everything the sidecar ran (WAL-E, lzop, the prefetch worker), from /proc. */
-  waleCpuSeconds: number;
+  /** CPU seconds outside PostgreSQL: restore_command's processes, and the sidecar's or pgBackRest's own. */
+  cpuSeconds: number;
+  /** Of which restore_command's processes (sh, wget or archive-get), as the startup process reaped them. */
+  commandCpuSeconds: number;
 }
 
-/**
- * CPU seconds (user + system) of everything `pid` started: its reaped
- * children (cutime and cstime in /proc/<pid>/stat) and those still running,
- * such as the prefetch worker, with everything they started in turn.
- */
-function childrenCpuSeconds(pid: number): number {
-  const ticks = Number(spawnSync("getconf", ["CLK_TCK"]).stdout.toString().trim()) || 100;
-  // The fields after "(comm) ": [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime.
-  const stat = (p: string) => readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  const stats = new Map<string, string[]>();
+type Stat = string[];
+
+/** /proc/<pid>/stat of every process, fields after "(comm) ": [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime. */
+function processes(): Map<string, Stat> {
+  const stats = new Map<string, Stat>();
   for (const p of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
     try {
-      stats.set(p, stat(p));
+      stats.set(p, readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]?.split(" ") ?? []);
     } catch {
       // Gone meanwhile.
     }
   }
-  const children = (p: string) => [...stats].filter(([, fields]) => fields[1] === p).map(([child]) => child);
+  return stats;
+}
+
+const cmdline = (pid: string) => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+  } catch {
+    return "";
+  }
+};
+
+/** CPU seconds (user + system) of `pid` itself and everything it started: reaped (cutime, cstime) and running. */
+function treeCpuSeconds(pid: number): number {
+  const stats = processes();
   const own = (p: string) => Number(stats.get(p)?.[11]) + Number(stats.get(p)?.[12]);
   const below = (p: string): number => {
     const fields = stats.get(p) ?? [];
-    return Number(fields[13]) + Number(fields[14]) + children(p).reduce((sum, c) => sum + own(c) + below(c), 0);
+    const children = [...stats].filter(([, f]) => f[1] === p).map(([child]) => child);
+    return Number(fields[13]) + Number(fields[14]) + children.reduce((sum, c) => sum + own(c) + below(c), 0);
   };
-  return below(String(pid)) / ticks;
+  return (own(String(pid)) + below(String(pid))) / TICKS;
 }
 
-/** Restores the latest backup and replays the archive through a sidecar with the given prefetch depth. */
-async function replay(scope: Scope, store: Store, accessFrom: string, prefetch: number): Promise<Figures> {
-  const pgdata = join(scope.tempDir(`bench-p${prefetch}`), "data");
-  const port = freePort();
+/**
+ * Samples, every 50 ms, the CPU of what restore_command ran (the startup
+ * process's cutime + cstime) and of processes detached from PostgreSQL
+ * whose command line holds `detached` (pgBackRest's async process and its
+ * local workers: their own utime + stime), keeping each one's last value.
+ */
+function sampleCpu(pgdata: string, detached?: string) {
+  let command = 0;
+  const own = new Map<string, number>();
+  const sample = () => {
+    const stats = processes();
+    const postmaster = readFileSync(join(pgdata, "postmaster.pid"), "utf8").split("\n")[0]?.trim();
+    for (const [pid, f] of stats) {
+      if (f[1] === postmaster && cmdline(pid).includes("startup"))
+        command = Math.max(command, Number(f[13]) + Number(f[14]));
+      if (detached && cmdline(pid).includes(detached) && /archive-get:(async|local)/.test(cmdline(pid)))
+        own.set(pid, Math.max(own.get(pid) ?? 0, Number(f[11]) + Number(f[12])));
+    }
+  };
+  const timer = setInterval(() => {
+    try {
+      sample();
+    } catch {
+      // PostgreSQL not up yet, or gone.
+    }
+  }, 50);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return { command: command / TICKS, detached: [...own.values()].reduce((a, b) => a + b, 0) / TICKS };
+    },
+  };
+}
+
+/** The latest base backup restored into a new PGDATA by `wale-sidecar restore`, its restore_command through `port`. */
+async function restored(scope: Scope, store: Store, accessFrom: string, label: string, port: number) {
+  const pgdata = join(scope.tempDir(`bench-${label}`), "data");
   const env = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     WALE_BIN: TOOLS.wale,
@@ -118,55 +196,127 @@ async function replay(scope: Scope, store: Store, accessFrom: string, prefetch: 
   await run(asDbUser([TOOLS.sidecar, "restore", "--via", `http://127.0.0.1:${port}`, "--config-from", accessFrom]), {
     env,
   });
+  return pgdata;
+}
+
+/** Starts PostgreSQL on `pgdata` and times recovery to its end, sampling the CPU outside PostgreSQL. */
+async function recover(scope: Scope, pgdata: string, detached?: string) {
+  const started = performance.now();
+  const pg = await startPostgres(scope, { version: 14, pgdata, conf: ["archive_mode = off"] });
+  const cpu = sampleCpu(pgdata, detached);
+  await waitFor("recovery to end", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 1_800_000);
+  const seconds = (performance.now() - started) / 1000;
+  const sampled = cpu.stop();
+  await pg.stop();
+  return { seconds, ...sampled };
+}
+
+/** Restores the latest backup and replays the archive through a sidecar with the given prefetch depth. */
+async function replay(scope: Scope, store: Store, accessFrom: string, prefetch: number): Promise<Figures> {
+  const port = freePort();
+  const pgdata = await restored(scope, store, accessFrom, `p${prefetch}`, port);
   const sidecar = await startSidecar(
     scope,
     { PGDATA: pgdata, WALE_FILE_PREFIX: store.prefix, WALE_PREFETCH: String(prefetch) },
     port,
   );
-
-  const started = performance.now();
-  const pg = await startPostgres(scope, { version: 14, pgdata, conf: ["archive_mode = off"] });
-  await waitFor("recovery to end", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 1_800_000);
-  const seconds = (performance.now() - started) / 1000;
-  await pg.stop();
-  const waleCpuSeconds = childrenCpuSeconds(sidecar.pid);
+  const { seconds, command } = await recover(scope, pgdata);
+  const sidecarCpu = treeCpuSeconds(sidecar.pid);
   await sidecar.stop();
 
   const fetched = sidecar
     .requests()
-    .filter((r) => r.route === "/wal-fetch" && r.status === 200 && SEGMENT.test(String(r.file)));
-  if (fetched.length < SEGMENTS) throw new Error(`only ${fetched.length} segments were replayed through the sidecar`);
+    .filter(
+      (r) => r.route === "/wal-fetch" && r.status === 200 && r.missing === undefined && SEGMENT.test(String(r.file)),
+    );
+  const segments = new Set(fetched.map((r) => r.file)).size;
+  if (segments < SEGMENTS) throw new Error(`only ${segments} segments were replayed through the sidecar`);
   if (process.env.BENCH_DEBUG) for (const r of sidecar.requests()) say(`${r.file} ${r.status} ${r.ms} ms`);
-  return { segments: fetched.length, seconds, segmentsPerSecond: fetched.length / seconds, waleCpuSeconds };
+  return figures(segments, seconds, command + sidecarCpu, command);
 }
 
-const row = (name: string, f: Figures) =>
-  `${name.padEnd(26)} ${String(f.segments).padStart(8)} ${f.seconds.toFixed(2).padStart(9)} ${f.segmentsPerSecond.toFixed(2).padStart(11)}`;
+/** The same backup, its restore_command pgBackRest's archive-get (async, process-max=2) from `repo`. */
+async function replayPgBackRest(scope: Scope, store: Store, accessFrom: string, repo: string, segments: number) {
+  const pgdata = await restored(scope, store, accessFrom, "pgbackrest", freePort());
+  const get = pgbackrest(scope, { pgdata }, { async: true, repo });
+  await run(asDbUser(["mkdir", "-p", join(get.dir, "spool")]));
+  // After what `restore` wrote: the last restore_command in the file wins.
+  appendFileSync(join(pgdata, "postgresql.auto.conf"), `restore_command = '${get.line} archive-get %f "%p"'\n`);
+  const { seconds, command, detached } = await recover(scope, pgdata, get.dir);
+  return figures(segments, seconds, command + detached, command);
+}
 
-const results: Record<string, { serial: Figures; prefetched: Figures; ratio: number }> = {};
+const figures = (segments: number, seconds: number, cpuSeconds: number, commandCpuSeconds: number): Figures => ({
+  segments,
+  seconds,
+  segmentsPerSecond: segments / seconds,
+  cpuSeconds,
+  commandCpuSeconds,
+});
+
+const row = (name: string, f: Figures) =>
+  `${name.padEnd(28)} ${String(f.segments).padStart(8)} ${f.seconds.toFixed(2).padStart(9)} ${f.segmentsPerSecond.toFixed(2).padStart(11)} ${(f.cpuSeconds / f.segments).toFixed(3).padStart(12)}`;
+
+type Way = "serial" | "prefetched" | "pgbackrest";
+const results: Record<string, Record<Way, Figures>> = {};
 for (const kind of KINDS) {
   const scope = new Scope();
   try {
     const store = makeStore(scope);
-    say(`${kind}: archiving a base backup and ${SEGMENTS} segments`);
-    const accessFrom = await archive(scope, store, kind, SEGMENTS);
+    say(`${kind}: archiving a base backup and ${SEGMENTS} segments, into the WAL-E store and a pgBackRest repository`);
+    const { accessFrom, repo } = await archive(scope, store, kind, SEGMENTS);
     say(`${kind}: replaying with WALE_PREFETCH=0 (the original -p=0, one WAL-E start per segment)`);
     const serial = await replay(scope, store, accessFrom, 0);
     say(`${kind}: replaying with WALE_PREFETCH=${PREFETCH}`);
     const prefetched = await replay(scope, store, accessFrom, PREFETCH);
-    results[kind] = { serial, prefetched, ratio: prefetched.segmentsPerSecond / serial.segmentsPerSecond };
+    say(`${kind}: replaying with pgBackRest archive-get, archive-async=y, process-max=2`);
+    const reference = await replayPgBackRest(scope, store, accessFrom, repo, prefetched.segments);
+    results[kind] = { serial, prefetched, pgbackrest: reference };
   } finally {
     await scope.close();
   }
 }
 
 console.log(
-  `${"restore through sidecar".padEnd(26)} ${"segments".padStart(8)} ${"seconds".padStart(9)} ${"segments/s".padStart(11)}  ratio`,
+  `${"restore".padEnd(28)} ${"segments".padStart(8)} ${"seconds".padStart(9)} ${"segments/s".padStart(11)} ${"CPU-s/segment".padStart(12)}`,
 );
+const out: Figure[] = [];
+const notes: string[] = [
+  `bench/restore.ts, BENCH_SEGMENTS=${SEGMENTS}, PostgreSQL 14, file:// store and pgBackRest's posix repository on the same disk.`,
+];
 for (const [kind, r] of Object.entries(results)) {
   console.log(row(`${kind}, -p=0 (original)`, r.serial));
-  console.log(`${row(`${kind}, prefetch ${PREFETCH}`, r.prefetched)}  ${r.ratio.toFixed(2)}x`);
+  console.log(row(`${kind}, prefetch ${PREFETCH}`, r.prefetched));
+  console.log(row(`${kind}, pgBackRest async`, r.pgbackrest));
+  const perSegment = (f: Figures) => round(f.cpuSeconds / f.segments, 4);
+  const speed = (f: Figures) => f.segmentsPerSecond;
+  out.push(
+    { name: `${kind} WAL, -p=0: ${r.serial.segments} segments`, value: round(r.serial.seconds), unit: "s" },
+    { name: `${kind} WAL, prefetch ${PREFETCH}`, value: round(r.prefetched.seconds), unit: "s" },
+    {
+      name: `${kind} WAL, pgBackRest archive-get (async, process-max 2, lz4)`,
+      value: round(r.pgbackrest.seconds),
+      unit: "s",
+    },
+    { name: `${kind} WAL, speed prefetch / -p=0`, value: round(speed(r.prefetched) / speed(r.serial)), unit: "" },
+    targeted(
+      `${kind} WAL, speed prefetch / pgBackRest`,
+      round(speed(r.prefetched) / speed(r.pgbackrest)),
+      "",
+      ">=",
+      1.2,
+    ),
+    { name: `${kind} WAL, CPU per segment outside PostgreSQL, -p=0`, value: perSegment(r.serial), unit: "s" },
+    { name: `${kind} WAL, CPU per segment, pgBackRest`, value: perSegment(r.pgbackrest), unit: "s" },
+    targeted(`${kind} WAL, CPU per segment, prefetch`, perSegment(r.prefetched), "s", "<=", perSegment(r.pgbackrest)),
+  );
+  notes.push(
+    `${kind} WAL, CPU outside PostgreSQL in CPU-s (of which restore_command's sh and wget or archive-get): ` +
+      `-p=0 ${round(r.serial.cpuSeconds, 2)} (${round(r.serial.commandCpuSeconds, 2)}), ` +
+      `prefetch ${round(r.prefetched.cpuSeconds, 2)} (${round(r.prefetched.commandCpuSeconds, 2)}), ` +
+      `pgBackRest ${round(r.pgbackrest.cpuSeconds, 2)} (${round(r.pgbackrest.commandCpuSeconds, 2)}).`,
+  );
 }
-const figures = { benchmark: "restore", prefetch: PREFETCH, target: 3, results };
-if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, `${JSON.stringify(figures, null, 2)}\n`);
-console.log(JSON.stringify(figures));
+const result = { figures: out, notes, results };
+if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, `${JSON.stringify(result, null, 2)}\n`);
+console.log(JSON.stringify(result));

@@ -1,6 +1,9 @@
 /**
  * The benchmark: `bun run bench` (full, about 5 minutes on 2 cores) or
  * `bun run bench --smoke` (tiny sizes, for CI; also BENCH_SMOKE=1).
+ * `--only=archiving,restore` runs those sections (by the names below:
+ * trigger, archiving, restore, binary, backup, verify) and keeps the others'
+ * figures from the last results.json, each marked with the date it was run.
  *
  * Writes bench/results.md and bench/results.json (the smoke run:
  * bench/smoke-results.*, git-ignored). Sections, one module each:
@@ -12,7 +15,7 @@
  *   6. verify.ts          `wale-sidecar verify` listing 20,000 segment objects, file:// and S3 (moto)
  * Needs scripts/setup.sh and `bun run build` first. It asserts nothing about speed.
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run, Scope, TOOLS } from "../test/support/harness.ts";
 import { archiving } from "./archive.ts";
@@ -28,7 +31,7 @@ const smoke = Bun.argv.includes("--smoke") || process.env.BENCH_SMOKE === "1";
 const SIZES = smoke
   ? {
       trigger: { seconds: 1, repeats: 1 },
-      archive: { segments: 3, rows: 1000, repeats: 1 },
+      archive: { segments: 3, rows: 1000, repeats: 1, backlog: 3, backlogRepeats: 1 },
       restore: { segments: 2, smoke },
       binary: { starts: 2, sidecars: 1, requests: 200, clients: 8 },
       backup: { scale: 1, repeats: 1 },
@@ -36,7 +39,7 @@ const SIZES = smoke
     }
   : {
       trigger: { seconds: 5, repeats: 3 },
-      archive: { segments: 64, rows: 60_000, repeats: 7 },
+      archive: { segments: 64, rows: 60_000, repeats: 7, backlog: 48, backlogRepeats: 3 },
       restore: { segments: 64, smoke },
       binary: { starts: 15, sidecars: 3, requests: 10_000, clients: 8 },
       backup: { scale: 70, repeats: 2 },
@@ -83,7 +86,7 @@ function markdown(env: Awaited<ReturnType<typeof machine>>, sections: Section[])
     `# wale-sidecar benchmark${smoke ? " (smoke run: tiny sizes, figures mean nothing)" : ""}`,
     "",
     `${env.date} on ${env.cores} cores (${env.cpu}), Linux ${env.kernel}; Bun ${env.bun}, ${env.postgres}, ` +
-      `WAL-E ${env.wale}, ${env.wrk.split(" [")[0]}. Command: \`bun run bench${smoke ? " --smoke" : ""}\`. ` +
+      `WAL-E ${env.wale}, ${env.wrk.split(" [")[0]}. Command: \`bun run bench${smoke ? " --smoke" : ""}${only ? ` --only=${only.join(",")}` : ""}\`. ` +
       `Load average (1, 5, 15 min) before: ${env.loadBefore}; after: ${env.loadAfter}.`,
   ];
   sections.forEach((s, i) => {
@@ -103,18 +106,57 @@ function markdown(env: Awaited<ReturnType<typeof machine>>, sections: Section[])
   return `${out.join("\n")}\n`;
 }
 
-const started = performance.now();
-const env = await machine();
-const sections = [
-  await section("trigger overhead", (scope) => triggerOverhead(scope, SIZES.trigger)),
-  await section("archiving", () => archiving(SIZES.archive)),
-  await section("restore", (scope) => restore(scope, SIZES.restore)),
-  await section("the binary", (scope) => theBinary(scope, SIZES.binary)),
-  await section("base backups", (scope) => backups(scope, SIZES.backup)),
-  await section("verify", (scope) => verifyListing(scope, SIZES.verify)),
-];
-env.loadAfter = await loadAverage();
+const SECTIONS: Record<string, (scope: Scope) => Promise<Section>> = {
+  trigger: (scope) => triggerOverhead(scope, SIZES.trigger),
+  archiving: () => archiving(SIZES.archive),
+  restore: (scope) => restore(scope, SIZES.restore),
+  binary: (scope) => theBinary(scope, SIZES.binary),
+  backup: (scope) => backups(scope, SIZES.backup),
+  verify: (scope) => verifyListing(scope, SIZES.verify),
+};
+const only = Bun.argv
+  .find((arg) => arg.startsWith("--only="))
+  ?.slice("--only=".length)
+  .split(",")
+  .filter(Boolean);
+const unknown = (only ?? []).filter((name) => !(name in SECTIONS));
+if (unknown.length > 0)
+  throw new Error(`--only: no section ${unknown.join(", ")} (there are ${Object.keys(SECTIONS).join(", ")})`);
+
 const base = join(import.meta.dir, smoke ? "smoke-results" : "results");
+/** The sections of the last run, by name (a results.json without names: in the order above). */
+function lastRun(): { date: string; sections: Map<string, Section> } {
+  try {
+    const last = JSON.parse(readFileSync(`${base}.json`, "utf8")) as { machine: { date: string }; sections: Section[] };
+    const names = Object.keys(SECTIONS);
+    const sections = new Map(last.sections.map((s, i) => [s.id ?? names[i] ?? String(i), s] as [string, Section]));
+    return { date: last.machine.date, sections };
+  } catch {
+    return { date: "", sections: new Map() };
+  }
+}
+
+const started = performance.now();
+const previous = only ? lastRun() : null;
+const env = await machine();
+const sections: Section[] = [];
+for (const [id, measure] of Object.entries(SECTIONS)) {
+  const kept = previous?.sections.get(id);
+  if (only && !only.includes(id)) {
+    if (kept) {
+      const note = `Not run in this run (\`--only=${only.join(",")}\`): these figures are from the run of ${kept.ranAt ?? previous?.date}.`;
+      sections.push({
+        ...kept,
+        id,
+        ranAt: kept.ranAt ?? previous?.date,
+        notes: [note, ...kept.notes.filter((n) => !n.startsWith("Not run in this run"))],
+      });
+    }
+    continue;
+  }
+  sections.push({ ...(await section(id, measure)), id, ranAt: env.date });
+}
+env.loadAfter = await loadAverage();
 writeFileSync(`${base}.json`, `${JSON.stringify({ smoke, machine: env, sizes: SIZES, sections }, null, 2)}\n`);
 writeFileSync(`${base}.md`, markdown(env, sections));
 const missed = sections.flatMap((s) => s.figures.filter((f) => f.met === false).map((f) => `${s.title}: ${f.name}`));

@@ -21,6 +21,8 @@ export interface Failed {
   timedOut?: boolean;
   /** The WAL-E run it rests on, if one ran (for the log line and the metrics). */
   wale?: RunResult;
+  /** Told by the long-lived WAL-E worker. */
+  worker?: boolean;
 }
 
 /** A failure of a run that ran: its result is there (for the retention's record). */
@@ -29,12 +31,17 @@ export type Exited = Failed & { wale: RunResult };
 export interface Missing {
   kind: "missing";
   wale: RunResult;
+  /** Told by the long-lived WAL-E worker, not by a `wal-e wal-fetch` of its own. */
+  worker?: boolean;
 }
 
 export type Pushed = { kind: "stored"; note?: string; wale?: RunResult } | Failed;
 
 /** A fetched file is at `path`, the caller's to move or delete. */
-export type Fetched = { kind: "stored"; path: string; prefetched: boolean; wale?: RunResult } | Missing | Failed;
+export type Fetched =
+  | { kind: "stored"; path: string; prefetched: boolean; worker?: boolean; wale?: RunResult }
+  | Missing
+  | Failed;
 
 /** One row of `wal-e backup-list --detail`: sizes and offsets as numbers, empty cells as null. */
 export type BackupRow = Record<string, string | number | null>;

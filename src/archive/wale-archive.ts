@@ -81,10 +81,34 @@ export class WaleArchive implements Archive {
     return { kind: "failed", reason: `: the store's file system could not be synced: ${lastLines(sync.stderr)}` };
   }
 
+  /**
+   * The rule for "not in the archive" holds for both ways a fetch runs. A
+   * `wal-e wal-fetch`: isNotInArchive reads its exit and stderr. The
+   * worker (src/workers/prefetch.py): its "missing" is WAL-E's own word on
+   * this very object, the open of the file store's <root>/wal_005/<name>.lzo
+   * (believed when <root>/wal_005 exists, as isNotInArchive does) or WAL-E's
+   * "could no longer locate" for its URI followed by a listing of the store
+   * that answered; anything else it says is a failure.
+   */
   async fetch(name: string, kind: WalKind): Promise<Fetched> {
     const fetched = await this.spool.fetch(name, kind);
-    if (fetched.ok) return { kind: "stored", path: fetched.path, prefetched: fetched.prefetched, wale: fetched.wale };
+    if (fetched.ok) {
+      const { path, prefetched, worker, wale } = fetched;
+      return { kind: "stored", path, prefetched, worker, wale };
+    }
     const { wale } = fetched;
+    const answer = fetched.worker;
+    if (answer) {
+      if (answer.kind === "missing") {
+        const evidence = answer.evidence;
+        if ("located" in evidence || (await this.store.directoryExists(`${evidence.root}/wal_005`)))
+          return { kind: "missing", wale, worker: true };
+        const reason = ` failed: WAL-E found no ${evidence.root}/wal_005: is the store mounted?`;
+        return { kind: "failed", reason, wale, worker: true };
+      }
+      const { timedOut, reason } = answer;
+      return { kind: "failed", timedOut, reason: timedOut ? ` ${reason}` : ` failed: ${reason}`, wale, worker: true };
+    }
     if (wale.timedOut || !(await isNotInArchive(wale, name, this.store)))
       return exited(wale, this.config.timeouts.fetch);
     return { kind: "missing", wale };
@@ -187,7 +211,7 @@ export class WaleArchive implements Archive {
     if (!fetched.ok) {
       // Before a push, WAL-E's word that the object is missing is enough: a
       // store not there yet (a new prefix's first file) is one to push into.
-      if (missingStatement(fetched.wale, name)) return null;
+      if (fetched.worker?.kind === "missing" || missingStatement(fetched.wale, name)) return null;
       return cannotCompare(fetched.wale, this.config.timeouts.fetch);
     }
     try {

@@ -55,6 +55,7 @@ function outcomeResponder({ metrics, log, redact }: { metrics: Metrics; log: Log
       wale_ms: outcome.wale ? Math.round(outcome.wale.ms) : undefined,
       joined: outcome.joined || undefined,
       prefetched: outcome.prefetched || undefined,
+      worker: outcome.worker || undefined,
       missing: outcome.missing || undefined,
       stderr: outcome.wale?.stderr.trim() || undefined,
       reason: outcome.status >= 400 && outcome.status < 500 ? outcome.body.trim() : undefined,

@@ -48,6 +48,8 @@ export interface Outcome {
   joined?: boolean;
   /** Served from the spool's prefetched segments, without starting WAL-E. */
   prefetched?: boolean;
+  /** Fetched by the long-lived WAL-E worker, without starting WAL-E (`wale` is its job). */
+  worker?: boolean;
   /** A binary body (application/octet-stream) instead of `body`. */
   bytes?: Uint8Array;
   /** missing=ok: the archive does not hold the file, answered as a 200. */
@@ -79,7 +81,13 @@ export function walFetch(deps: Deps, file: FileArg, dest: string | undefined, mi
       const fetched = await deps.archive.fetch(check.name, check.kind);
       if (fetched.kind !== "stored") return notFetched("wal-fetch", check.name, fetched, missingOk);
       await deps.spool.moveTo(fetched.path, target);
-      return { status: 200, body: `fetched ${check.name}\n`, wale: fetched.wale, prefetched: fetched.prefetched };
+      return {
+        status: 200,
+        body: `fetched ${check.name}\n`,
+        wale: fetched.wale,
+        prefetched: fetched.prefetched,
+        worker: fetched.worker,
+      };
     });
   });
 }
@@ -93,7 +101,14 @@ export function walStream(deps: Deps, file: FileArg, missingOk = false): Promise
       if (fetched.kind !== "stored") return notFetched("wal", check.name, fetched, missingOk);
       try {
         const bytes = new Uint8Array(await readFile(fetched.path));
-        return { status: 200, body: "", bytes, wale: fetched.wale, prefetched: fetched.prefetched };
+        return {
+          status: 200,
+          body: "",
+          bytes,
+          wale: fetched.wale,
+          prefetched: fetched.prefetched,
+          worker: fetched.worker,
+        };
       } finally {
         await rm(fetched.path, { force: true });
       }
@@ -110,10 +125,10 @@ export function walStream(deps: Deps, file: FileArg, missingOk = false): Promise
  */
 function notFetched(operation: Operation, name: string, fetched: Failed | Missing, missingOk: boolean): Result {
   if (fetched.kind === "failed") return failed(operation, name, fetched);
-  const { wale } = fetched;
-  if (!missingOk) return { status: 404, body: `${name} is not in the archive\n`, wale };
-  if (operation === "wal") return { status: 200, body: "", bytes: new Uint8Array(), missing: true, wale };
-  return { status: 200, body: `missing ${name}\n`, missing: true, wale };
+  const { wale, worker } = fetched;
+  if (!missingOk) return { status: 404, body: `${name} is not in the archive\n`, wale, worker };
+  if (operation === "wal") return { status: 200, body: "", bytes: new Uint8Array(), missing: true, wale, worker };
+  return { status: 200, body: `missing ${name}\n`, missing: true, wale, worker };
 }
 
 /** GET /backup-push — a base backup of PGDATA, answered when it is done. Joins a backup already running. */
@@ -181,7 +196,8 @@ async function track(
 /** The archive's failure as an answer: 504 when WAL-E was killed at its time limit, else 500. */
 function failed(operation: Operation, name: string | undefined, failure: Failed): Result {
   const what = name ? `${operation} ${name}` : operation;
-  return { status: failure.timedOut ? 504 : 500, body: `${what}${failure.reason}\n`, wale: failure.wale };
+  const { timedOut, reason, wale, worker } = failure;
+  return { status: timedOut ? 504 : 500, body: `${what}${reason}\n`, wale, worker };
 }
 
 /**

@@ -1,20 +1,27 @@
 /**
- * How segments get prefetched into the spool (src/wal/spool.ts decides which).
- * Both ways run WAL-E's own wal-prefetch, so both leave WAL-E's layout: a
- * segment is linked into <spool>/.wal-e/prefetch/ only once it is whole.
+ * How WAL gets from the archive into the spool (src/wal/spool.ts decides
+ * what and when). Both ways leave WAL-E's prefetch layout: a segment is in
+ * <spool>/.wal-e/prefetch/ only once it is whole.
  *
  *   - Where WALE_BIN is WAL-E's own console script, so that the Python
  *     that runs WAL-E is known (walePython): one long-lived
- *     src/workers/prefetch.py, which runs wal_prefetch for each segment name
- *     written to its stdin. Starting WAL-E costs about 0.1 CPU-s, more than
- *     twice what a segment's download and decompression from a file store
- *     cost, so a restore that starts WAL-E for every segment is bound by
- *     how fast the cores start Python, not by how fast they move WAL. The
- *     worker holds one slot of WALE_MAX_CONCURRENCY while it lives, and
- *     ends once it has had nothing to do for IDLE_MS.
+ *     src/workers/prefetch.py serves every fetch, a request's (a segment, a
+ *     .history, a .backup label, a miss past the end of the archive) and
+ *     the prefetches ahead of recovery. Starting WAL-E costs about 0.35
+ *     CPU-s (PostgreSQL 15, WAL-E 1.1.1, Python 3.11), several times a
+ *     segment's download and decompression from a file store, so no start
+ *     may sit on a request's path. The worker holds one slot of
+ *     WALE_MAX_CONCURRENCY while it lives; it starts with the sidecar when
+ *     PGDATA holds recovery.signal or standby.signal (see warm), else with
+ *     the first fetch, and ends once it has had nothing to do for IDLE_MS.
+ *     When it cannot run (it would not start, it died, it was stopped), a
+ *     request runs `wal-e wal-fetch` itself, as with no worker.
  *   - Otherwise, or with WALE_MAX_CONCURRENCY=1 (the worker would take the
- *     only slot), `wal-e wal-prefetch <spool> <segment>` once per segment.
+ *     only slot), `wal-e wal-prefetch <spool> <segment>` once per segment,
+ *     and each request its own `wal-e wal-fetch`.
  */
+import { rename, rm } from "node:fs/promises";
+import { join } from "node:path";
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../observe/log.ts";
 import { walPrefetchArgv, walPrefetchWorkerArgv } from "../wale/argv.ts";
@@ -23,17 +30,41 @@ import { walePython } from "../wale/python.ts";
 import { lastLines, type RunResult, type Session, type WaleRunner } from "../wale/runner.ts";
 import { parseWorkerLine } from "../workers/protocol.ts";
 
+/**
+ * The worker's answer to a fetch. A miss carries WAL-E's own evidence
+ * about that very object, for src/archive/wale-archive.ts to judge:
+ * `root`, the file store's root whose wal_005/<name>.lzo WAL-E's open did
+ * not find; or `located`, the URI WAL-E said it could no longer locate,
+ * after which a listing of the store answered.
+ */
+export type WorkerFetch =
+  | { kind: "ok"; ms: number }
+  | { kind: "missing"; evidence: { root: string } | { located: string }; ms: number }
+  | { kind: "failed"; reason: string; timedOut: boolean; ms: number };
+
 export interface Prefetcher {
   /** Starts each segment's prefetch. Each promise tells whether that segment landed whole; none rejects. */
   start(segments: string[]): Promise<boolean>[];
+  /**
+   * Fetches <name> to <dest> ahead of every prefetch, or null when no
+   * worker can do it: the caller runs `wal-e wal-fetch`. Never rejects.
+   */
+  fetch(name: string, dest: string): Promise<WorkerFetch | null>;
+  /** Starts the worker now, ahead of the first request (recovery is about to ask). */
+  warm(): void;
   /** On shutdown: a prefetch is not worth waiting for. Kills the worker; `wal-e wal-prefetch` runs go with the runner's. */
   stop(): void;
   /** How segments are prefetched, for the start-up log line. */
   readonly description: string;
 }
 
-/** Recovery asks for the next segment within a second or so; a worker idle this long has seen the end of it. */
-const IDLE_MS = 5_000;
+/**
+ * Recovery asks for the next file within a second or so, and a standby that
+ * has reached the end of the archive asks again every
+ * wal_retrieve_retry_interval (5 s by default): a worker idle this long has
+ * seen the end of it.
+ */
+const IDLE_MS = 30_000;
 
 /** The prefetcher for this configuration, or null with WALE_PREFETCH=0. `idleMs` is for tests. */
 export async function createPrefetcher(
@@ -67,12 +98,19 @@ class PerSegmentPrefetcher implements Prefetcher {
     );
   }
 
+  fetch(): Promise<null> {
+    return Promise.resolve(null);
+  }
+
+  warm(): void {}
+
   stop(): void {}
 }
 
 class WorkerPrefetcher implements Prefetcher {
   readonly description: string;
   private worker: PrefetchWorker | null = null;
+  private stopped = false;
 
   constructor(
     private readonly python: string,
@@ -81,30 +119,55 @@ class WorkerPrefetcher implements Prefetcher {
     private readonly log: Logger,
     private readonly idleMs: number,
   ) {
-    this.description = `one ${python} process for all segments (src/workers/prefetch.py)`;
+    this.description = `one ${python} process for every fetch (src/workers/prefetch.py)`;
+  }
+
+  private current(): PrefetchWorker | null {
+    if (this.stopped) return null;
+    if (!this.worker?.open) {
+      this.worker = new PrefetchWorker(this.python, this.config, this.runner, this.log, this.idleMs);
+    }
+    return this.worker;
   }
 
   start(segments: string[]): Promise<boolean>[] {
     if (segments.length === 0) return [];
-    if (!this.worker?.open) {
-      this.worker = new PrefetchWorker(this.python, this.config, this.runner, this.log, this.idleMs);
-    }
-    return this.worker.add(segments);
+    const worker = this.current();
+    return worker ? worker.prefetch(segments) : segments.map(() => Promise.resolve(false));
+  }
+
+  fetch(name: string, dest: string): Promise<WorkerFetch | null> {
+    return this.current()?.fetch(name, dest) ?? Promise.resolve(null);
+  }
+
+  warm(): void {
+    this.current()?.keepAlive();
   }
 
   stop(): void {
+    this.stopped = true;
     this.worker?.kill();
   }
 }
 
-/** One src/workers/prefetch.py process, and the segments it was given that have not landed or failed yet. */
+interface Job {
+  /** Settles with the worker's answer, or null once the worker is gone without one. */
+  settle(answer: WorkerFetch | null): void;
+  started: number;
+}
+
+/** One src/workers/prefetch.py process, and the jobs it was given that have not ended yet. */
 class PrefetchWorker {
-  /** False once it takes no more segments: it is ending, or gone. */
+  /** False once it takes no more jobs: it is ending, or gone. */
   open = true;
   private killed = false;
-  private readonly pending = new Map<string, { landed: Promise<boolean>; settle: (landed: boolean) => void }>();
+  private serial = 0;
+  private readonly jobs = new Map<string, Job>();
+  /** Segments being prefetched, each to whether it landed. */
+  private readonly prefetching = new Map<string, Promise<boolean>>();
   private readonly session: Promise<Session | null>;
   private idle: ReturnType<typeof setTimeout> | undefined;
+  private readonly prefetched: string;
 
   constructor(
     python: string,
@@ -113,6 +176,7 @@ class PrefetchWorker {
     private readonly log: Logger,
     private readonly idleMs: number,
   ) {
+    this.prefetched = join(config.spool.dir, ".wal-e", "prefetch");
     const argv = walPrefetchWorkerArgv(python, config.wale, config.spool.dir);
     this.session = runner
       .session(argv, (line) => this.heard(line))
@@ -130,56 +194,108 @@ class PrefetchWorker {
               error: error instanceof Error ? error.message : String(error),
             });
           }
-          for (const segment of [...this.pending.keys()]) this.settle(segment, false);
+          this.settleAll();
           return null;
         },
       );
   }
 
-  /** Sends segments (not empty) to the process. A segment it has already is not sent again. */
-  add(segments: string[]): Promise<boolean>[] {
-    clearTimeout(this.idle);
-    const fresh = segments.filter((segment) => !this.pending.has(segment));
-    for (const segment of fresh) {
-      // From the moment it is asked for: the time it waits behind the others counts.
-      const limit = this.config.timeouts.fetch;
-      const timer = limit > 0 ? setTimeout(() => this.overdue(segment), limit) : undefined;
-      let settle: (landed: boolean) => void = () => {};
-      const landed = new Promise<boolean>((resolve) => {
-        settle = (ok) => {
-          clearTimeout(timer);
-          resolve(ok);
-        };
-      });
-      this.pending.set(segment, { landed, settle });
-    }
-    // In order, one write a call. A write to a process that is gone fails; exited() fails its segments.
-    if (fresh.length > 0) void this.session.then((session) => session?.send(fresh)).catch(() => {});
-    return segments.map((segment) => this.pending.get(segment)?.landed ?? Promise.resolve(false));
+  /** Idle from now: it ends after idleMs unless a job comes. */
+  keepAlive(): void {
+    if (this.jobs.size === 0) this.restartIdle();
+  }
+
+  /** Prefetches segments (not empty) into <spool>/.wal-e/prefetch/. A segment it has on its way is not sent again. */
+  prefetch(segments: string[]): Promise<boolean>[] {
+    return segments.map((segment) => {
+      const known = this.prefetching.get(segment);
+      if (known) return known;
+      const running = join(this.prefetched, "running", segment);
+      const dest = join(running, segment);
+      // The worker creates running/<segment>/ (jobs go out in the order given: the nearest segment first).
+      const landed = this.job("prefetch", segment, dest)
+        .then(async (answer) => {
+          if (answer?.kind === "ok") await rename(dest, join(this.prefetched, segment));
+          else if (answer?.kind === "missing" || answer?.kind === "failed") {
+            // Past the end of the archive is the usual reason, hence info: the request for it finds out for sure.
+            const reason = answer.kind === "failed" ? answer.reason : JSON.stringify(answer.evidence);
+            this.log.info("prefetch missed", { segment, reason: `${answer.kind}: ${reason}` });
+          }
+          return answer?.kind === "ok";
+        })
+        .catch(() => false)
+        .finally(() => {
+          this.prefetching.delete(segment);
+          return rm(running, { recursive: true, force: true });
+        });
+      this.prefetching.set(segment, landed);
+      return landed;
+    });
+  }
+
+  fetch(name: string, dest: string): Promise<WorkerFetch | null> {
+    return this.job("fetch", name, dest);
   }
 
   kill(): void {
     this.open = false;
     this.killed = true;
+    clearTimeout(this.idle);
     void this.session.then((session) => session?.kill());
   }
 
-  /** The worker prints "ok <segment>" or "failed <segment> <reason>" as each one ends. */
-  private heard(text: string): void {
-    const line = parseWorkerLine(text);
-    const [segment, ...reason] = line?.words ?? [];
-    if (!line || !segment || (line.verb !== "ok" && line.verb !== "failed")) return;
-    // Past the end of the archive is the usual reason, hence info: the request for it finds out for sure.
-    if (line.verb === "failed") this.log.info("prefetch missed", { segment, reason: reason.join(" ") });
-    this.settle(segment, line.verb === "ok");
+  private job(verb: "fetch" | "prefetch", name: string, dest: string): Promise<WorkerFetch | null> {
+    if (!this.open) return Promise.resolve(null);
+    clearTimeout(this.idle);
+    const id = String(++this.serial);
+    // From the moment it is asked for: the time it waits behind the others counts.
+    const limit = this.config.timeouts.fetch;
+    const timer = limit > 0 ? setTimeout(() => this.overdue(id, name), limit) : undefined;
+    const answer = new Promise<WorkerFetch | null>((resolve) => {
+      this.jobs.set(id, {
+        started: performance.now(),
+        settle: (said) => {
+          clearTimeout(timer);
+          resolve(said);
+        },
+      });
+    });
+    // One write a job, in order. A write to a process that is gone fails; exited() settles its jobs.
+    void this.session.then((session) => session?.send([[verb, id, name, dest].join("\t")])).catch(() => {});
+    return answer;
   }
 
-  private settle(segment: string, landed: boolean): void {
-    const entry = this.pending.get(segment);
-    if (!entry) return;
-    this.pending.delete(segment);
-    entry.settle(landed);
-    if (this.pending.size === 0 && this.open) this.idle = setTimeout(() => this.end(), this.idleMs);
+  /** The worker prints "ok <id>", "missing <id> file|located <evidence>" or "failed <id> <reason>" as each job ends. */
+  private heard(text: string): void {
+    const line = parseWorkerLine(text);
+    const [id = "", how, ...rest] = line?.words ?? [];
+    const job = this.jobs.get(id);
+    if (!line || !job) return;
+    const ms = performance.now() - job.started;
+    const evidence = rest.join(" ");
+    if (line.verb === "ok") this.settle(id, { kind: "ok", ms });
+    else if (line.verb === "missing" && how === "file" && evidence)
+      this.settle(id, { kind: "missing", evidence: { root: evidence }, ms });
+    else if (line.verb === "missing" && how === "located" && evidence)
+      this.settle(id, { kind: "missing", evidence: { located: evidence }, ms });
+    else this.settle(id, { kind: "failed", reason: line.words.slice(1).join(" ") || line.verb, timedOut: false, ms });
+  }
+
+  private settle(id: string, answer: WorkerFetch | null): void {
+    const job = this.jobs.get(id);
+    if (!job) return;
+    this.jobs.delete(id);
+    job.settle(answer);
+    if (this.jobs.size === 0 && this.open) this.restartIdle();
+  }
+
+  private settleAll(): void {
+    for (const id of [...this.jobs.keys()]) this.settle(id, null);
+  }
+
+  private restartIdle(): void {
+    clearTimeout(this.idle);
+    this.idle = setTimeout(() => this.end(), this.idleMs);
   }
 
   /** Closes its stdin: it finishes what it has (nothing, by now) and exits. */
@@ -188,11 +304,18 @@ class PrefetchWorker {
     void this.session.then((session) => session?.end());
   }
 
-  private overdue(segment: string): void {
+  private overdue(id: string, name: string): void {
     if (this.killed) return;
-    this.log.warn("prefetch timed out: stopping the prefetch worker; requests fetch their segments themselves", {
-      segment,
+    this.log.warn("fetch timed out: stopping the prefetch worker; requests fetch their files themselves", {
+      file: name,
       timeout_s: this.config.timeouts.fetch / 1000,
+    });
+    const job = this.jobs.get(id);
+    this.settle(id, {
+      kind: "failed",
+      reason: `timed out after ${this.config.timeouts.fetch / 1000} s; the WAL-E worker was stopped`,
+      timedOut: true,
+      ms: performance.now() - (job?.started ?? 0),
     });
     this.kill();
   }
@@ -200,12 +323,12 @@ class PrefetchWorker {
   private exited(result: RunResult): void {
     this.open = false;
     clearTimeout(this.idle);
-    const lost = [...this.pending.keys()];
-    for (const segment of lost) this.settle(segment, false);
+    const lost = this.jobs.size;
+    this.settleAll();
     if (result.exitCode !== 0 && !this.killed) {
-      this.log.warn("prefetch worker failed; requests fetch their segments themselves", {
+      this.log.warn("prefetch worker failed; requests fetch their files themselves", {
         exit: result.exitCode,
-        lost: lost.length || undefined,
+        lost: lost || undefined,
         stderr: lastLines(result.stderr, 5),
       });
     }

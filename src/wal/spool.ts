@@ -3,15 +3,17 @@
  * lands before it moves to its destination, and where the segments that
  * follow are prefetched while PostgreSQL replays.
  *
- * Prefetching uses WAL-E's own wal-prefetch and its layout:
+ * Prefetching keeps WAL-E's prefetch layout:
  *   <spool>/.wal-e/prefetch/<segment>               complete segments
- *   <spool>/.wal-e/prefetch/running/<segment>/tmp*  downloads in progress
- * wal-prefetch downloads into running/ and links the file into prefetch/
- * only once it is whole; a failed download is removed, never linked. So a
- * file in prefetch/ is a complete segment, and a hit is a rename: no WAL-E
- * start on the request's path. The spool decides what to prefetch: after
- * each successful fetch, the next WALE_PREFETCH segments that are neither
- * there nor on their way. The prefetcher (src/wal/prefetcher.ts) runs them.
+ *   <spool>/.wal-e/prefetch/running/<segment>/...   downloads in progress
+ *   <spool>/.wal-e/served/<segment>                 the last segments served, kept briefly
+ * A download goes into running/ and moves into prefetch/ only once it is
+ * whole; a failed download is removed, never moved. So a file in prefetch/
+ * is a complete segment, and a hit is a rename. The spool decides what to
+ * prefetch: after each successful fetch, the next WALE_PREFETCH segments
+ * that are neither there nor on their way. The prefetcher
+ * (src/wal/prefetcher.ts) runs them, and, with its WAL-E worker, every
+ * fetch a request needs besides: no WAL-E start on a request's path.
  *
  * The spool holds at most WALE_PREFETCH segments (16 MB each), plus the
  * files of the requests in flight. Everything outside the window is removed.
@@ -29,17 +31,30 @@ import { walFetchArgv, walFetchEnv } from "../wale/argv.ts";
 import type { RunResult, WaleRunner } from "../wale/runner.ts";
 import { followingSegments, type WalKind } from "./names.ts";
 import { inside } from "./paths.ts";
-import { createPrefetcher, type Prefetcher } from "./prefetcher.ts";
+import { createPrefetcher, type Prefetcher, type WorkerFetch } from "./prefetcher.ts";
 
+/**
+ * `wale` is the run that fetched it: `wal-e wal-fetch`, or the worker's
+ * job (`worker`, see workerRun). A miss or failure of the worker's carries
+ * its answer, for src/archive/wale-archive.ts to judge.
+ */
 export type Fetched =
-  | { ok: true; path: string; prefetched: boolean; wale?: RunResult }
-  | { ok: false; wale: RunResult };
+  | { ok: true; path: string; prefetched: boolean; worker?: boolean; wale?: RunResult }
+  | { ok: false; wale: RunResult; worker?: undefined }
+  | { ok: false; wale: RunResult; worker: Exclude<WorkerFetch, { kind: "ok" }> };
 
 const PART = ".wale-sidecar-part";
 const POLL_MS = 100;
 const STALL_MS = 10_000;
 /** A segment whose prefetch failed is not prefetched again for this long (a request still fetches it). */
 const RETRY_FAILED_MS = 30_000;
+/**
+ * How many served segments are kept (in <spool>/.wal-e/served/), and how
+ * long. PostgreSQL (15) asks for the last segment of the archive again once
+ * it has found nothing after it; a copy kept there saves that download.
+ */
+const SERVED_KEEP = 2;
+const SERVED_MS = 60_000;
 
 export class Spool {
   /** Segments on their way, each to whether it landed. */
@@ -50,6 +65,9 @@ export class Spool {
   private readonly dir: string;
   private readonly prefetched: string;
   private readonly running: string;
+  private readonly served: string;
+  /** Segments kept in served/, oldest first, with when they were kept. */
+  private readonly kept: { name: string; at: number }[] = [];
   /** Set by prepare(); null with WALE_PREFETCH=0. */
   private prefetcher: Prefetcher | null = null;
 
@@ -61,6 +79,7 @@ export class Spool {
     this.dir = config.spool.dir;
     this.prefetched = join(this.dir, ".wal-e", "prefetch");
     this.running = join(this.prefetched, "running");
+    this.served = join(this.dir, ".wal-e", "served");
   }
 
   /**
@@ -85,6 +104,9 @@ export class Spool {
       }
     }
     this.prefetcher = await createPrefetcher(this.config, this.runner, this.log);
+    // Recovery is about to ask: the worker starts now, not on the first request's path.
+    const signals = ["recovery.signal", "standby.signal"].map((f) => exists(join(this.config.pgdata, f)));
+    if ((await Promise.all(signals)).includes(true)) this.prefetcher?.warm();
   }
 
   /** How segments are prefetched, for the start-up log line. */
@@ -101,25 +123,43 @@ export class Spool {
     this.prefetcher = null;
   }
 
-  /** Gets <name> from the archive into a file of the spool: a prefetched segment if there is one, else WAL-E's wal-fetch. */
+  /**
+   * Gets <name> from the archive into a file of the spool: a prefetched
+   * segment, a segment served a moment ago, or a download by the worker,
+   * else by WAL-E's wal-fetch.
+   */
   async fetch(name: string, kind: WalKind): Promise<Fetched> {
     const path = join(this.dir, `${name}.${process.pid}-${++this.serial}${PART}`);
     let fetched: Fetched;
-    if (await this.takePrefetched(name, path)) {
+    let again = false;
+    if (kind === "segment" && (await this.takePrefetched(name, path))) {
       fetched = { ok: true, path, prefetched: true };
+    } else if (kind === "segment" && (await this.takeServed(name, path))) {
+      fetched = { ok: true, path, prefetched: true };
+      again = true;
     } else {
-      const wale = await this.runner.run(walFetchArgv(this.config.wale, name, path), {
-        timeoutMs: this.config.timeouts.fetch,
-        env: walFetchEnv(this.config.wale),
-      });
-      if (wale.exitCode !== 0) {
-        await rm(path, { force: true });
-        return { ok: false, wale };
+      const answer = await this.prefetcher?.fetch(name, path);
+      if (answer) {
+        const wale = workerRun(answer);
+        if (answer.kind !== "ok") return { ok: false, wale, worker: answer };
+        fetched = { ok: true, path, prefetched: false, worker: true, wale };
+      } else {
+        const wale = await this.runner.run(walFetchArgv(this.config.wale, name, path), {
+          timeoutMs: this.config.timeouts.fetch,
+          env: walFetchEnv(this.config.wale),
+        });
+        if (wale.exitCode !== 0) {
+          await rm(path, { force: true });
+          return { ok: false, wale };
+        }
+        fetched = { ok: true, path, prefetched: false, wale };
       }
-      fetched = { ok: true, path, prefetched: false, wale };
     }
     // Prefetching is an optimisation: its trouble must not fail the fetch that succeeded.
-    if (kind === "segment" && this.prefetcher) await this.prefetchAfter(name, this.prefetcher).catch(() => undefined);
+    if (kind === "segment" && this.prefetcher) {
+      await this.prefetchAfter(name, this.prefetcher).catch(() => undefined);
+      if (!again) await this.keepServed(name, path).catch(() => undefined);
+    }
     return fetched;
   }
 
@@ -159,6 +199,46 @@ export class Spool {
       return true;
     } catch {
       return false;
+    }
+  }
+
+  /** Claims a copy of <name> kept when it was served (see keepServed). */
+  private async takeServed(name: string, path: string): Promise<boolean> {
+    const at = this.kept.findIndex((k) => k.name === name);
+    if (at === -1) return false;
+    this.kept.splice(at, 1);
+    try {
+      await rename(join(this.served, name), path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Keeps a copy of the segment just served, when it may be the last one
+   * (PostgreSQL asks for that one again) and the spool has room: the
+   * prefetched segments and those on their way leave room for it within
+   * WALE_PREFETCH. In a replay that prefetch keeps ahead of, that is at the
+   * end of the archive only. A copy, not a link: PostgreSQL recycles a
+   * segment file by renaming it and writing over it.
+   */
+  private async keepServed(name: string, path: string): Promise<void> {
+    const now = performance.now();
+    while (this.kept.length > 0 && ((this.kept[0]?.at ?? 0) < now - SERVED_MS || this.kept.length >= SERVED_KEEP)) {
+      const old = this.kept.shift();
+      if (old) await rm(join(this.served, old.name), { force: true });
+    }
+    const window = (await readdir(this.prefetched).catch(() => [] as string[])).filter((e) => e !== "running");
+    if (window.length + this.inFlight.size + this.kept.length >= this.config.spool.prefetch) return;
+    await mkdir(this.served, { recursive: true, mode: 0o700 });
+    const temp = join(this.served, `${name}${PART}`);
+    try {
+      await copyFile(path, temp);
+      await rename(temp, join(this.served, name));
+      this.kept.push({ name, at: now });
+    } finally {
+      await rm(temp, { force: true });
     }
   }
 
@@ -256,6 +336,14 @@ export async function secureSpoolDir(dir: string, roots: { pgdata: string; pgwal
       throw new Error(`${dir} resolves to ${real}, which is inside ${name} (${realRoot}) or holds it`);
     }
   }
+}
+
+/** A job of the worker, as the run it stands for: exit 0 unless it failed; stderr, the worker's reason. */
+function workerRun(answer: WorkerFetch): RunResult {
+  const said =
+    answer.kind === "failed" ? answer.reason : answer.kind === "missing" ? JSON.stringify(answer.evidence) : "";
+  const timedOut = answer.kind === "failed" && answer.timedOut;
+  return { exitCode: answer.kind === "failed" ? 1 : 0, stdout: "", stderr: said, ms: answer.ms, timedOut };
 }
 
 /** The bytes downloaded so far by every prefetch in progress: running/<segment>/<temporary file>. */

@@ -55,8 +55,9 @@ export const walPrefetchArgv = (wale: Wale, base: string, segment: string) =>
 
 /**
  * `<python> -c <src/workers/prefetch.py> [flags] wal-prefetch <base>`:
- * WAL-E's wal-prefetch for each segment name written to its stdin, in one
- * Python process run by the interpreter that runs WAL-E (see walePython).
+ * WAL-E's fetch of each file named by a job written to its stdin (a
+ * request's or a prefetch), in one Python process run by the interpreter
+ * that runs WAL-E (see walePython).
  */
 export const walPrefetchWorkerArgv = (python: string, wale: Wale, base: string) =>
   workerArgv(python, "prefetch", [...wale.flags, "wal-prefetch", base]);

@@ -36,7 +36,7 @@ test("a segment archived through the sidecar running on Deno is in the store", a
   // worker, which the Deno runtime feeds through a pipe to its stdin.
   const [first, second] = [await pg.switchWal(), await pg.switchWal()];
   await waitFor(`${second} in the store`, () => store.walFiles().includes(second));
-  expect(sidecar.output()).toContain(`"prefetching":"one ${dirname(TOOLS.wale)}/python3 process for all segments`);
+  expect(sidecar.output()).toContain(`"prefetching":"one ${dirname(TOOLS.wale)}/python3 process for every fetch`);
   for (const segment of [first, second]) {
     const response = await fetch(`${url}/wal/${segment}`);
     expect(response.status).toBe(200);

@@ -12,20 +12,33 @@ import { asDbUser, makeStore, run, script, startRestoreSide, useScope } from "..
 const scope = useScope();
 const SEG = "000000010000000000000003";
 
-test("file store: an empty mount point is not an archive that lacks the segment; one with wal_005/ is", async () => {
-  const store = makeStore(scope);
-  const { sidecar, restore } = await startRestoreSide(scope, { WALE_FILE_PREFIX: store.prefix });
-  // The store's root exists but holds nothing (a volume that did not mount): WAL-E's FileNotFoundError proves nothing.
-  const empty = await fetch(`${sidecar.url}/wal-fetch/${SEG}?dest=pg_wal/RECOVERYXLOG&missing=ok`);
-  expect(empty.status).toBe(500);
-  expect(await restore(SEG)).toBe(255);
-  // An archive (wal_005/ is there) that lacks the segment: a confirmed absence.
-  await run(asDbUser(["mkdir", join(store.dir, "wal_005")]));
-  expect(await (await fetch(`${sidecar.url}/wal-fetch/${SEG}?dest=pg_wal/RECOVERYXLOG&missing=ok`)).text()).toBe(
-    `missing ${SEG}\n`,
-  );
-  expect(await restore(SEG)).toBe(1);
-}, 120_000);
+// Both ways a fetch runs: `wal-e wal-fetch` (WALE_PREFETCH=0) and the long-lived worker (src/workers/prefetch.py).
+test.each([
+  ["wal-e wal-fetch", "0"],
+  ["the worker", "8"],
+])(
+  "file store, %s: an empty mount point is not an archive that lacks the segment; one with wal_005/ is",
+  async (_, prefetch) => {
+    const store = makeStore(scope);
+    const { sidecar, restore } = await startRestoreSide(scope, {
+      WALE_FILE_PREFIX: store.prefix,
+      WALE_PREFETCH: prefetch,
+    });
+    // The store's root exists but holds nothing (a volume that did not mount): WAL-E's FileNotFoundError proves nothing.
+    const empty = await fetch(`${sidecar.url}/wal-fetch/${SEG}?dest=pg_wal/RECOVERYXLOG&missing=ok`);
+    expect(empty.status).toBe(500);
+    expect(await restore(SEG)).toBe(255);
+    // An archive (wal_005/ is there) that lacks the segment: a confirmed absence.
+    await run(asDbUser(["mkdir", join(store.dir, "wal_005")]));
+    expect(await (await fetch(`${sidecar.url}/wal-fetch/${SEG}?dest=pg_wal/RECOVERYXLOG&missing=ok`)).text()).toBe(
+      `missing ${SEG}\n`,
+    );
+    expect(await restore(SEG)).toBe(1);
+    const worker = sidecar.requests().map((r) => r.worker === true);
+    expect(worker).toEqual(worker.map(() => prefetch !== "0"));
+  },
+  120_000,
+);
 
 // (WAL-E 1.1.1 falls back to stderr when /dev/log is missing, as here; the sidecar adds stderr either way.)
 test("file store: WALE_LOG_DESTINATION=syslog still lets the sidecar read WAL-E's statement", async () => {

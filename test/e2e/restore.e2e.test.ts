@@ -125,13 +125,14 @@ test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and
   expect(await second.sql(CHECKSUM)).toBe(both);
   const fetches = fetcher.requests();
   expect(fetches.filter((r) => r.route === "/wal-fetch" && r.status === 200).length).toBeGreaterThan(1);
-  // Segments after the first come from the sidecar's prefetch: no WAL-E start on the request's path,
-  // and one process of WAL-E's Python (src/workers/prefetch.py) for all of them.
-  expect(fetcher.output()).toContain(`"prefetching":"one ${dirname(TOOLS.wale)}/python3 process for all segments`);
+  // Segments after the first come from the sidecar's prefetch, and the rest from its worker: no WAL-E
+  // start on a request's path, one process of WAL-E's Python (src/workers/prefetch.py) for every fetch.
+  expect(fetcher.output()).toContain(`"prefetching":"one ${dirname(TOOLS.wale)}/python3 process for every fetch`);
   expect(
     fetches.some((r) => r.route === "/wal-fetch" && r.status === 200 && r.prefetched === true && r.exit === undefined),
   ).toBe(true);
   expect(fetches.every((r) => r.status === 200 || r.status === 404)).toBe(true);
+  expect(fetches.filter((r) => r.route === "/wal-fetch" && !r.prefetched && !r.worker)).toEqual([]);
 }, 300_000);
 
 test("PostgreSQL 15: a pg_basebackup, WAL archived through the sidecar, replayed from the streaming /wal route", async () => {

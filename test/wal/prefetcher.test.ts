@@ -5,9 +5,18 @@
  * test/e2e/prefetch.e2e.test.ts and in every restore through the sidecar.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { parseConfig } from "../../src/config/config.ts";
 import { createLogger } from "../../src/observe/log.ts";
 import type { Child, Runtime } from "../../src/runtime/types.ts";
@@ -35,9 +44,13 @@ const SEG = (n: number) => `0000000100000000000000${n.toString(16).toUpperCase()
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-type Answer = "ok" | "failed" | "silent";
+type Answer = "ok" | "failed" | "missing" | "silent";
 
-/** Fake src/workers/prefetch.py processes: each answers a segment name on its stdin with `answer(name)`. */
+/**
+ * Fake src/workers/prefetch.py processes: each answers a job on its stdin
+ * (`<verb>\t<id>\t<name>\t<dest>`) with `answer(name)`, writing the file
+ * to <dest> for "ok". `received` is each job as "<verb> <name>".
+ */
 function fakeWorkers(answer: (segment: string) => Answer) {
   const spawned: string[][] = [];
   const received: string[] = [];
@@ -67,11 +80,17 @@ function fakeWorkers(answer: (segment: string) => Answer) {
         exited,
         stdin: new WritableStream<Uint8Array>({
           write(chunk) {
-            for (const segment of decoder.decode(chunk).split("\n").filter(Boolean)) {
-              received.push(segment);
-              const said = answer(segment);
-              if (said === "ok") out.enqueue(encoder.encode(`ok ${segment}\n`));
-              if (said === "failed") out.enqueue(encoder.encode(`failed ${segment} SystemExit: no such segment\n`));
+            for (const job of decoder.decode(chunk).split("\n").filter(Boolean)) {
+              const [verb, id, name = "", dest = ""] = job.split("\t");
+              received.push(`${verb} ${name}`);
+              const said = answer(name);
+              if (said === "ok") {
+                if (verb === "prefetch") mkdirSync(dirname(dest), { recursive: true });
+                writeFileSync(dest, `fetched ${name}`);
+                out.enqueue(encoder.encode(`ok ${id}\n`));
+              }
+              if (said === "missing") out.enqueue(encoder.encode(`missing ${id} file /store\n`));
+              if (said === "failed") out.enqueue(encoder.encode(`failed ${id} OSError: the disk is on fire\n`));
             }
           },
           close() {
@@ -123,16 +142,21 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe("the prefetch worker", () => {
   test("one WAL-E Python process takes every segment on its stdin; ok lands, failed does not", async () => {
     const { prefetcher, spawned, received } = await setup((s) => (s === SEG(3) ? "failed" : "ok"));
-    expect(prefetcher.description).toBe(`one ${python3} process for all segments (src/workers/prefetch.py)`);
+    expect(prefetcher.description).toBe(`one ${python3} process for every fetch (src/workers/prefetch.py)`);
     const first = prefetcher.start([SEG(2), SEG(3)]);
     const second = prefetcher.start([SEG(4)]);
     expect(await Promise.all([...first, ...second])).toEqual([true, false, true]);
     expect(spawned).toHaveLength(1);
     const [python, dashC, source, ...rest] = spawned[0] as string[];
     expect([python, dashC]).toEqual([python3, "-c"]);
-    expect(source).toContain("backup_cxt.wal_prefetch(base, segment)");
+    expect(source).toContain("def write_allocated(pipe, dest):");
     expect(rest).toEqual(["--terse", "wal-prefetch", join(base, "spool")]);
-    expect(received).toEqual([SEG(2), SEG(3), SEG(4)]);
+    expect(received).toEqual([`prefetch ${SEG(2)}`, `prefetch ${SEG(3)}`, `prefetch ${SEG(4)}`]);
+    // What landed is in WAL-E's layout, and nothing is left running.
+    const prefetched = join(base, "spool", ".wal-e", "prefetch");
+    expect(readFileSync(join(prefetched, SEG(2)), "utf8")).toBe(`fetched ${SEG(2)}`);
+    expect(existsSync(join(prefetched, SEG(3)))).toBe(false);
+    expect(readdirSync(join(prefetched, "running"))).toEqual([]);
     prefetcher.stop();
   });
 
@@ -162,18 +186,54 @@ describe("the prefetch worker", () => {
     const first = prefetcher.start([SEG(2)]);
     const again = prefetcher.start([SEG(2), SEG(3)]);
     expect(await again[1]).toBe(true);
-    expect(received).toEqual([SEG(2), SEG(3)]);
+    expect(received).toEqual([`prefetch ${SEG(2)}`, `prefetch ${SEG(3)}`]);
     // Both callers hear the same outcome.
     prefetcher.stop();
     expect(await Promise.all([...first, ...again])).toEqual([false, false, true]);
   });
 
-  test("a miss is logged at info with WAL-E's reason", async () => {
-    const { prefetcher, logs } = await setup(() => "failed");
-    expect(await Promise.all(prefetcher.start([SEG(2)]))).toEqual([false]);
-    const line = JSON.parse(logs.find((l) => l.includes("prefetch missed")) ?? "{}");
-    expect(line).toMatchObject({ level: "info", segment: SEG(2), reason: "SystemExit: no such segment" });
+  test("a prefetch that misses or fails is logged at info with the worker's reason", async () => {
+    const { prefetcher, logs } = await setup((s) => (s === SEG(2) ? "missing" : "failed"));
+    expect(await Promise.all(prefetcher.start([SEG(2), SEG(3)]))).toEqual([false, false]);
+    const lines = logs.map((l) => JSON.parse(l)).filter((l) => l.msg === "prefetch missed");
+    expect(lines).toEqual([
+      expect.objectContaining({ level: "info", segment: SEG(2), reason: 'missing: {"root":"/store"}' }),
+      expect.objectContaining({ level: "info", segment: SEG(3), reason: "failed: OSError: the disk is on fire" }),
+    ]);
     prefetcher.stop();
+  });
+
+  test("a fetch goes to the same worker, to its destination, and comes back with the worker's answer", async () => {
+    const answers: Record<string, Answer> = { [SEG(2)]: "ok", [SEG(3)]: "missing", "00000002.history": "failed" };
+    const { prefetcher, spawned, received } = await setup((s) => answers[s] ?? "silent");
+    const dest = join(base, "fetched");
+    expect(await prefetcher.fetch(SEG(2), dest)).toMatchObject({ kind: "ok" });
+    expect(readFileSync(dest, "utf8")).toBe(`fetched ${SEG(2)}`);
+    expect(await prefetcher.fetch(SEG(3), join(base, "x"))).toMatchObject({
+      kind: "missing",
+      evidence: { root: "/store" },
+    });
+    expect(await prefetcher.fetch("00000002.history", join(base, "y"))).toMatchObject({
+      kind: "failed",
+      reason: "OSError: the disk is on fire",
+      timedOut: false,
+    });
+    expect(received).toEqual([`fetch ${SEG(2)}`, `fetch ${SEG(3)}`, "fetch 00000002.history"]);
+    expect(spawned).toHaveLength(1);
+    // Gone without an answer: null, and the caller runs wal-fetch itself.
+    const pending = prefetcher.fetch(SEG(9), join(base, "z"));
+    prefetcher.stop();
+    expect(await pending).toBe(null);
+    expect(await prefetcher.fetch(SEG(2), dest)).toBe(null);
+  });
+
+  test("warm() starts the worker with no job; it ends when idle", async () => {
+    const { prefetcher, spawned, stdinClosed } = await setup(() => "ok", {}, 50);
+    prefetcher.warm();
+    await sleep(10);
+    expect(spawned).toHaveLength(1);
+    await sleep(150);
+    expect(stdinClosed()).toBe(1);
   });
 
   test("a worker that cannot be started is logged, and its segments fail", async () => {
@@ -193,7 +253,7 @@ describe("the prefetch worker", () => {
     await sleep(10);
     children[0]?.die(1, "Traceback (most recent call last):\nImportError: No module named wal_e\n");
     expect(await Promise.all(lost)).toEqual([false, false]);
-    expect(logs.join("")).toContain('"msg":"prefetch worker failed; requests fetch their segments themselves"');
+    expect(logs.join("")).toContain('"msg":"prefetch worker failed; requests fetch their files themselves"');
     expect(logs.join("")).toContain("ImportError: No module named wal_e");
     expect(await Promise.all(prefetcher.start([SEG(4)]))).toEqual([true]);
     expect(spawned).toHaveLength(2);
@@ -203,7 +263,7 @@ describe("the prefetch worker", () => {
   test("a segment that takes longer than WALE_FETCH_TIMEOUT stops the worker", async () => {
     const { prefetcher, logs } = await setup(() => "silent", { WALE_FETCH_TIMEOUT: "1" });
     expect(await Promise.all(prefetcher.start([SEG(2)]))).toEqual([false]);
-    expect(logs.join("")).toContain('"msg":"prefetch timed out: stopping the prefetch worker');
+    expect(logs.join("")).toContain('"msg":"fetch timed out: stopping the prefetch worker');
     expect(logs.join("")).not.toContain("prefetch worker failed");
   });
 

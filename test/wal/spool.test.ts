@@ -58,6 +58,7 @@ function setup(prefetch: number, spoolDir = join(base, `spool-${++n}`)) {
   };
 }
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const SEG = (n: number) => `0000000100000000000000${n.toString(16).toUpperCase().padStart(2, "0")}`;
 const subcommands = (spawned: string[][]) =>
   spawned.map(
@@ -118,6 +119,33 @@ describe("Spool", () => {
     // Recovery moves on past them (e.g. another timeline's segments): they go.
     await spool.fetch(SEG(0x20), "segment");
     expect(readdirSync(prefetchDir).sort()).toEqual([SEG(0x21), SEG(0x22)]);
+  });
+
+  test("at the end of the archive the segment served is kept, and its repeat is served without WAL-E", async () => {
+    const dir = join(base, `spool-${++n}`);
+    const config = parseConfig({ PGDATA: join(base, "data"), WALE_SPOOL_DIR: dir, WALE_PREFETCH: "2" });
+    // Nothing after SEG(1) is in the archive: every prefetch fails.
+    const fake = fakeRuntime((argv) => {
+      if (argv.includes("wal-prefetch")) return { exitCode: 1 };
+      writeFileSync(argv.at(-1) as string, `fetched ${argv.at(-2)}`);
+      return { exitCode: 0 };
+    });
+    const spool = new Spool(config, new WaleRunner(fake.runtime, config.wale), quiet);
+    await spool.prepare();
+    const fetches = () => fake.spawned.filter((argv) => argv.includes("wal-fetch")).length;
+    await spool.fetch(SEG(1), "segment");
+    await sleep(50); // the prefetches of SEG(2) and SEG(3) fail
+    // The last segment: what follows it is known to be missing, and nothing is on its way.
+    const served = await spool.fetch(SEG(2), "segment");
+    await spool.moveTo((served as { path: string }).path, join(base, `dest-${n}`));
+    expect(fetches()).toBe(2);
+    const again = await spool.fetch(SEG(2), "segment");
+    expect(again).toMatchObject({ ok: true, prefetched: true });
+    expect(readFileSync((again as { path: string }).path, "utf8")).toBe(`fetched ${SEG(2)}`);
+    expect(fetches()).toBe(2);
+    // Served once more: taken, not kept again. A third ask downloads.
+    await spool.fetch(SEG(2), "segment");
+    expect(fetches()).toBe(3);
   });
 
   test("history files are fetched, never projected; WALE_PREFETCH=0 prefetches nothing", async () => {
