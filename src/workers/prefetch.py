@@ -17,7 +17,7 @@
 #   ok <id>                      <dest> holds the whole file
 #   missing <id> file <root>     the file store has no <root>/wal_005/<name>.lzo
 #   missing <id> located <uri>   WAL-E said it "could no longer locate" <uri>,
-#                                and a listing of the store then answered
+#                                and the store's WAL directory then listed WAL
 #   failed <id> <reason>         anything else; <dest> is removed
 #
 # A miss is only ever WAL-E's own word on this very object (the open of the
@@ -224,9 +224,14 @@ def main(argv):
         if not any(LOCATE in line and ("located is %s." % url) in line for line in lines):
             said = " | ".join(line.split("\n")[0] for line in lines[-3:])
             return ("failed", "WAL-E could not fetch it: " + (said or "no reason given"))
-        # The same words come for a bucket that is not there: it must list, now.
+        # The same words come for a bucket that is not there, and for a
+        # prefix with a typo in a bucket that is: the store's WAL directory
+        # must list, now, and hold WAL (its first key is one request: the
+        # backends page their listings lazily).
         listing = backup_cxt.worker.BackupList(backup_cxt.new_connection(), layout, False)
-        next(iter(listing._backup_list(layout.basebackups())), None)
+        if next(iter(listing._backup_list(layout.wal_directory())), None) is None:
+            directory = url_of("")[: -len(".lzo")]
+            return ("failed", "the store's WAL directory %s holds nothing: is the prefix right?" % directory)
         return ("missing", "located", url)
 
     fetch = fetch_file if plain_file else fetch_wale

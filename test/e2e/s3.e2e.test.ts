@@ -51,9 +51,9 @@ test("on S3: archived, streamed back through the prefetch worker, and an absence
   const missing = await fetch(`${url}/wal/${past}?missing=ok`);
   expect([missing.status, missing.headers.get("x-wal-missing")]).toEqual([200, "true"]);
 
-  // A bucket that is not there: WAL-E's wal-fetch says just what it says of
-  // a missing object (exit 1, "could no longer locate object" at INFO), but
-  // the store does not list, so it is a failure, never "missing".
+  // A bucket that is not there: WAL-E says just what it says of a missing
+  // object ("could no longer locate object" at INFO), but the store does not
+  // list, so it is a failure, never "missing".
   const typo = await startSidecar(scope, {
     PGDATA: pg.pgdata,
     ...s3.env,
@@ -61,8 +61,20 @@ test("on S3: archived, streamed back through the prefetch worker, and an absence
   });
   const failed = await fetch(`${typo.url}/wal/${segments[0]}?missing=ok`);
   expect(failed.status).toBe(500);
-  expect(await failed.text()).toContain("WAL-E exited with code 1");
-  expect(typo.requests().find((r) => r.route === "/wal")).toMatchObject({ status: 500, exit: 1 });
+  expect(await failed.text()).toContain("NoSuchBucket");
+  expect(typo.requests().find((r) => r.route === "/wal")).toMatchObject({ status: 500 });
+
+  // A prefix with a typo in the bucket that is there: it lists, empty. The
+  // store's WAL directory holds nothing, so that is a failure too.
+  const misspelt = await startSidecar(scope, {
+    PGDATA: pg.pgdata,
+    ...s3.env,
+    WALE_S3_PREFIX: `${s3.env.WALE_S3_PREFIX}-typo`,
+  });
+  const empty = await fetch(`${misspelt.url}/wal/${segments[0]}?missing=ok`);
+  expect(empty.status).toBe(500);
+  expect(await empty.text()).toContain("holds nothing: is the prefix right?");
+  expect(empty.headers.get("x-wal-missing")).toBeNull();
 }, 120_000);
 
 /**
