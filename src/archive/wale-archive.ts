@@ -87,8 +87,9 @@ export class WaleArchive implements Archive {
    * worker (src/workers/prefetch.py): its "missing" is WAL-E's own word on
    * this very object, the open of the file store's <root>/wal_005/<name>.lzo
    * (believed when <root>/wal_005 exists, as isNotInArchive does) or WAL-E's
-   * "could no longer locate" for its URI followed by a listing of the store
-   * that answered; anything else it says is a failure.
+   * "could no longer locate" for its URI followed by a listing of the
+   * store's WAL directory that held WAL (an empty one is a prefix with a
+   * typo as likely as a new one: a failure); anything else is a failure.
    */
   async fetch(name: string, kind: WalKind): Promise<Fetched> {
     const fetched = await this.spool.fetch(name, kind);
@@ -101,7 +102,13 @@ export class WaleArchive implements Archive {
     if (answer) {
       if (answer.kind === "missing") {
         const evidence = answer.evidence;
-        if ("located" in evidence || (await this.store.directoryExists(`${evidence.root}/wal_005`)))
+        if ("located" in evidence) return { kind: "missing", wale, worker: true };
+        if ("empty" in evidence) {
+          const directory = evidence.empty.slice(0, evidence.empty.lastIndexOf("/") + 1);
+          const reason = ` failed: the store's WAL directory ${directory} holds nothing: is the prefix right?`;
+          return { kind: "failed", reason, wale, worker: true };
+        }
+        if (await this.store.directoryExists(`${evidence.root}/wal_005`))
           return { kind: "missing", wale, worker: true };
         const reason = ` failed: WAL-E found no ${evidence.root}/wal_005: is the store mounted?`;
         return { kind: "failed", reason, wale, worker: true };
@@ -210,7 +217,8 @@ export class WaleArchive implements Archive {
     const fetched = await this.spool.fetch(name, "history");
     if (!fetched.ok) {
       // Before a push, WAL-E's word that the object is missing is enough: a
-      // store not there yet (a new prefix's first file) is one to push into.
+      // store not there yet, or an empty WAL directory (a new prefix's first
+      // file: a promoted clone's .history), is one to push into.
       if (fetched.worker?.kind === "missing" || missingStatement(fetched.wale, name)) return null;
       return cannotCompare(fetched.wale, this.config.timeouts.fetch);
     }

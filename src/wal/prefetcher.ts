@@ -35,11 +35,14 @@ import { parseWorkerLine } from "../workers/protocol.ts";
  * about that very object, for src/archive/wale-archive.ts to judge:
  * `root`, the file store's root whose wal_005/<name>.lzo WAL-E's open did
  * not find; or `located`, the URI WAL-E said it could no longer locate,
- * after which a listing of the store answered.
+ * after which a listing of the store's WAL directory answered with WAL in
+ * it; or `empty`, the same URI, when that listing answered with nothing.
  */
+export type MissEvidence = { root: string } | { located: string } | { empty: string };
+
 export type WorkerFetch =
   | { kind: "ok"; ms: number }
-  | { kind: "missing"; evidence: { root: string } | { located: string }; ms: number }
+  | { kind: "missing"; evidence: MissEvidence; ms: number }
   | { kind: "failed"; reason: string; timedOut: boolean; ms: number };
 
 export interface Prefetcher {
@@ -265,7 +268,7 @@ class PrefetchWorker {
     return answer;
   }
 
-  /** The worker prints "ok <id>", "missing <id> file|located <evidence>" or "failed <id> <reason>" as each job ends. */
+  /** The worker prints "ok <id>", "missing <id> file|located|empty <evidence>" or "failed <id> <reason>" as each job ends. */
   private heard(text: string): void {
     const line = parseWorkerLine(text);
     const [id = "", how, ...rest] = line?.words ?? [];
@@ -278,6 +281,8 @@ class PrefetchWorker {
       this.settle(id, { kind: "missing", evidence: { root: evidence }, ms });
     else if (line.verb === "missing" && how === "located" && evidence)
       this.settle(id, { kind: "missing", evidence: { located: evidence }, ms });
+    else if (line.verb === "missing" && how === "empty" && evidence)
+      this.settle(id, { kind: "missing", evidence: { empty: evidence }, ms });
     else this.settle(id, { kind: "failed", reason: line.words.slice(1).join(" ") || line.verb, timedOut: false, ms });
   }
 

@@ -18,6 +18,8 @@
 #   missing <id> file <root>     the file store has no <root>/wal_005/<name>.lzo
 #   missing <id> located <uri>   WAL-E said it "could no longer locate" <uri>,
 #                                and the store's WAL directory then listed WAL
+#   missing <id> empty <uri>     the same, but that directory listed nothing:
+#                                a new prefix, or a prefix with a typo
 #   failed <id> <reason>         anything else; <dest> is removed
 #
 # A miss is only ever WAL-E's own word on this very object (the open of the
@@ -226,12 +228,13 @@ def main(argv):
             return ("failed", "WAL-E could not fetch it: " + (said or "no reason given"))
         # The same words come for a bucket that is not there, and for a
         # prefix with a typo in a bucket that is: the store's WAL directory
-        # must list, now, and hold WAL (its first key is one request: the
-        # backends page their listings lazily).
+        # must list, now (a bucket that is not there raises), and whether it
+        # holds WAL is said too (its first key is one request: the backends
+        # page their listings lazily). An empty one is no archive to restore
+        # from, but it is a new prefix's first push.
         listing = backup_cxt.worker.BackupList(backup_cxt.new_connection(), layout, False)
         if next(iter(listing._backup_list(layout.wal_directory())), None) is None:
-            directory = url_of("")[: -len(".lzo")]
-            return ("failed", "the store's WAL directory %s holds nothing: is the prefix right?" % directory)
+            return ("missing", "empty", url)
         return ("missing", "located", url)
 
     fetch = fetch_file if plain_file else fetch_wale

@@ -44,7 +44,7 @@ const SEG = (n: number) => `0000000100000000000000${n.toString(16).toUpperCase()
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-type Answer = "ok" | "failed" | "missing" | "silent";
+type Answer = "ok" | "failed" | "missing" | "located" | "empty" | "silent";
 
 /**
  * Fake src/workers/prefetch.py processes: each answers a job on its stdin
@@ -90,6 +90,8 @@ function fakeWorkers(answer: (segment: string) => Answer) {
                 out.enqueue(encoder.encode(`ok ${id}\n`));
               }
               if (said === "missing") out.enqueue(encoder.encode(`missing ${id} file /store\n`));
+              if (said === "located" || said === "empty")
+                out.enqueue(encoder.encode(`missing ${id} ${said} s3://wale/archive/wal_005/${name}.lzo\n`));
               if (said === "failed") out.enqueue(encoder.encode(`failed ${id} OSError: the disk is on fire\n`));
             }
           },
@@ -218,7 +220,24 @@ describe("the prefetch worker", () => {
       reason: "OSError: the disk is on fire",
       timedOut: false,
     });
-    expect(received).toEqual([`fetch ${SEG(2)}`, `fetch ${SEG(3)}`, "fetch 00000002.history"]);
+    // An object store's miss: its WAL directory listed with WAL in it, or listed empty.
+    answers["00000003.history"] = "located";
+    answers["00000004.history"] = "empty";
+    expect(await prefetcher.fetch("00000003.history", join(base, "v"))).toMatchObject({
+      kind: "missing",
+      evidence: { located: "s3://wale/archive/wal_005/00000003.history.lzo" },
+    });
+    expect(await prefetcher.fetch("00000004.history", join(base, "w"))).toMatchObject({
+      kind: "missing",
+      evidence: { empty: "s3://wale/archive/wal_005/00000004.history.lzo" },
+    });
+    expect(received).toEqual([
+      `fetch ${SEG(2)}`,
+      `fetch ${SEG(3)}`,
+      "fetch 00000002.history",
+      "fetch 00000003.history",
+      "fetch 00000004.history",
+    ]);
     expect(spawned).toHaveLength(1);
     // Gone without an answer: null, and the caller runs wal-fetch itself.
     const pending = prefetcher.fetch(SEG(9), join(base, "z"));
