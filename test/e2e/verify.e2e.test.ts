@@ -11,8 +11,8 @@ import type { VerifyReport } from "../../src/archive/verify.ts";
 import {
   archivedIn,
   asDbUser,
-  metricsOf,
   type Major,
+  metricsOf,
   restoreLatest,
   run,
   STORES,
