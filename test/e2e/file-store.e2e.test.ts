@@ -3,8 +3,8 @@
  * objects WAL-E wrote, and the directories that name them, are fsynced
  * (WAL-E 1.1.1 writes in place and never syncs). Seen from the outside:
  * the compiled sidecar runs under strace, which prints every fsync with
- * the path of its file. (What holds for any store, that an archived .history
- * is never overwritten, is in archive.e2e.test.ts, run on each store.)
+ * the path of its file. (That an archived .history is never overwritten,
+ * which is not about fsync, is in archive.e2e.test.ts.)
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
