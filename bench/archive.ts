@@ -10,8 +10,8 @@ import { join } from "node:path";
 import {
   archiveThrough,
   asDbUser,
+  fileStore,
   freePort,
-  makeStore,
   run,
   Scope,
   segmentRange,
@@ -43,7 +43,7 @@ interface ArchiveRun {
 async function archiveOnce(way: Way, sizes: ArchiveSizes): Promise<ArchiveRun> {
   const scope = new Scope();
   try {
-    const store = makeStore(scope);
+    const store = fileStore(scope);
     const port = freePort();
     // PostgreSQL runs archive_command through its shell; `env` hands WAL-E
     // the same two variables the sidecar gives it.
@@ -93,7 +93,7 @@ const BACKLOG_WAYS: BacklogWay[] = ["sidecar", "direct", "pgbackrest-sync", "pgb
 async function backlogOnce(way: BacklogWay, sizes: ArchiveSizes): Promise<number> {
   const scope = new Scope();
   try {
-    const store = makeStore(scope);
+    const store = fileStore(scope);
     const port = freePort();
     const pg = await startPostgres(scope, { version: 15, conf: ["archive_mode = on", "archive_command = ''"] });
     let command = "";

@@ -21,8 +21,8 @@ import {
   asDbUser,
   backupEnv,
   connectTo,
+  fileStore,
   type Major,
-  makeStore,
   type Postgres,
   run,
   type Scope,
@@ -81,7 +81,7 @@ const seconds = async (work: () => Promise<unknown>) => {
 };
 
 async function measure(scope: Scope, major: Major, scale: number, repeats: number) {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const { source, sidecar, url } = await startArchivingSource(scope, store, major);
   await run([TOOLS.pgbench, ...connectTo(source.port), "-i", "-q", "-s", String(scale), "postgres"]);
   await source.sql("CHECKPOINT");

@@ -36,13 +36,14 @@ import { spawnSync } from "node:child_process";
 import { appendFileSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
+  archivedIn,
   asDbUser,
+  type FileStore,
+  fileStore,
   freePort,
-  makeStore,
   type Postgres,
   run,
   Scope,
-  type Store,
   startArchivingSource,
   startPostgres,
   startSidecar,
@@ -67,7 +68,7 @@ const say = (line: string) => console.log(`# ${line}`);
  * WAL-E store, and the same segments into a pgBackRest repository; returns
  * the source's PGDATA (for pg_hba.conf) and the repository.
  */
-async function archive(scope: Scope, store: Store, kind: Kind, segments: number) {
+async function archive(scope: Scope, store: FileStore, kind: Kind, segments: number) {
   const { source, url } = await startArchivingSource(scope, store, 14);
   await source.sql("CREATE TABLE t (id bigint, v text); CHECKPOINT;");
   const backup = await fetch(`${url}/backup-push`);
@@ -85,14 +86,14 @@ async function archive(scope: Scope, store: Store, kind: Kind, segments: number)
     }
   }
   const last = await source.switchWal();
-  await waitFor("the last segment in the store", () => store.walFiles().includes(last), 600_000);
+  await archivedIn(store, last, 600_000);
   const repo = await intoPgBackRest(scope, store, source);
   await source.stop();
   return { accessFrom: source.pgdata, repo };
 }
 
 /** The segments of the WAL-E store, decompressed and pushed with `pgbackrest archive-push` into a repository of its own. */
-async function intoPgBackRest(scope: Scope, store: Store, source: Postgres): Promise<string> {
+async function intoPgBackRest(scope: Scope, store: FileStore, source: Postgres): Promise<string> {
   const push = pgbackrest(scope, source, { async: false });
   await stanzaCreate(push);
   const staging = join(scope.tempDir("pgbackrest-staging"), "pg_wal");
@@ -185,7 +186,7 @@ function sampleCpu(pgdata: string, detached?: string) {
 }
 
 /** The latest base backup restored into a new PGDATA by `wale-sidecar restore`, its restore_command through `port`. */
-async function restored(scope: Scope, store: Store, accessFrom: string, label: string, port: number) {
+async function restored(scope: Scope, store: FileStore, accessFrom: string, label: string, port: number) {
   const pgdata = join(scope.tempDir(`bench-${label}`), "data");
   const env = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
@@ -212,7 +213,7 @@ async function recover(scope: Scope, pgdata: string, detached?: string) {
 }
 
 /** Restores the latest backup and replays the archive through a sidecar with the given prefetch depth. */
-async function replay(scope: Scope, store: Store, accessFrom: string, prefetch: number): Promise<Figures> {
+async function replay(scope: Scope, store: FileStore, accessFrom: string, prefetch: number): Promise<Figures> {
   const port = freePort();
   const pgdata = await restored(scope, store, accessFrom, `p${prefetch}`, port);
   const sidecar = await startSidecar(
@@ -236,7 +237,7 @@ async function replay(scope: Scope, store: Store, accessFrom: string, prefetch: 
 }
 
 /** The same backup, its restore_command pgBackRest's archive-get (async, process-max=2) from `repo`. */
-async function replayPgBackRest(scope: Scope, store: Store, accessFrom: string, repo: string, segments: number) {
+async function replayPgBackRest(scope: Scope, store: FileStore, accessFrom: string, repo: string, segments: number) {
   const pgdata = await restored(scope, store, accessFrom, "pgbackrest", freePort());
   const get = pgbackrest(scope, { pgdata }, { async: true, repo });
   await run(asDbUser(["mkdir", "-p", join(get.dir, "spool")]));
@@ -262,7 +263,7 @@ const results: Record<string, Record<Way, Figures>> = {};
 for (const kind of KINDS) {
   const scope = new Scope();
   try {
-    const store = makeStore(scope);
+    const store = fileStore(scope);
     say(`${kind}: archiving a base backup and ${SEGMENTS} segments, into the WAL-E store and a pgBackRest repository`);
     const { accessFrom, repo } = await archive(scope, store, kind, SEGMENTS);
     say(`${kind}: replaying with WALE_PREFETCH=0 (the original -p=0, one WAL-E start per segment)`);

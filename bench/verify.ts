@@ -8,7 +8,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { VerifyReport } from "../src/archive/verify.ts";
-import { makeS3Store, run, type Scope, TOOLS } from "../test/support/harness.ts";
+import { run, type Scope, s3Store, TOOLS } from "../test/support/harness.ts";
 import { median, round, type Section } from "./figures.ts";
 
 export interface VerifySizes {
@@ -51,7 +51,7 @@ export async function verifyListing(scope: Scope, { objects, repeats }: VerifySi
     objects,
   );
 
-  const s3 = await makeS3Store(scope);
+  const s3 = await s3Store(scope);
   // Filled with boto 2, WAL-E's own S3 client, in one process.
   const { port } = new URL(s3.endpoint);
   const fill = `import boto.s3.connection as c

@@ -15,22 +15,22 @@ import {
   BACKUP_SESSIONS,
   backupEnv,
   connectTo,
+  type FileStore,
+  fileStore,
   freePort,
   lzopExcept,
-  makeStore,
   type Postgres,
   pgBins,
   run,
   running,
-  type Store,
   script,
-  sentinels,
   startArchivingSource,
   startPostgres,
   startSidecar,
   TOOLS,
   useScope,
   waitFor,
+  waleEnv,
 } from "../support/harness.ts";
 
 const scope = useScope();
@@ -39,14 +39,14 @@ const MAJOR = 17;
 const noBackupSession = (pg: Postgres) =>
   waitFor("the backup's session to end", async () => (await pg.sql(BACKUP_SESSIONS)) === "0", 15_000);
 
-const wale = (store: Store, ...args: string[]) =>
+const wale = (store: FileStore, ...args: string[]) =>
   run(asDbUser([TOOLS.wale, ...args]), {
-    env: { PATH: process.env.PATH ?? "", WALE_FILE_PREFIX: store.prefix, WALE_LOG_DESTINATION: "stderr" },
+    env: waleEnv(store),
     check: false,
   });
 
 /** A refusal: 409, one line naming the reason, and nothing left behind. */
-async function expectRefused(url: string, pg: Postgres, store: Store, reason: RegExp) {
+async function expectRefused(url: string, pg: Postgres, store: FileStore, reason: RegExp) {
   const response = await fetch(`${url}/backup-push`);
   const body = await response.text();
   expect(response.status).toBe(409);
@@ -58,7 +58,7 @@ async function expectRefused(url: string, pg: Postgres, store: Store, reason: Re
 }
 
 test("refused, in one line, with nothing left behind: a role that may not back up, an unreadable PGDATA, archive_mode off", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const { source, url } = await startArchivingSource(scope, store, MAJOR, {
     env: { PGUSER: "nobackup" },
   });
@@ -76,10 +76,10 @@ test("refused, in one line, with nothing left behind: a role that may not back u
   await source.sql("CHECKPOINT");
   const granted = await fetch(`${url}/backup-push`);
   expect(await granted.text()).toStartWith("backup complete");
-  expect(sentinels(store)).toHaveLength(1);
+  expect(store.sentinels()).toHaveLength(1);
 
   // A file the sidecar's user cannot read: refused before the backup starts.
-  const other = makeStore(scope);
+  const other = fileStore(scope);
   const unreadable = join(source.pgdata, "base", "not-for-you");
   writeFileSync(unreadable, "secret");
   chmodSync(unreadable, 0o000);
@@ -93,7 +93,7 @@ test("refused, in one line, with nothing left behind: a role that may not back u
 }, 120_000);
 
 test("archive_mode off, a standby, and no server: refused", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const pg = await startPostgres(scope, { version: MAJOR, conf: ["archive_mode = off"] });
   const sidecar = await startSidecar(scope, backupEnv(pg, store));
   await expectRefused(sidecar.url, pg, store, /^backup refused: archive_mode is off/);
@@ -152,7 +152,7 @@ function workerOf(sidecarPid: number): number | undefined {
 
 for (const victim of ["worker", "sidecar"] as const) {
   test(`kill -9 of the ${victim} mid-backup: PostgreSQL ends the backup and keeps running, the next backup works at once, the partial one is neither listed nor restorable`, async () => {
-    const store = makeStore(scope);
+    const store = fileStore(scope);
     const { path, stall } = stallingPath();
     const { source, sidecar, url } = await startArchivingSource(scope, store, MAJOR, { env: { PATH: path } });
     await source.sql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g");
@@ -187,8 +187,8 @@ for (const victim of ["worker", "sidecar"] as const) {
     await Bun.file(stall).delete();
     const again = await fetch(`${next}/backup-push`);
     expect(await again.text()).toStartWith("backup complete");
-    expect(sentinels(store)).toHaveLength(1);
-    expect(sentinels(store)[0]).not.toStartWith(partial);
+    expect(store.sentinels()).toHaveLength(1);
+    expect(store.sentinels()[0]).not.toStartWith(partial);
 
     const list = await wale(store, "backup-list");
     expect(list.stdout).not.toContain(partial);
@@ -200,7 +200,7 @@ for (const victim of ["worker", "sidecar"] as const) {
 }
 
 test("backup_label that does not reach the store: the backup fails and has no sentinel", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   // lzop that fails on the partition holding backup_label, and only on it (the
   // backup history file that wal-push archives has the label's text, not its name).
   const path = lzopExcept(
@@ -219,7 +219,7 @@ test("backup_label that does not reach the store: the backup fails and has no se
   expect(readdirSync(join(store.dir, "basebackups_005", partial as string, "tar_partitions"))).toContain(
     "part_00000000.tar.lzo",
   );
-  expect(sentinels(store)).toEqual([]);
+  expect(store.sentinels()).toEqual([]);
   expect((await wale(store, "backup-list")).stdout).not.toContain(partial as string);
   await noBackupSession(source);
 }, 120_000);

@@ -6,28 +6,25 @@
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 import {
+  archivedIn,
   asDbUser,
-  backupEnv,
   checksum,
-  makeStore,
+  fileStore,
   restoreLatest,
   run,
   script,
-  startArchivingPostgres,
   startArchivingSource,
-  startSidecar,
   TOOLS,
   useScope,
-  waitFor,
+  waleEnv,
 } from "../support/harness.ts";
 
 const scope = useScope();
 
 test("backup-push, backup-list, then a restore from backup and WAL has exactly the source's rows", async () => {
-  const store = makeStore(scope);
-  const { pg: source, port, url } = await startArchivingPostgres(scope, { version: 14 });
+  const store = fileStore(scope);
   // backup-push calls psql, which finds the server through the PG* variables.
-  await startSidecar(scope, backupEnv(source, store), port);
+  const { source, url } = await startArchivingSource(scope, store, 14);
   await source.sql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1000) g");
 
   // pg_stop_backup waits for its WAL to be archived, through the same sidecar,
@@ -36,13 +33,12 @@ test("backup-push, backup-list, then a restore from backup and WAL has exactly t
   expect(await backup.text()).toStartWith("backup complete");
   expect(backup.status).toBe(200);
 
-  const waleEnv = { PATH: process.env.PATH ?? "", WALE_BIN: TOOLS.wale, WALE_FILE_PREFIX: store.prefix };
-  const list = await run(asDbUser([TOOLS.sidecar, "wal-e", "backup-list"]), { env: waleEnv });
+  const list = await run(asDbUser([TOOLS.sidecar, "wal-e", "backup-list"]), { env: waleEnv(store) });
   expect(list.stdout).toMatch(/^base_[0-9A-F]{24}_[0-9]{8}\s/m);
 
   await source.sql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1001, 5000) g");
   const last = await source.switchWal();
-  await waitFor("the last segment in the store", () => store.walFiles().includes(last));
+  await archivedIn(store, last);
   const expected = await checksum(source, "t");
   await source.stop();
 
@@ -58,7 +54,7 @@ test("backup-push, backup-list, then a restore from backup and WAL has exactly t
 }, 240_000);
 
 test("WAL-E failing during recovery does not end it early: restore_command retries, nothing is lost", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const { source, url } = await startArchivingSource(scope, store, 14);
   await source.sql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1000) g; CHECKPOINT");
   expect((await fetch(`${url}/backup-push`)).status).toBe(200);
@@ -69,7 +65,7 @@ test("WAL-E failing during recovery does not end it early: restore_command retri
     await source.switchWal();
   }
   const last = await source.switchWal();
-  await waitFor("the last segment in the store", () => store.walFiles().includes(last));
+  await archivedIn(store, last);
   const expected = await checksum(source, "t");
   await source.stop();
 

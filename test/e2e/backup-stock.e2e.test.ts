@@ -9,11 +9,13 @@ import { expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import {
+  archivedIn,
   asDbUser,
   checksumAll,
+  fileStore,
   type Major,
-  makeStore,
   type Postgres,
+  recoveryEnded,
   run,
   type Store,
   segmentRange,
@@ -22,15 +24,11 @@ import {
   TOOLS,
   useScope,
   waitFor,
+  waleEnv,
 } from "../support/harness.ts";
 
 const scope = useScope();
 
-const waleEnv = (store: Store) => ({
-  PATH: process.env.PATH ?? "/usr/bin:/bin",
-  WALE_FILE_PREFIX: store.prefix,
-  WALE_LOG_DESTINATION: "stderr",
-});
 const wale = (store: Store, args: string[], env: Record<string, string> = {}) =>
   run(asDbUser([TOOLS.wale, "--terse", ...args]), { env: { ...waleEnv(store), ...env } });
 
@@ -62,12 +60,12 @@ async function stockRestore(store: Store, version: Major, backup: string, config
     env: waleEnv(store),
     conf: ["archive_mode = off", `restore_command = '${TOOLS.wale} --terse wal-fetch "%f" "%p"'`],
   });
-  await waitFor("recovery to finish", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 120_000);
+  await recoveryEnded(pg);
   return pg;
 }
 
 test("PostgreSQL 14: a stock backup-push backup and a sidecar backup in one store: both listed, both restored by stock WAL-E; delete retain 1 keeps the sidecar's", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const { source, url } = await startArchivingSource(scope, store, 14);
   await source.sql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1000) g; CHECKPOINT");
   const pgEnv = { PGHOST: "127.0.0.1", PGPORT: String(source.port), PGUSER: "postgres" };
@@ -85,7 +83,7 @@ test("PostgreSQL 14: a stock backup-push backup and a sidecar backup in one stor
 
   await source.sql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(2001, 3000) g");
   const last = await source.switchWal();
-  await waitFor("the last segment in the store", () => store.walFiles().includes(last));
+  await archivedIn(store, last);
   const expected = await checksumAll(source);
   expect(expected).toContain("t=3000:");
 
@@ -102,7 +100,7 @@ test("PostgreSQL 14: a stock backup-push backup and a sidecar backup in one stor
 }, 300_000);
 
 test("PostgreSQL 17: scheduled backups with WALE_BACKUP_RETAIN=2 keep the newest 2 and every segment from the older one's start", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const { source, sidecar } = await startArchivingSource(scope, store, 17, {
     env: { WALE_BACKUP_SCHEDULE: "*/2 * * * * *", WALE_BACKUP_RETAIN: "2", WALE_SHUTDOWN_GRACE: "60" },
   });

@@ -15,24 +15,24 @@ import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
+  archivedIn,
   asDbUser,
   checksumAll,
+  fileStore,
   MAJORS,
-  makeStore,
   pgBins,
   restoreVia,
   run,
   startArchivingSource,
   startWriteLoad,
   useScope,
-  waitFor,
 } from "../support/harness.ts";
 
 const scope = useScope();
 
 for (const major of MAJORS) {
   test(`PostgreSQL ${major}: backup under a write load, restore --via, every table equal, no bad checksum, recovery from the backup's redo point`, async () => {
-    const store = makeStore(scope);
+    const store = fileStore(scope);
     const { source, sidecar, url } = await startArchivingSource(scope, store, major, {
       checksums: true,
       env: { WALE_MAX_CONCURRENCY: "1" },
@@ -60,7 +60,7 @@ for (const major of MAJORS) {
 
     await source.sql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(10001, 20000) g");
     const last = await source.switchWal();
-    await waitFor("the last segment in the store", () => store.walFiles().includes(last));
+    await archivedIn(store, last);
     const expected = await checksumAll(source);
     // Every push answered 200 while the backup ran on one slot.
     const pushes = sidecar.requests().filter((r) => r.route === "/wal-push");

@@ -10,9 +10,9 @@ import { chmodSync } from "node:fs";
 import {
   asDbUser,
   backupEnv,
+  fileStore,
   freePort,
   type Major,
-  makeStore,
   type Postgres,
   pgBins,
   run,
@@ -57,7 +57,7 @@ const switchedTo = (stdout: string) => /^pg_switch_wal → ([0-9A-F]{24}) \(t=\d
 test.each([17, 15] as Major[])(
   "PostgreSQL %i, a good set-up: the segment's path, with timings; it is in the store",
   async (version) => {
-    const store = makeStore(scope);
+    const store = fileStore(scope);
     const { source, sidecar } = await startArchivingSource(scope, store, version);
     const result = await check(source, store, sidecar.port, {}, ["--timeout", "60"]);
     expect(result.stderr).toBe("");
@@ -87,7 +87,7 @@ test.each([17, 15] as Major[])(
 );
 
 test("a token the database side sends: the check passes, asks /metrics with the token, and never prints it", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
   const pg = await startPostgres(scope, {
@@ -109,7 +109,7 @@ test("a token the database side sends: the check passes, asks /metrics with the 
 }, 120_000);
 
 test("archive_mode off: named, and nothing is switched", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const pg = await startPostgres(scope, { version: 17, conf: ["archive_mode = off"] });
   const current = "SELECT pg_walfile_name(pg_current_wal_insert_lsn())";
   const before = await pg.sql(current);
@@ -129,12 +129,12 @@ async function failing(pg: Postgres, store: Store, sidecar: Sidecar, env: Record
   expect(result.stderr.split("\n")).toHaveLength(1);
   const segment = switchedTo(result.stdout) as string;
   expect(segment).toBeDefined();
-  expect(store.walFiles()).not.toContain(segment);
+  expect(await store.walFiles()).not.toContain(segment);
   return { ...result, segment, seconds: (performance.now() - started) / 1000 };
 }
 
 test("an archive_command that does not reach this sidecar (a port where nothing listens): named", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   // archive_command names the free port startArchivingPostgres picked; the sidecar listens on another.
   const { pg, url } = await startArchivingPostgres(scope, { version: 17 });
   const sidecar = await startSidecar(scope, backupEnv(pg, store));
@@ -149,7 +149,7 @@ test("an archive_command that does not reach this sidecar (a port where nothing 
 }, 120_000);
 
 test("an archive_command that succeeds without archiving anything: PostgreSQL says archived, WAL-E finds nothing", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const pg = await startPostgres(scope, { version: 17, conf: ["archive_mode = on", "archive_command = 'true'"] });
   const sidecar = await startSidecar(scope, backupEnv(pg, store));
   const result = await check(pg, store, sidecar.port, {}, ["--timeout", "3"]);
@@ -162,7 +162,7 @@ test("an archive_command that succeeds without archiving anything: PostgreSQL sa
 }, 120_000);
 
 test("a store WAL-E cannot write: named with WAL-E's own error", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   chmodSync(store.dir, 0o555);
   const { source, sidecar } = await startArchivingSource(scope, store, 17);
   const result = await failing(source, store, sidecar);
@@ -174,7 +174,7 @@ test("a store WAL-E cannot write: named with WAL-E's own error", async () => {
 }, 120_000);
 
 test("a token the database side does not send: named, with the header to add", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   // The sidecar wants the token; archive_command is the README's line without --header.
   const { source, sidecar, url } = await startArchivingSource(scope, store, 17, { env: { WALE_SIDECAR_TOKEN: TOKEN } });
   const result = await failing(source, store, sidecar, { WALE_SIDECAR_TOKEN: TOKEN });

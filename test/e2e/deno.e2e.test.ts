@@ -5,26 +5,20 @@
  */
 import { expect, test } from "bun:test";
 import { dirname, join, resolve } from "node:path";
-import { makeStore, startArchivingPostgres, startSidecar, TOOLS, useScope, waitFor } from "../support/harness.ts";
+import { archivedIn, fileStore, startArchivingSource, TOOLS, useScope, waitFor } from "../support/harness.ts";
 
 const scope = useScope();
 const ROOT = resolve(import.meta.dir, "../..");
 
 test("a segment archived through the sidecar running on Deno is in the store", async () => {
-  const store = makeStore(scope);
-  const { pg, port, url } = await startArchivingPostgres(scope, { version: 15 });
+  const store = fileStore(scope);
   const deno = [TOOLS.deno, "run", "-A", "--config", join(ROOT, "deno.json"), join(ROOT, "src/main.deno.ts"), "serve"];
-  const env = {
-    PGDATA: pg.pgdata,
-    WALE_FILE_PREFIX: store.prefix,
-    DENO_DIR: scope.tempDir("deno"),
-    DENO_NO_UPDATE_CHECK: "1",
-  };
-  const sidecar = await startSidecar(scope, env, port, deno);
+  const env = { DENO_DIR: scope.tempDir("deno"), DENO_NO_UPDATE_CHECK: "1" };
+  const { source: pg, sidecar, url } = await startArchivingSource(scope, store, 15, { env, command: deno });
   expect(sidecar.output()).toContain('"version"');
 
   const segment = await pg.switchWal();
-  await waitFor(`${segment} in the store`, () => store.walFiles().includes(segment));
+  await archivedIn(store, segment);
   const pushes = await waitFor("the push to be logged", () => {
     const logged = sidecar.requests().filter((r) => r.route === "/wal-push" && r.status === 200);
     return logged.length > 0 && logged;
@@ -35,7 +29,7 @@ test("a segment archived through the sidecar running on Deno is in the store", a
   // Streamed back: the first through wal-fetch, the next from the prefetch
   // worker, which the Deno runtime feeds through a pipe to its stdin.
   const [first, second] = [await pg.switchWal(), await pg.switchWal()];
-  await waitFor(`${second} in the store`, () => store.walFiles().includes(second));
+  await archivedIn(store, second);
   expect(sidecar.output()).toContain(`"prefetching":"one ${dirname(TOOLS.wale)}/python3 process for every fetch`);
   for (const segment of [first, second]) {
     const response = await fetch(`${url}/wal/${segment}`);

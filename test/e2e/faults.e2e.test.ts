@@ -10,18 +10,18 @@ import { expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  backupEnv,
+  archivedIn,
   checksum,
-  makeStore,
+  type FileStore,
+  fileStore,
   type Postgres,
   restoreLatest,
   run,
   running,
   type Sidecar,
-  type Store,
   script,
   segmentRange,
-  startArchivingPostgres,
+  startArchivingSource,
   startSidecar,
   startWriteLoad,
   TOOLS,
@@ -35,7 +35,7 @@ const TABLES = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbe
 const isSegment = (f: string) => /^[0-9A-F]{24}$/.test(f);
 
 interface Scenario {
-  store: Store;
+  store: FileStore;
   pg: Postgres;
   sidecar: Sidecar;
   /** The sidecar's environment, to start it again. */
@@ -52,22 +52,23 @@ interface Scenario {
  * WAL-E), a write load, and a base backup taken under that load.
  */
 async function scenario(wrapper?: (dir: string) => string, env: Record<string, string> = {}): Promise<Scenario> {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const dir = scope.tempDir("fault");
   // WAL-E's pg_start_backup asks for a spread checkpoint, paced over
   // checkpoint_completion_target of checkpoint_timeout; under load that
   // would be minutes.
   const conf = ["checkpoint_timeout = 30s", "checkpoint_completion_target = 0.1"];
-  const { pg, port } = await startArchivingPostgres(scope, { version: 14, conf });
-  const sidecarEnv = {
-    ...backupEnv(pg, store),
+  const {
+    source: pg,
+    sidecar,
+    env: sidecarEnv,
+  } = await startArchivingSource(scope, store, 14, {
+    conf,
     // The backup worker runs in WAL-E's Python, past the wrapper.
-    ...(wrapper ? { WALE_BIN: wrapper(dir), WALE_PYTHON: TOOLS.walePython } : {}),
-    ...env,
-  };
-  const sidecar = await startSidecar(scope, sidecarEnv, port);
+    env: { ...(wrapper ? { WALE_BIN: wrapper(dir), WALE_PYTHON: TOOLS.walePython } : {}), ...env },
+  });
   const first = await pg.switchWal();
-  await waitFor("the first segment in the store", () => store.walFiles().includes(first));
+  await archivedIn(store, first);
 
   const load = await startWriteLoad(scope, pg);
   await pg.sql("CHECKPOINT");
@@ -95,7 +96,7 @@ async function underLoad(s: Scenario, fault: () => Promise<void>) {
 async function verify(s: Scenario) {
   const expected = await Promise.all(TABLES.map((t) => checksum(s.pg, t)));
   const last = await s.pg.switchWal();
-  await waitFor("archiving to catch up", () => s.store.walFiles().includes(last), 150_000);
+  await archivedIn(s.store, last, 150_000);
 
   const segments = s.store.walFiles().filter(isSegment);
   const oldest = segments[0] ?? "(none)";

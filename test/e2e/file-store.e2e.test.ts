@@ -3,20 +3,18 @@
  * objects WAL-E wrote, and the directories that name them, are fsynced
  * (WAL-E 1.1.1 writes in place and never syncs). Seen from the outside:
  * the compiled sidecar runs under strace, which prints every fsync with
- * the path of its file.
+ * the path of its file. (That an archived .history is never overwritten,
+ * which is not about fsync, is in archive.e2e.test.ts.)
  */
 import { expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { asDbUser, makeStore, run, startSidecar, startTracedSidecar, useScope } from "../support/harness.ts";
+import { asDbUser, bareDataDir, fileStore, run, startTracedSidecar, useScope } from "../support/harness.ts";
 
 const scope = useScope();
 
 /** A PGDATA whose pg_wal holds `segments` (16 MiB of noise each), every one .ready. */
 async function readySegments(segments: string[]) {
-  const pgdata = scope.tempDir("pgdata");
-  const pgwal = join(pgdata, "pg_wal");
-  await run(asDbUser(["mkdir", "-p", join(pgwal, "archive_status")]));
+  const { pgdata, pgwal } = await bareDataDir(scope);
   for (const segment of segments) {
     await run(asDbUser(["dd", "if=/dev/urandom", `of=${join(pgwal, segment)}`, "bs=1M", "count=16", "status=none"]));
     await run(asDbUser(["touch", join(pgwal, "archive_status", `${segment}.ready`)]));
@@ -25,7 +23,7 @@ async function readySegments(segments: string[]) {
 }
 
 test("file store: /wal-push answers 200 after fsync of its object, wal_005/ and the store's root, and a syncfs of the store for the other segments WAL-E pushed", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const segments = ["000000010000000000000003", "000000010000000000000004"];
   const { pgdata } = await readySegments(segments);
   const { sidecar, synced } = await startTracedSidecar(scope, {
@@ -47,7 +45,7 @@ test("file store: /wal-push answers 200 after fsync of its object, wal_005/ and 
 }, 120_000);
 
 test("file store: a wal-push whose own segment fails still syncs the store for the segments WAL-E pushed and marked .done", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const segments = ["000000010000000000000003", "000000010000000000000004"];
   const { pgdata, pgwal } = await readySegments(segments);
   // WAL-E cannot read the requested segment; it pushes the other one from archive_status.
@@ -63,39 +61,9 @@ test("file store: a wal-push whose own segment fails still syncs the store for t
   expect(synced()).toContainEqual({ call: "syncfs", path: store.dir });
 }, 120_000);
 
-test("an archived .history file is never overwritten: other bytes are a 500 naming the cause, the same bytes a 200", async () => {
-  const store = makeStore(scope);
-  const pgdata = scope.tempDir("pgdata");
-  const pgwal = join(pgdata, "pg_wal");
-  await run(asDbUser(["mkdir", "-p", join(pgwal, "archive_status")]));
-  const history = join(pgwal, "00000002.history");
-  const write = (text: string) => run(asDbUser(["sh", "-c", `printf '${text}' > ${history}`]));
-  const sidecar = await startSidecar(scope, { PGDATA: pgdata, WALE_FILE_PREFIX: store.prefix });
-  const push = async () => {
-    const response = await fetch(`${sidecar.url}/wal-push/00000002.history`);
-    return [response.status, await response.text()] as const;
-  };
-  // Production's timeline switch.
-  await write("1\\t0/3000000\\tno recovery target specified\\n");
-  expect(await push()).toEqual([200, "archived 00000002.history\n"]);
-  expect(store.walFiles()).toEqual(["00000002.history"]);
-  const archived = readFileSync(join(store.dir, "wal_005", "00000002.history.lzo"));
-  // A clone restored from the same archive and promoted: its own 00000002.history.
-  await write("1\\t0/5000000\\tno recovery target specified\\n");
-  const [status, body] = await push();
-  expect(status).toBe(500);
-  expect(body).toContain("the archive already holds a different 00000002.history");
-  expect(readFileSync(join(store.dir, "wal_005", "00000002.history.lzo")).equals(archived)).toBe(true);
-  // The same bytes again (an archiver retrying after a lost answer): 200.
-  await write("1\\t0/3000000\\tno recovery target specified\\n");
-  expect((await push())[0]).toBe(200);
-}, 120_000);
-
 test("file store: a .history push of the bytes the archive holds answers 200 only after fsync of that object", async () => {
-  const store = makeStore(scope);
-  const pgdata = scope.tempDir("pgdata");
-  const pgwal = join(pgdata, "pg_wal");
-  await run(asDbUser(["mkdir", "-p", join(pgwal, "archive_status")]));
+  const store = fileStore(scope);
+  const { pgdata, pgwal } = await readySegments([]);
   await run(
     asDbUser([
       "sh",

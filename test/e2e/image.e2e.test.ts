@@ -13,15 +13,16 @@ import { beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import {
+  archivedIn,
   asDbUser,
   checksum,
+  type FileStore,
+  fileStore,
   freePort,
   type Major,
-  makeStore,
   type Postgres,
   run,
   type Scope,
-  type Store,
   script,
   startArchivingPostgres,
   startPostgres,
@@ -101,7 +102,7 @@ async function startContainer(
 /** PostgreSQL on this machine as uid 70, archiving with the README's wget line into a sidecar in a container. */
 async function archivingSource(
   version: Major,
-  store: Store,
+  store: FileStore,
   volumes: Record<string, string> = {},
   env: Record<string, string> = {},
 ) {
@@ -124,7 +125,7 @@ async function archivingSource(
 
 for (const version of [14, 17] as const)
   test(`PostgreSQL ${version} archives into the image; backup-push, wal-e backup-list, restore --via into an empty volume: the rows come back`, async () => {
-    const store = makeStore(scope, IMAGE_USER);
+    const store = fileStore(scope, IMAGE_USER);
     const { source, container } = await archivingSource(version, store);
 
     // tini is PID 1, and everything runs as the image's own user.
@@ -157,7 +158,7 @@ for (const version of [14, 17] as const)
 
     await source.sql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1001, 5000) g");
     const last = await source.switchWal();
-    await waitFor("the last segment in the store", () => store.walFiles().includes(last));
+    await archivedIn(store, last);
     const expected = await checksum(source, "t");
     expect(expected.startsWith("5000:")).toBe(true);
     expect((await container.requests()).some((r) => r.route === "/wal-push" && r.status === 200)).toBe(true);
@@ -214,7 +215,7 @@ for (const version of [14, 17] as const)
   }, 300_000);
 
 test("podman stop (SIGTERM) during a push loses nothing: the push completes and PostgreSQL marks only what is stored", async () => {
-  const store = makeStore(scope, IMAGE_USER);
+  const store = fileStore(scope, IMAGE_USER);
   // Real WAL-E, started 5 s late, so that the stop lands while a push is in flight.
   const slow = scope.tempDir("slow", IMAGE_USER);
   script(

@@ -2,12 +2,15 @@
  * "Not in the archive" rests on WAL-E's own statement about that object, on
  * the real file store with real WAL-E, and the README's restore_command
  * (run by sh with the real wget) exits 1 only then: PostgreSQL ends
- * recovery on it.
+ * recovery on it. File store only: the file backend's proof is the store's
+ * wal_005/ directory; S3's (the bucket lists, asked afresh) is in
+ * s3.e2e.test.ts, and the last test's rule reads WAL-E's words alone, the
+ * same for every backend.
  */
 import { expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { asDbUser, makeStore, run, script, startRestoreSide, useScope } from "../support/harness.ts";
+import { asDbUser, fileStore, run, script, startRestoreSide, useScope } from "../support/harness.ts";
 
 const scope = useScope();
 const SEG = "000000010000000000000003";
@@ -19,7 +22,7 @@ test.each([
 ])(
   "file store, %s: an empty mount point is not an archive that lacks the segment; one with wal_005/ is",
   async (_, prefetch) => {
-    const store = makeStore(scope);
+    const store = fileStore(scope);
     const { sidecar, restore } = await startRestoreSide(scope, {
       WALE_FILE_PREFIX: store.prefix,
       WALE_PREFETCH: prefetch,
@@ -42,7 +45,7 @@ test.each([
 
 // (WAL-E 1.1.1 falls back to stderr when /dev/log is missing, as here; the sidecar adds stderr either way.)
 test("file store: WALE_LOG_DESTINATION=syslog still lets the sidecar read WAL-E's statement", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   mkdirSync(join(store.dir, "wal_005"));
   const { restore } = await startRestoreSide(scope, {
     WALE_FILE_PREFIX: store.prefix,
@@ -52,7 +55,7 @@ test("file store: WALE_LOG_DESTINATION=syslog still lets the sidecar read WAL-E'
 }, 120_000);
 
 test("a WAL-E that exits 1 saying only 'boom' is a failure: restore_command exits 255, never 1", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   mkdirSync(join(store.dir, "wal_005"));
   const bin = scope.tempDir("stand-in");
   // Lists the store (backup-list exits 0), fails every wal-fetch with one word.

@@ -14,7 +14,8 @@ import { bunRuntime } from "../../src/runtime/bun.ts";
 import { createPrefetcher } from "../../src/wal/prefetcher.ts";
 import { WaleRunner } from "../../src/wale/runner.ts";
 import {
-  makeStore,
+  archivedIn,
+  fileStore,
   restoreLatest,
   run,
   script,
@@ -22,7 +23,7 @@ import {
   startArchivingSource,
   TOOLS,
   useScope,
-  waitFor,
+  waleEnv,
 } from "../support/harness.ts";
 
 const scope = useScope();
@@ -42,10 +43,10 @@ async function realPrefetcher(env: Record<string, string>) {
 }
 
 test("one WAL-E Python process prefetches every segment it is given, byte for byte, and only whole ones", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const pgwal = join(scope.tempDir("pgwal"), "pg_wal");
   mkdirSync(join(pgwal, "archive_status"), { recursive: true });
-  const env = { PATH: process.env.PATH ?? "", WALE_BIN: TOOLS.wale, WALE_FILE_PREFIX: store.prefix };
+  const env = waleEnv(store);
   const names = ["000000010000000000000002", "000000010000000000000003", "000000010000000000000005"];
   const contents = new Map<string, Buffer>();
   for (const name of names) {
@@ -137,7 +138,7 @@ function countingWale(): { bin: string; log: () => string; starts: () => number 
 }
 
 test("a recovery of N segments starts WAL-E exactly once: the worker serves segments, history files and misses", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const { source, url } = await startArchivingSource(scope, store, 14);
   await source.sql("CREATE TABLE t (id int); CHECKPOINT;");
   expect((await fetch(`${url}/backup-push`)).status).toBe(200);
@@ -145,7 +146,7 @@ test("a recovery of N segments starts WAL-E exactly once: the worker serves segm
   for (let i = 0; i < 5; i++)
     await source.sql(`INSERT INTO t SELECT generate_series(1, 1000); SELECT pg_switch_wal();`);
   const last = await source.switchWal();
-  await waitFor("the last segment in the store", () => store.walFiles().includes(last), 60_000);
+  await archivedIn(store, last, 60_000);
   const expected = await source.sql("SELECT count(*) FROM t");
 
   const wale = countingWale();

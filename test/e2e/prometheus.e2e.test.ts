@@ -8,12 +8,12 @@
  * `for:` is minutes) and every other rule stays inactive.
  */
 import { expect, test } from "bun:test";
-import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import type { VerifyReport } from "../../src/archive/verify.ts";
 import {
-  makeStore,
+  archivedIn,
+  fileStore,
   type Prometheus,
   startArchivingSource,
   startPrometheus,
@@ -60,13 +60,13 @@ const states = (byName: Map<string, RuleState>) => Object.fromEntries([...byName
 const exprOf = (alert: string) => rules.find((r) => r.alert === alert)?.expr ?? "";
 
 test("a real Prometheus over a real sidecar: nothing holds after a clean verify; a deleted segment holds the gap rules only", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const { source, sidecar, url } = await startArchivingSource(scope, store, 17);
   const instance = `127.0.0.1:${sidecar.port}`;
   const prometheus = await startPrometheus(scope, [instance], [RULES]);
   const switchWal = async () => {
     const segment = await source.switchWal();
-    await waitFor(`${segment} in the store`, () => store.walFiles().includes(segment));
+    await archivedIn(store, segment);
     return segment;
   };
 
@@ -95,7 +95,7 @@ test("a real Prometheus over a real sidecar: nothing holds after a clean verify;
   expect(Object.values(states(healthy)).every((s) => s === "inactive")).toBe(true);
 
   // One segment object deleted after the backup: the next verify finds the gap.
-  rmSync(join(store.dir, "wal_005", `${middle}.lzo`));
+  store.remove(`wal_005/${middle}.lzo`);
   const gap = (await (await fetch(`${url}/archive-verify`)).json()) as VerifyReport;
   expect([gap.ok, gap.gaps]).toEqual([false, 1]);
 

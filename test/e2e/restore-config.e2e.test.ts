@@ -17,13 +17,15 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { DEFAULT_HBA, DEFAULT_IDENT, DEFAULT_POSTGRESQL_CONF, INCOMPLETE_MARKER } from "../../src/restore/steps.ts";
 import {
+  archivedIn,
   asDbUser,
   checksum,
   DB_OWNER,
-  makeStore,
+  fileStore,
+  recoveryEnded,
   restoreVia,
   run,
   type Store,
@@ -31,19 +33,19 @@ import {
   startPostgres,
   startSidecar,
   TOOLS,
+  TOOLS_PATH,
   useScope,
-  waitFor,
+  waleEnv,
 } from "../support/harness.ts";
 
 const scope = useScope();
-const PATH = `${dirname(TOOLS.sidecar)}:${dirname(TOOLS.wale)}:${process.env.PATH ?? "/usr/bin:/bin"}`;
 const PREFIX = "wale-sidecar restore: ";
 
 /** `wale-sidecar restore` into `pgdata`: as root with --owner, else as the database user. */
 const restore = (store: Store, pgdata: string, args: string[]) =>
   run(
     DB_OWNER ? [TOOLS.sidecar, "restore", "--owner", DB_OWNER, ...args] : asDbUser([TOOLS.sidecar, "restore", ...args]),
-    { env: { PATH, WALE_BIN: TOOLS.wale, WALE_FILE_PREFIX: store.prefix, PGDATA: pgdata }, check: false },
+    { env: waleEnv(store, { PATH: TOOLS_PATH, PGDATA: pgdata }), check: false },
   );
 
 const CONFIG_FILES = ["postgresql.conf", "pg_hba.conf", "pg_ident.conf"];
@@ -51,7 +53,7 @@ const CONFIG_FILES = ["postgresql.conf", "pg_hba.conf", "pg_ident.conf"];
 test.each([14, 17] as const)(
   "PostgreSQL %d: the source's postgresql.conf comes back from the backup, and the restored server runs with its settings",
   async (version) => {
-    const store = makeStore(scope);
+    const store = fileStore(scope);
     const { source, url } = await startArchivingSource(scope, store, version, {
       // A library to preload, as TimescaleDB needs, and a setting of our own.
       conf: ["shared_preload_libraries = 'pg_stat_statements'", "wale_sidecar.marker = 'written on the source'"],
@@ -65,7 +67,7 @@ test.each([14, 17] as const)(
     await source.sql("INSERT INTO t SELECT g FROM generate_series(1001, 2000) g");
     const expected = await checksum(source, "t");
     const last = await source.switchWal();
-    await waitFor("the last segment in the store", () => store.walFiles().includes(last));
+    await archivedIn(store, last);
     await source.stop();
 
     const { pg, output } = await restoreVia(scope, store, version);
@@ -86,15 +88,13 @@ test.each([14, 17] as const)(
 );
 
 test("an older stock WAL-E backup (no configuration inside): the defaults, or --config-from's files, each one said", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const { source } = await startArchivingSource(scope, store, 14);
   await source.sql("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g; CHECKPOINT;");
   // Stock WAL-E's own backup-push (exclusive mode, PostgreSQL 14), through the passthrough: no code of ours in the backup.
   await run(asDbUser([TOOLS.sidecar, "wal-e", "backup-push", source.pgdata]), {
     env: {
-      PATH,
-      WALE_BIN: TOOLS.wale,
-      WALE_FILE_PREFIX: store.prefix,
+      ...waleEnv(store, { PATH: TOOLS_PATH }),
       PGHOST: "127.0.0.1",
       PGPORT: String(source.port),
       PGUSER: "postgres",
@@ -134,13 +134,13 @@ test("an older stock WAL-E backup (no configuration inside): the defaults, or --
 }, 300_000);
 
 test("PostgreSQL 17: --no-archive and a ConfigMap --config-from on a sidecar backup; without --no-archive a WARNING; the backup less its label partition is refused", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const { source, url } = await startArchivingSource(scope, store, 17);
   await source.sql("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 500) g");
   expect((await fetch(`${url}/backup-push`)).status).toBe(200);
   const expected = await checksum(source, "t");
   const last = await source.switchWal();
-  await waitFor("the last segment in the store", () => store.walFiles().includes(last));
+  await archivedIn(store, last);
   const hba = readFileSync(join(source.pgdata, "pg_hba.conf"), "utf8");
   await source.stop();
 
@@ -152,7 +152,7 @@ test("PostgreSQL 17: --no-archive and a ConfigMap --config-from on a sidecar bac
   symlinkSync("..data/pg_hba.conf", join(configMap, "pg_hba.conf"));
 
   const quiet = join(scope.tempDir("no-archive"), "data");
-  const fetcher = await startSidecar(scope, { PGDATA: quiet, WALE_FILE_PREFIX: store.prefix });
+  const fetcher = await startSidecar(scope, { PGDATA: quiet, ...store.env });
   const restored = await restore(store, quiet, ["--via", fetcher.url, "--no-archive", "--config-from", configMap]);
   expect(restored.stderr).toBe("");
   expect(restored.exitCode).toBe(0);
@@ -165,13 +165,13 @@ test("PostgreSQL 17: --no-archive and a ConfigMap --config-from on a sidecar bac
   // Started with archive_mode on in postgresql.conf, as the source ran: postgresql.auto.conf wins, and it archives nothing.
   const before = store.walFiles();
   const pg = await startPostgres(scope, { version: 17, pgdata: quiet, conf: ["archive_mode = on"] });
-  await waitFor("recovery to finish", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 120_000);
+  await recoveryEnded(pg);
   expect(await pg.sql("SHOW archive_mode")).toBe("off");
   expect(await checksum(pg, "t")).toBe(expected);
   await pg.sql("SELECT pg_switch_wal()");
   await Bun.sleep(1000);
   expect(store.walFiles()).toEqual(before);
-  expect(readdirSync(store.dir, { recursive: true }).some((f) => String(f).includes("00000002.history"))).toBe(false);
+  expect(store.objects().some((key) => key.includes("00000002.history"))).toBe(false);
 
   // Without --no-archive: the source's archive_command comes back, and one WARNING line says so.
   const loud = await restore(store, join(scope.tempDir("archiving"), "data"), ["--via", "http://127.0.0.1:1"]);

@@ -8,11 +8,13 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { dirname, join } from "node:path";
 import { INCOMPLETE_MARKER, restoreCommand } from "../../src/restore/steps.ts";
 import {
+  archivedIn,
   asDbUser,
   connectTo,
   DB_OWNER,
+  fileStore,
   freePort,
-  makeStore,
+  recoveryEnded,
   run,
   type Scope,
   type Store,
@@ -20,20 +22,15 @@ import {
   startPostgres,
   startSidecar,
   TOOLS,
+  TOOLS_PATH,
   useScope,
-  waitFor,
+  waleEnv,
 } from "../support/harness.ts";
 
 const scope = useScope();
 const CHECKSUM = "SELECT count(*) || ':' || md5(coalesce(string_agg(id::text || batch, ',' ORDER BY id), '')) FROM t";
-const PATH = `${dirname(TOOLS.sidecar)}:${dirname(TOOLS.wale)}:${process.env.PATH ?? "/usr/bin:/bin"}`;
 
-const restoreEnv = (store: Store, pgdata: string) => ({
-  PATH,
-  WALE_BIN: TOOLS.wale,
-  WALE_FILE_PREFIX: store.prefix,
-  PGDATA: pgdata,
-});
+const restoreEnv = (store: Store, pgdata: string) => waleEnv(store, { PATH: TOOLS_PATH, PGDATA: pgdata });
 
 /** Runs `wale-sidecar restore` as the database user, or as root with --owner when the tests run as root. */
 const restore = (env: Record<string, string>, args: string[], asRoot = false) =>
@@ -52,12 +49,12 @@ async function startRestored(scope: Scope, version: 14 | 15, pgdata: string, env
   expect(existsSync(join(pgdata, INCOMPLETE_MARKER))).toBe(false);
   expect(existsSync(join(pgdata, "postgresql.conf"))).toBe(true);
   const pg = await startPostgres(scope, { version, pgdata, env, conf: ["archive_mode = off"] });
-  await waitFor("recovery to end", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 120_000);
+  await recoveryEnded(pg);
   return pg;
 }
 
 test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and B; --force keeps the old PGDATA", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const { source, url } = await startArchivingSource(scope, store, 14);
   await source.sql("CREATE TABLE t (id int PRIMARY KEY, batch text); CHECKPOINT;");
   expect((await fetch(`${url}/backup-push`)).status).toBe(200);
@@ -71,7 +68,7 @@ test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and
   await source.sql("INSERT INTO t SELECT g, 'B' FROM generate_series(1001, 2500) g");
   const both = await source.sql(CHECKSUM);
   const last = await source.switchWal();
-  await waitFor("the last segment in the store", () => store.walFiles().includes(last));
+  await archivedIn(store, last);
   await source.stop();
   expect(batchA.startsWith("1000:")).toBe(true);
   expect(both.startsWith("2500:")).toBe(true);
@@ -102,7 +99,7 @@ test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and
 
   // The latest, through a sidecar with prefetch, over the first restore: --force moves it aside.
   const fetchPort = freePort();
-  const fetcher = await startSidecar(scope, { PGDATA: pgdata, WALE_FILE_PREFIX: store.prefix }, fetchPort);
+  const fetcher = await startSidecar(scope, { PGDATA: pgdata, ...store.env }, fetchPort);
   const refused = await restore(env, ["--via", `http://127.0.0.1:${fetchPort}`, "--config-from", source.pgdata]);
   expect(refused.exitCode).toBe(1);
   expect(refused.stderr).toMatch(/^wale-sidecar restore: PGDATA .* is not empty .* --force moves it aside first\.\n$/);
@@ -136,7 +133,7 @@ test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and
 }, 300_000);
 
 test("PostgreSQL 15: a pg_basebackup, WAL archived through the sidecar, replayed from the streaming /wal route", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const { source } = await startArchivingSource(scope, store, 15);
   await source.sql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS batch FROM generate_series(1, 2000) g");
 
@@ -156,16 +153,12 @@ test("PostgreSQL 15: a pg_basebackup, WAL archived through the sidecar, replayed
   await source.sql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(2001, 6000) g");
   const expected = await source.sql(CHECKSUM);
   const last = await source.switchWal();
-  await waitFor("the last segment in the store", () => store.walFiles().includes(last));
+  await archivedIn(store, last);
   await source.stop();
 
   // This sidecar shares no volume with the restored server: its PGDATA is elsewhere, and WAL goes over HTTP.
   const streamPort = freePort();
-  const streamer = await startSidecar(
-    scope,
-    { PGDATA: scope.tempDir("elsewhere"), WALE_FILE_PREFIX: store.prefix },
-    streamPort,
-  );
+  const streamer = await startSidecar(scope, { PGDATA: scope.tempDir("elsewhere"), ...store.env }, streamPort);
   const env = restoreEnv(store, pgdata);
   const settings = await restore(env, ["--via", `http://127.0.0.1:${streamPort}`, "--stream", "--skip-fetch"]);
   expect(settings.exitCode).toBe(0);
@@ -191,7 +184,7 @@ test("PostgreSQL 15: a pg_basebackup, WAL archived through the sidecar, replayed
 }, 300_000);
 
 test("a PGDATA that is not empty, bad flags, and root without --owner are refused; --if-empty leaves it; nothing changes", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const parent = scope.tempDir("refuse");
   const pgdata = join(parent, "data");
   mkdirSync(pgdata);
@@ -246,7 +239,7 @@ test("a PGDATA that is not empty, bad flags, and root without --owner are refuse
 }, 60_000);
 
 test("--force and --skip-fetch refuse a PGDATA whose postmaster.pid names a live process; a stale one is moved aside", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const pg = await startPostgres(scope, { version: 15 });
   const env = restoreEnv(store, pg.pgdata);
   const before = readdirSync(pg.pgdata).sort();

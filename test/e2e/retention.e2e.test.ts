@@ -15,15 +15,7 @@ import { expect, test } from "bun:test";
 import { existsSync, readdirSync, rmSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import type { VerifyReport } from "../../src/archive/verify.ts";
-import {
-  makeStore,
-  metricsOf,
-  type Sidecar,
-  sentinels,
-  startArchivingSource,
-  useScope,
-  waitFor,
-} from "../support/harness.ts";
+import { fileStore, metricsOf, type Sidecar, startArchivingSource, useScope, waitFor } from "../support/harness.ts";
 
 const scope = useScope();
 const DAY_S = 24 * 60 * 60;
@@ -55,7 +47,7 @@ const list = async (url: string) =>
   ((await (await fetch(`${url}/backup-list`)).json()) as Listed[]).sort((a, b) => a.name.localeCompare(b.name));
 
 test("a burst of backups with WALE_BACKUP_RETAIN=2 deletes none of the backups of the last day", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   // No schedule: a backup counts once a day (the interval without a schedule), so the window is one day.
   const { url } = await startArchivingSource(scope, store, 14, { env: { WALE_BACKUP_RETAIN: "2" } });
   const names = async () => (await list(url)).map((b) => b.name);
@@ -101,7 +93,7 @@ const SCHEDULE = "*/2 0 0 29 2 *";
 const INTERVAL_MS = 2000;
 
 test("retention deletes the backups out of the window and their WAL; the verify after it starts the window at the oldest kept backup, and says so when WAL is taken from under it", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const { source, url, sidecar } = await startArchivingSource(scope, store, 17, {
     env: { WALE_BACKUP_RETAIN: "2", WALE_BACKUP_SCHEDULE: SCHEDULE },
   });
@@ -124,7 +116,7 @@ test("retention deletes the backups out of the window and their WAL; the verify 
     const [oldest, newest] = kept as [Listed, Listed];
     // The store lost the deleted backups (sentinel and files) and every WAL segment before the oldest kept one.
     expect(kept.map((b) => b.name)).toEqual(jobs.slice(-2).map((j) => j.backup));
-    expect(sentinels(store).sort()).toEqual(kept.map((b) => `${b.name}_backup_stop_sentinel.json`));
+    expect(store.sentinels().sort()).toEqual(kept.map((b) => `${b.name}_backup_stop_sentinel.json`));
     for (const gone of deleted) expect(filesUnder(join(store.dir, "basebackups_005", gone.name))).toEqual([]);
     const wal = store.walFiles();
     expect(wal.filter((f) => f.slice(0, 24) < oldest.wal_segment_backup_start)).toEqual([]);

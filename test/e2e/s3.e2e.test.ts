@@ -8,23 +8,23 @@ import { expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  makeS3Store,
   nextSegment,
   run,
-  startArchivingPostgres,
+  s3Store,
+  startArchivingSource,
   startRestoreSide,
   startSidecar,
   TOOLS,
   useScope,
   waitFor,
+  waleEnv,
 } from "../support/harness.ts";
 
 const scope = useScope();
 
 test("on S3: archived, streamed back through the prefetch worker, and an absence told from a missing bucket", async () => {
-  const s3 = await makeS3Store(scope);
-  const { pg, port, url } = await startArchivingPostgres(scope, { version: 15 });
-  const sidecar = await startSidecar(scope, { PGDATA: pg.pgdata, ...s3.env }, port);
+  const s3 = await s3Store(scope);
+  const { source: pg, sidecar, url } = await startArchivingSource(scope, s3, 15);
   const segments = [await pg.switchWal(), await pg.switchWal(), await pg.switchWal()];
   // WAL-E's wal-push also uploads other segments that are ready, and marks
   // them done: PostgreSQL's archive_status says what is archived.
@@ -34,12 +34,12 @@ test("on S3: archived, streamed back through the prefetch worker, and an absence
   expect(pushes.length > 0 && pushes.every((r) => r.status === 200)).toBe(true);
 
   // Streamed back: the first by wal-fetch, the next two from the prefetch worker.
-  const waleEnv = { PATH: process.env.PATH ?? "", WALE_LOG_DESTINATION: "stderr", ...s3.env };
+  const env = waleEnv(s3);
   const direct = scope.tempDir("direct");
   for (const segment of segments) {
     const response = await fetch(`${url}/wal/${segment}`);
     expect(response.status).toBe(200);
-    await run([TOOLS.wale, "--terse", "wal-fetch", "-p=0", segment, join(direct, segment)], { env: waleEnv });
+    await run([TOOLS.wale, "--terse", "wal-fetch", "-p=0", segment, join(direct, segment)], { env });
     expect(Buffer.from(await response.arrayBuffer()).equals(readFileSync(join(direct, segment)))).toBe(true);
   }
   const streamed = sidecar.requests().filter((r) => r.route === "/wal");
@@ -108,16 +108,16 @@ function s3Proxy(target: string) {
 }
 
 test("on S3: credentials that stop working mid-restore never make an archived segment 'missing'", async () => {
-  const s3 = await makeS3Store(scope);
-  const waleEnv = { PATH: process.env.PATH ?? "", WALE_LOG_DESTINATION: "stderr", ...s3.env };
+  const s3 = await s3Store(scope);
+  const env = waleEnv(s3);
   // One segment in the archive, pushed by WAL-E itself.
   const source = scope.tempDir("source");
   mkdirSync(join(source, "archive_status"));
   const segment = "000000010000000000000003";
   writeFileSync(join(source, segment), Buffer.alloc(16 * 1024 * 1024, 7));
-  await run([TOOLS.wale, "--terse", "wal-push", join(source, segment)], { env: waleEnv });
+  await run([TOOLS.wale, "--terse", "wal-push", join(source, segment)], { env });
 
-  const proxy = s3Proxy(`http://${s3.env.WALE_S3_ENDPOINT?.replace("http+path://", "")}`);
+  const proxy = s3Proxy(s3.endpoint);
   const {
     pgdata,
     sidecar,

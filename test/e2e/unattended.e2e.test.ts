@@ -7,18 +7,15 @@ import { expect, test } from "bun:test";
 import { mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  asDbUser,
+  archivedIn,
   BACKUP_SESSIONS,
-  backupEnv,
-  type Major,
-  makeStore,
+  bareDataDir,
+  fileStore,
   type Postgres,
-  run,
   running,
-  type Store,
   script,
   segmentRange,
-  startArchivingPostgres,
+  startArchivingSource,
   startSidecar,
   TOOLS,
   useScope,
@@ -27,20 +24,10 @@ import {
 
 const scope = useScope();
 
-/** The base backups in a file store: WAL-E writes a sentinel when one is complete. */
-const backupsIn = (store: Store) => {
-  try {
-    return readdirSync(join(store.dir, "basebackups_005")).filter((f) => f.endsWith("_backup_stop_sentinel.json"));
-  } catch {
-    return [];
-  }
-};
-
-/** PostgreSQL (17 unless told) archiving through a sidecar that also takes its base backups. */
-async function backupPair(env: Record<string, string> = {}, version: Major = 17) {
-  const store = makeStore(scope);
-  const { pg, port } = await startArchivingPostgres(scope, { version });
-  const sidecar = await startSidecar(scope, { ...backupEnv(pg, store), ...env }, port);
+/** PostgreSQL 17 archiving through a sidecar that also takes its base backups. */
+async function backupPair(env: Record<string, string> = {}) {
+  const store = fileStore(scope);
+  const { source: pg, sidecar } = await startArchivingSource(scope, store, 17, { env });
   return { store, pg, sidecar };
 }
 
@@ -58,7 +45,7 @@ test("overlapping backup-push calls make one backup; retention keeps the newest 
   const bodies = [await a.text(), await b.text()];
   expect([a.status, b.status]).toEqual([200, 200]);
   expect(bodies.filter((body) => body.includes("joined the backup already running"))).toHaveLength(1);
-  expect(backupsIn(store)).toHaveLength(1);
+  expect(store.sentinels()).toHaveLength(1);
   const list = await fetch(`${sidecar.url}/backup-list`);
   expect(list.status).toBe(200);
   const listed = (await list.json()) as Array<{ name: string }>;
@@ -78,10 +65,10 @@ test("overlapping backup-push calls make one backup; retention keeps the newest 
   for (let i = 0; i < 2; i++) {
     await pg.sql("INSERT INTO t SELECT g FROM generate_series(1, 1000) g");
     expect((await backup(pg, sidecar.url)).status).toBe(200);
-    if (i === 0) age(backupsIn(store).find((sentinel) => sentinel !== first) as string, 2);
+    if (i === 0) age(store.sentinels().find((sentinel) => sentinel !== first) as string, 2);
   }
   // Three backups taken, WALE_BACKUP_RETAIN=2: the oldest is gone.
-  const kept = backupsIn(store);
+  const kept = store.sentinels();
   expect(kept).toHaveLength(2);
   expect(kept).not.toContain(first);
 }, 180_000);
@@ -103,10 +90,10 @@ test("a backup killed at its time limit leaves nothing behind: no session, no ba
   // The worker's session is gone, and with it the backup; nothing was written into PGDATA.
   await waitFor("the backup's session to end", async () => (await pg.sql(BACKUP_SESSIONS)) === "0", 10_000);
   expect(readdirSync(pg.pgdata)).not.toContain("backup_label");
-  expect(backupsIn(store)).toHaveLength(0);
+  expect(store.sentinels()).toHaveLength(0);
   rmSync(stall);
   expect((await backup(pg, sidecar.url)).status).toBe(200);
-  expect(backupsIn(store)).toHaveLength(1);
+  expect(store.sentinels()).toHaveLength(1);
 }, 180_000);
 
 test("a per-second schedule fires, and shows in /readyz and /metrics", async () => {
@@ -118,7 +105,7 @@ test("a per-second schedule fires, and shows in /readyz and /metrics", async () 
   expect(await (await fetch(`${sidecar.url}/metrics`)).text()).toMatch(
     /^wale_sidecar_next_backup_timestamp_seconds \d+/m,
   );
-  await waitFor("a scheduled backup in the store", () => backupsIn(store).length > 0, 120_000);
+  await waitFor("a scheduled backup in the store", () => store.sentinels().length > 0, 120_000);
   const scheduled = sidecar
     .output()
     .split("\n")
@@ -127,15 +114,18 @@ test("a per-second schedule fires, and shows in /readyz and /metrics", async () 
 }, 180_000);
 
 test("SIGTERM during a wal-push: the push completes, and the next archive attempt has no gap", async () => {
-  const store = makeStore(scope);
+  const store = fileStore(scope);
   const dir = scope.tempDir("slow");
   const marker = join(dir, "pushing");
   // Real WAL-E, started 2 s late, so that the push is in flight when SIGTERM comes.
   const slow = script(dir, "slow-wal-e", `touch ${marker}\nsleep 2\nexec ${TOOLS.wale} "$@"`);
 
-  const { pg, port, url } = await startArchivingPostgres(scope, { version: 15 });
-  const env = { PGDATA: pg.pgdata, WALE_FILE_PREFIX: store.prefix };
-  const first = await startSidecar(scope, { ...env, WALE_BIN: slow, WALE_SHUTDOWN_GRACE: "30" }, port);
+  const {
+    source: pg,
+    sidecar: first,
+    port,
+    url,
+  } = await startArchivingSource(scope, store, 15, { env: { WALE_BIN: slow, WALE_SHUTDOWN_GRACE: "30" } });
 
   const segment = await pg.switchWal();
   await waitFor("the push to start", () => Bun.file(marker).exists(), 30_000);
@@ -153,9 +143,9 @@ test("SIGTERM during a wal-push: the push completes, and the next archive attemp
   expect(first.requests().some((r) => r.file === segment && r.status === 200)).toBe(true);
   expect(first.output()).toContain('"msg":"stopped"');
 
-  await startSidecar(scope, env, port);
+  await startSidecar(scope, { PGDATA: pg.pgdata, ...store.env }, port);
   const last = await pg.switchWal();
-  await waitFor("archiving to resume", () => store.walFiles().includes(last), 90_000);
+  await archivedIn(store, last, 90_000);
   const segments = store.walFiles().filter((f) => /^[0-9A-F]{24}$/.test(f));
   expect(segments).toEqual(segmentRange(segments[0] as string, last));
 }, 180_000);
@@ -203,12 +193,11 @@ test("after the grace period, WAL-E still running is killed with its group, and 
 }, 60_000);
 
 test("/metrics counts exactly the traffic sent", async () => {
-  const store = makeStore(scope);
-  const dir = scope.tempDir("pgdata");
+  const store = fileStore(scope);
   // Made by the database user: WAL-E writes RECOVERYXLOG there as that user.
-  await run(asDbUser(["mkdir", "-p", join(dir, "pg_wal/archive_status")]));
+  const { pgdata: dir } = await bareDataDir(scope);
   writeFileSync(join(dir, "pg_wal", SEG), "not really WAL, but WAL-E only moves bytes");
-  const sidecar = await startSidecar(scope, { PGDATA: dir, WALE_FILE_PREFIX: store.prefix });
+  const sidecar = await startSidecar(scope, { PGDATA: dir, ...store.env });
   const get = async (path: string) => (await fetch(`${sidecar.url}${path}`)).status;
 
   expect(await get(`/wal-push/${SEG}`)).toBe(200);
