@@ -1,8 +1,8 @@
 /**
  * Continuous archiving on PostgreSQL 15: archive_command is the real wget
  * calling the compiled sidecar, which runs the real WAL-E into a store, of
- * each kind (file://, and S3 on moto) for the round trip; a timeline history
- * file, which is never overwritten, on a file store.
+ * each kind (file://, and S3 on moto) for the round trip and for a timeline
+ * history file, which is never overwritten.
  */
 import { expect, test } from "bun:test";
 import { chmodSync, existsSync } from "node:fs";
@@ -58,34 +58,35 @@ test.each(STORES)(
   120_000,
 );
 
-// A file store for now: since main's 0003291, an S3 store must already hold
-// WAL before WAL-E's "no such object" is believed, so a first .history into an
-// empty bucket is refused (cannot compare); a file store's wal_005/ rule differs.
-test("an archived .history file is never overwritten: other bytes are a 500 naming the cause, the same bytes a 200", async () => {
-  const store = fileStore(scope);
-  const { pgdata, pgwal } = await bareDataDir(scope);
-  const history = join(pgwal, "00000002.history");
-  const write = (text: string) => run(asDbUser(["sh", "-c", `printf '${text}' > ${history}`]));
-  const sidecar = await startSidecar(scope, { PGDATA: pgdata, ...store.env });
-  const push = async () => {
-    const response = await fetch(`${sidecar.url}/wal-push/00000002.history`);
-    return [response.status, await response.text()] as const;
-  };
-  // Production's timeline switch.
-  await write("1\\t0/3000000\\tno recovery target specified\\n");
-  expect(await push()).toEqual([200, "archived 00000002.history\n"]);
-  expect(await store.walFiles()).toEqual(["00000002.history"]);
-  const archived = await store.read("wal_005/00000002.history.lzo");
-  // A clone restored from the same archive and promoted: its own 00000002.history.
-  await write("1\\t0/5000000\\tno recovery target specified\\n");
-  const [status, body] = await push();
-  expect(status).toBe(500);
-  expect(body).toContain("the archive already holds a different 00000002.history");
-  expect((await store.read("wal_005/00000002.history.lzo")).equals(archived)).toBe(true);
-  // The same bytes again (an archiver retrying after a lost answer): 200.
-  await write("1\\t0/3000000\\tno recovery target specified\\n");
-  expect((await push())[0]).toBe(200);
-}, 120_000);
+test.each(STORES)(
+  "%s store: an archived .history file is never overwritten: other bytes are a 500 naming the cause, the same bytes a 200",
+  async (kind) => {
+    const store = await storeOf(kind, scope);
+    const { pgdata, pgwal } = await bareDataDir(scope);
+    const history = join(pgwal, "00000002.history");
+    const write = (text: string) => run(asDbUser(["sh", "-c", `printf '${text}' > ${history}`]));
+    const sidecar = await startSidecar(scope, { PGDATA: pgdata, ...store.env });
+    const push = async () => {
+      const response = await fetch(`${sidecar.url}/wal-push/00000002.history`);
+      return [response.status, await response.text()] as const;
+    };
+    // Production's timeline switch.
+    await write("1\\t0/3000000\\tno recovery target specified\\n");
+    expect(await push()).toEqual([200, "archived 00000002.history\n"]);
+    expect(await store.walFiles()).toEqual(["00000002.history"]);
+    const archived = await store.read("wal_005/00000002.history.lzo");
+    // A clone restored from the same archive and promoted: its own 00000002.history.
+    await write("1\\t0/5000000\\tno recovery target specified\\n");
+    const [status, body] = await push();
+    expect(status).toBe(500);
+    expect(body).toContain("the archive already holds a different 00000002.history");
+    expect((await store.read("wal_005/00000002.history.lzo")).equals(archived)).toBe(true);
+    // The same bytes again (an archiver retrying after a lost answer): 200.
+    await write("1\\t0/3000000\\tno recovery target specified\\n");
+    expect((await push())[0]).toBe(200);
+  },
+  120_000,
+);
 
 // A file store only: a directory WAL-E may not write to is a store that
 // refuses writes while it still lists; moto has no such switch.
