@@ -36,16 +36,23 @@ import type {
   Pushed,
 } from "./archive.ts";
 import { fileStoreRoot, syncPushed, syncStoreArgv } from "./file-store.ts";
+import { GroupSync } from "./group-sync.ts";
 import { isNotInArchive, missingStatement, type StoreProbe } from "./not-in-archive.ts";
 
 export class WaleArchive implements Archive {
+  /** The syncfs of a file:// store, shared by the pushes that wait for one at once; null for other stores. */
+  private readonly storeSync: GroupSync<Failed | null> | null;
+
   constructor(
     private readonly config: Config,
     private readonly runner: WaleRunner,
     private readonly spool: Spool,
     /** Whether the store is there, before an absence is believed. */
     private readonly store: StoreProbe,
-  ) {}
+  ) {
+    const root = fileStoreRoot(config.wale.env);
+    this.storeSync = root ? new GroupSync(() => this.syncStore(root)) : null;
+  }
 
   async push(name: string, path: string, kind: WalKind): Promise<Pushed> {
     const { config } = this;
@@ -59,8 +66,10 @@ export class WaleArchive implements Archive {
     // (its pool, WAL-E 1.1.1) and marks them .done, on a failed run too, and
     // PostgreSQL never archives a .done segment again. Which ones, no list
     // says for sure (a checkpoint may remove a .done before it is read), so
-    // the store's whole file system is synced after every run.
-    const unsynced = root ? await this.syncStore(root) : null;
+    // the store's whole file system is synced after every run: by a syncfs
+    // that starts after this run exited, one shared with the pushes that
+    // wait for one at the same time (src/archive/group-sync.ts).
+    const unsynced = this.storeSync ? await this.storeSync.after() : null;
     if (wale.exitCode !== 0) return exited(wale, config.timeouts.push);
     if (unsynced) return { ...unsynced, wale };
     if (root) {
