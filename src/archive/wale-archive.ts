@@ -73,6 +73,16 @@ export class WaleArchive implements Archive {
     if (wale.exitCode !== 0) return exited(wale, config.timeouts.push);
     if (unsynced) return { ...unsynced, wale };
     if (root) {
+      // Not redundant with the syncfs, though its data is clean by now (the
+      // fsyncs cost under a millisecond after it): it finds the object there
+      // (a WAL-E that exits 0 without writing it is a failure), and it hears
+      // the object's own write-back error. syncfs(2) reports errors from the
+      // file system's one error counter (Linux 5.8+), to the first sync that
+      // looks after they happened, which may be another push's, or another
+      // program's; a write-back that fails leaves its pages clean, so no
+      // later sync retries them. An fsync(2) reports an error of that file
+      // not yet reported to any fsync of it, on a descriptor opened after it
+      // too (errseq_t, Linux 4.16+).
       const failed = await syncObject(root, name);
       if (failed) return { ...failed, wale };
     }
