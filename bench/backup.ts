@@ -15,8 +15,7 @@
  * the data would count against whichever run came first). The peak RSS is the
  * backup worker's own (VmHWM of WAL-E's Python; lzop runs apart).
  */
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
 import {
   asDbUser,
   backupEnv,
@@ -30,6 +29,7 @@ import {
   TOOLS,
 } from "../test/support/harness.ts";
 import { type Figure, median, round, type Section, targeted } from "./figures.ts";
+import { type PgBackRest, pgbackrest, stanzaCreate } from "./pgbackrest.ts";
 
 const TITLE = "Base backups: the sidecar's worker against stock WAL-E and pgBackRest";
 
@@ -89,6 +89,7 @@ async function measure(scope: Scope, major: Major, scale: number, repeats: numbe
   const sidecarRuns: number[] = [];
   const stockRuns: number[] = [];
   const pgbackrestRuns: number[] = [];
+  let reference: PgBackRest | undefined;
   let peakMb = 0;
   for (let i = 0; i < repeats; i++) {
     await settle(source);
@@ -111,40 +112,22 @@ async function measure(scope: Scope, major: Major, scale: number, repeats: numbe
     >;
     stockRuns.push(await seconds(() => run(asDbUser([TOOLS.wale, "--terse", "backup-push", source.pgdata]), { env })));
     await settle(source);
-    pgbackrestRuns.push(await seconds(() => pgbackrest(scope, source.pgdata, source.port, i === 0)));
+    reference ??= await referenceFor(scope, source);
+    const { argv } = reference;
+    pgbackrestRuns.push(await seconds(() => run(asDbUser([...argv, "--type=full", "backup"]))));
   }
   return { size, sidecar: median(sidecarRuns), stock: stockRuns, pgbackrest: pgbackrestRuns, peakMb };
 }
 
-let pgbackrestDir = "";
-/** pgBackRest 2.45 from Debian: a full backup, lz4, two processes, its repository on this disk. */
-async function pgbackrest(scope: Scope, pgdata: string, port: number, first: boolean) {
-  if (first) {
-    pgbackrestDir = scope.tempDir("pgbackrest");
-    const conf = [
-      "[global]",
-      `repo1-path=${pgbackrestDir}/repo`,
-      `lock-path=${pgbackrestDir}/lock`,
-      `log-path=${pgbackrestDir}/log`,
-      "log-level-console=warn",
-      "log-level-file=off",
-      "process-max=2",
-      "compress-type=lz4",
-      "start-fast=y",
-      // Its own archiving is not set up: the WAL goes through the sidecar.
-      "archive-check=n",
-      "[bench]",
-      `pg1-path=${pgdata}`,
-      `pg1-port=${port}`,
-      `pg1-socket-path=${dirname(pgdata)}`,
-      "pg1-user=postgres",
-    ];
-    writeFileSync(join(pgbackrestDir, "pgbackrest.conf"), `${conf.join("\n")}\n`);
-    await run(asDbUser(["pgbackrest", `--config=${pgbackrestDir}/pgbackrest.conf`, "--stanza=bench", "stanza-create"]));
-  }
-  await run(
-    asDbUser(["pgbackrest", `--config=${pgbackrestDir}/pgbackrest.conf`, "--stanza=bench", "--type=full", "backup"]),
-  );
+/** pgBackRest 2.45 (bench/pgbackrest.ts) for full backups of `source`, its stanza created. */
+async function referenceFor(scope: Scope, source: { pgdata: string; port: number }): Promise<PgBackRest> {
+  const reference = pgbackrest(scope, source, {
+    async: false,
+    // Its own archiving is not set up: the WAL goes through the sidecar.
+    options: ["start-fast=y", "archive-check=n"],
+  });
+  await stanzaCreate(reference);
+  return reference;
 }
 
 export async function backups(scope: Scope, sizes: { scale: number; repeats: number }): Promise<Section> {

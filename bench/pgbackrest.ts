@@ -1,7 +1,8 @@
 /**
  * pgBackRest 2.45 (Debian, installed by scripts/setup.sh) as the benchmark's
  * reference for WAL: a posix repository on this disk, lz4, process-max=2,
- * archive-async as asked. One configuration file a use, owned by the
+ * archive-async as asked (and any [global] options a use adds: the base
+ * backups' start-fast). One configuration file a use, owned by the
  * database user, who runs every pgbackrest command.
  */
 import { writeFileSync } from "node:fs";
@@ -19,7 +20,7 @@ export interface PgBackRest {
 export function pgbackrest(
   scope: Scope,
   pg: { pgdata: string; port?: number },
-  { async, repo }: { async: boolean; repo?: string },
+  { async, repo, options = [] }: { async: boolean; repo?: string; options?: string[] },
 ): PgBackRest {
   const dir = scope.tempDir("pgbackrest");
   const conf = [
@@ -34,6 +35,7 @@ export function pgbackrest(
     "process-max=2",
     "compress-type=lz4",
     `archive-async=${async ? "y" : "n"}`,
+    ...options,
     "[bench]",
     `pg1-path=${pg.pgdata}`,
     ...(pg.port ? [`pg1-port=${pg.port}`, `pg1-socket-path=${dirname(pg.pgdata)}`, "pg1-user=postgres"] : []),

@@ -8,8 +8,8 @@
  * push is answered, the objects it wrote and their directories are synced.
  * Base backups are synced by their worker (src/workers/backup.py).
  */
-import { open } from "node:fs/promises";
 import { join } from "node:path";
+import { fsyncPath } from "../runtime/durable.ts";
 
 /** The directory of a file:// store, or null for any other store. WAL-E ignores the host part (localhost). */
 export function fileStoreRoot(env: Record<string, string>): string | null {
@@ -28,7 +28,7 @@ export const walObject = (root: string, name: string) => join(root, "wal_005", `
  * object's and wal_005/'s names live. The object must be there.
  */
 export async function syncPushed(root: string, name: string): Promise<void> {
-  for (const path of [walObject(root, name), join(root, "wal_005"), root]) await syncAndClose(await open(path, "r"));
+  for (const path of [walObject(root, name), join(root, "wal_005"), root]) await fsyncPath(path);
 }
 
 /**
@@ -37,11 +37,3 @@ export async function syncPushed(root: string, name: string): Promise<void> {
  * errors seen since the last syncfs of that file system.
  */
 export const syncStoreArgv = (root: string) => ["sync", "-f", root];
-
-async function syncAndClose(handle: Awaited<ReturnType<typeof open>>): Promise<void> {
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}

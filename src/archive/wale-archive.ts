@@ -36,16 +36,23 @@ import type {
   Pushed,
 } from "./archive.ts";
 import { fileStoreRoot, syncPushed, syncStoreArgv } from "./file-store.ts";
+import { GroupSync } from "./group-sync.ts";
 import { isNotInArchive, missingStatement, type StoreProbe } from "./not-in-archive.ts";
 
 export class WaleArchive implements Archive {
+  /** The syncfs of a file:// store, shared by the pushes that wait for one at once; null for other stores. */
+  private readonly storeSync: GroupSync<Failed | null> | null;
+
   constructor(
     private readonly config: Config,
     private readonly runner: WaleRunner,
     private readonly spool: Spool,
     /** Whether the store is there, before an absence is believed. */
     private readonly store: StoreProbe,
-  ) {}
+  ) {
+    const root = fileStoreRoot(config.wale.env);
+    this.storeSync = root ? new GroupSync(() => this.syncStore(root)) : null;
+  }
 
   async push(name: string, path: string, kind: WalKind): Promise<Pushed> {
     const { config } = this;
@@ -59,11 +66,23 @@ export class WaleArchive implements Archive {
     // (its pool, WAL-E 1.1.1) and marks them .done, on a failed run too, and
     // PostgreSQL never archives a .done segment again. Which ones, no list
     // says for sure (a checkpoint may remove a .done before it is read), so
-    // the store's whole file system is synced after every run.
-    const unsynced = root ? await this.syncStore(root) : null;
+    // the store's whole file system is synced after every run: by a syncfs
+    // that starts after this run exited, one shared with the pushes that
+    // wait for one at the same time (src/archive/group-sync.ts).
+    const unsynced = this.storeSync ? await this.storeSync.after() : null;
     if (wale.exitCode !== 0) return exited(wale, config.timeouts.push);
     if (unsynced) return { ...unsynced, wale };
     if (root) {
+      // Not redundant with the syncfs, though its data is clean by now (the
+      // fsyncs cost under a millisecond after it): it finds the object there
+      // (a WAL-E that exits 0 without writing it is a failure), and it hears
+      // the object's own write-back error. syncfs(2) reports errors from the
+      // file system's one error counter (Linux 5.8+), to the first sync that
+      // looks after they happened, which may be another push's, or another
+      // program's; a write-back that fails leaves its pages clean, so no
+      // later sync retries them. An fsync(2) reports an error of that file
+      // not yet reported to any fsync of it, on a descriptor opened after it
+      // too (errseq_t, Linux 4.16+).
       const failed = await syncObject(root, name);
       if (failed) return { ...failed, wale };
     }

@@ -21,11 +21,12 @@
  * WALE_MAX_CONCURRENCY, are stopped after WALE_FETCH_TIMEOUT, and on
  * shutdown.
  */
-import { chmod, copyFile, lstat, mkdir, open, readdir, realpath, rename, rm } from "node:fs/promises";
+import { chmod, copyFile, lstat, mkdir, readdir, realpath, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../observe/log.ts";
+import { fsyncPath } from "../runtime/durable.ts";
 import { isAlive } from "../runtime/pid.ts";
 import { walFetchArgv, walFetchEnv } from "../wale/argv.ts";
 import type { RunResult, WaleRunner } from "../wale/runner.ts";
@@ -177,12 +178,7 @@ export class Spool {
     const temp = join(dirname(dest), `.${basename(dest)}.${process.pid}-${++this.serial}${PART}`);
     try {
       await copyFile(path, temp);
-      const handle = await open(temp, "r+");
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+      await fsyncPath(temp, "r+");
       await rename(temp, dest);
     } finally {
       await rm(temp, { force: true });
