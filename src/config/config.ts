@@ -10,8 +10,13 @@ import { Value } from "@sinclair/typebox/value";
 import { Cron } from "croner";
 import { ConfigError } from "../errors.ts";
 
+// No control characters: paths travel in the prefetch worker's tab-separated job lines.
 const AbsolutePath = (def?: string) =>
-  T.String({ pattern: "^/", description: "an absolute path", ...(def ? { default: def } : {}) });
+  T.String({
+    pattern: "^/[^\\u0000-\\u001f\\u007f]*$",
+    description: "an absolute path without control characters",
+    ...(def ? { default: def } : {}),
+  });
 const Flags = (def: string, description: string) => T.String({ default: def, description });
 const Seconds = (def: number) =>
   T.Integer({ default: def, minimum: 0, maximum: 604_800, description: "a whole number of seconds (0 for no limit)" });

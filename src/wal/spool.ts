@@ -17,9 +17,10 @@
  *
  * The spool holds at most WALE_PREFETCH segments (16 MB each), plus the
  * files of the requests in flight. Everything outside the window is removed.
- * Prefetches run through the same runner as requests: they count against
- * WALE_MAX_CONCURRENCY, are stopped after WALE_FETCH_TIMEOUT, and on
- * shutdown.
+ * Prefetches run through the same runner as requests: the WAL-E worker
+ * holds one slot of WALE_MAX_CONCURRENCY while it lives (its jobs run in
+ * its own threads, src/workers/prefetch.py), `wal-e wal-prefetch` runs one
+ * each; they are stopped after WALE_FETCH_TIMEOUT, and on shutdown.
  */
 import { chmod, copyFile, lstat, mkdir, readdir, realpath, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
@@ -76,6 +77,8 @@ export class Spool {
     private readonly config: Config,
     private readonly runner: WaleRunner,
     private readonly log: Logger,
+    /** Milliseconds, for the served copies' and failed prefetches' ages; a test's clock. */
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.dir = config.spool.dir;
     this.prefetched = join(this.dir, ".wal-e", "prefetch");
@@ -142,7 +145,12 @@ export class Spool {
       const answer = await this.prefetcher?.fetch(name, path);
       if (answer) {
         const wale = workerRun(answer);
-        if (answer.kind !== "ok") return { ok: false, wale, worker: answer };
+        if (answer.kind !== "ok") {
+          // The worker removes its own failed file, but not when it was
+          // killed mid-write (a timeout) or answered after the wait ended.
+          await rm(path, { force: true });
+          return { ok: false, wale, worker: answer };
+        }
         fetched = { ok: true, path, prefetched: false, worker: true, wale };
       } else {
         const wale = await this.runner.run(walFetchArgv(this.config.wale, name, path), {
@@ -202,7 +210,13 @@ export class Spool {
   private async takeServed(name: string, path: string): Promise<boolean> {
     const at = this.kept.findIndex((k) => k.name === name);
     if (at === -1) return false;
-    this.kept.splice(at, 1);
+    const [copy] = this.kept.splice(at, 1);
+    // Only briefly: an archive's prefix re-used under a running sidecar must
+    // not be answered with the old one's segment hours later.
+    if ((copy?.at ?? 0) < this.now() - SERVED_MS) {
+      await rm(join(this.served, name), { force: true });
+      return false;
+    }
     try {
       await rename(join(this.served, name), path);
       return true;
@@ -220,7 +234,7 @@ export class Spool {
    * segment file by renaming it and writing over it.
    */
   private async keepServed(name: string, path: string): Promise<void> {
-    const now = performance.now();
+    const now = this.now();
     while (this.kept.length > 0 && ((this.kept[0]?.at ?? 0) < now - SERVED_MS || this.kept.length >= SERVED_KEEP)) {
       const old = this.kept.shift();
       if (old) await rm(join(this.served, old.name), { force: true });
@@ -272,7 +286,7 @@ export class Spool {
     await this.dropOutside(new Set(window));
     const wanted: string[] = [];
     for (const segment of window) {
-      if ((this.failedAt.get(segment) ?? Number.NEGATIVE_INFINITY) > performance.now() - RETRY_FAILED_MS) break;
+      if ((this.failedAt.get(segment) ?? Number.NEGATIVE_INFINITY) > this.now() - RETRY_FAILED_MS) break;
       if (this.inFlight.has(segment) || (await exists(join(this.prefetched, segment)))) continue;
       wanted.push(segment);
     }
@@ -286,7 +300,7 @@ export class Spool {
       const segment = fresh[i] as string;
       const done = landed.then((ok) => {
         if (ok) this.failedAt.delete(segment);
-        else this.failedAt.set(segment, performance.now());
+        else this.failedAt.set(segment, this.now());
         this.inFlight.delete(segment);
         return ok;
       });

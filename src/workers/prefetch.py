@@ -45,6 +45,7 @@ import collections
 import fcntl
 import logging
 import subprocess
+import traceback
 
 from wal_e import pipeline
 
@@ -60,33 +61,51 @@ LOCATE = "could no longer locate object while performing wal restore"
 
 
 class Jobs:
-    """Fetches first, then prefetches, each in the order given."""
+    """
+    Fetches first, then prefetches, each in the order given. At most
+    PARALLEL - 1 prefetches run at once: one thread is always free for a
+    request's fetch, so prefetches stuck on the network (a blackholed
+    connection, throttling WAL-E retries) never hold up recovery.
+    """
 
     def __init__(self):
         self.urgent = collections.deque()
         self.background = collections.deque()
+        self.prefetching = 0
         self.closed = False
         self.cond = threading.Condition()
 
     def put(self, urgent, job):
         with self.cond:
             (self.urgent if urgent else self.background).append(job)
-            self.cond.notify()
+            self.cond.notify_all()
 
     def close(self):
         with self.cond:
             self.closed = True
             self.cond.notify_all()
 
+    def _prefetchable(self):
+        return self.background and self.prefetching < PARALLEL - 1
+
     def take(self):
+        """The next job and whether it is a prefetch, or None once stdin is closed and all is taken."""
         with self.cond:
-            while not (self.urgent or self.background or self.closed):
+            while True:
+                if self.urgent:
+                    return self.urgent.popleft(), False
+                if self._prefetchable():
+                    self.prefetching += 1
+                    return self.background.popleft(), True
+                if self.closed and not self.background:
+                    return None
                 self.cond.wait()
-            if self.urgent:
-                return self.urgent.popleft()
-            if self.background:
-                return self.background.popleft()
-            return None
+
+    def done(self, prefetch):
+        if prefetch:
+            with self.cond:
+                self.prefetching -= 1
+                self.cond.notify_all()
 
 
 class Heard(logging.Handler):
@@ -201,6 +220,9 @@ def main(argv):
                 lzop = subprocess.Popen(
                     [pipeline.LZOP_BIN, "-d", "-c", "-"], stdin=source, stdout=write, close_fds=True
                 )
+            except BaseException:
+                os.close(read)  # a long-lived worker must not leak it (EMFILE, ENOMEM)
+                raise
             finally:
                 os.close(write)
             try:
@@ -257,8 +279,17 @@ def main(argv):
     jobs = Jobs()
 
     def work():
-        for job in iter(jobs.take, None):
-            run(job)
+        try:
+            for job, prefetch in iter(jobs.take, None):
+                try:
+                    run(job)
+                finally:
+                    jobs.done(prefetch)
+        except BaseException:
+            # A job this thread took would never be answered: end the
+            # worker, and the sidecar fetches those files itself.
+            traceback.print_exc()
+            os._exit(1)
 
     threads = [threading.Thread(target=work, daemon=True) for _ in range(PARALLEL)]
     for thread in threads:

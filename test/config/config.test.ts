@@ -149,6 +149,7 @@ describe("parseConfig", () => {
     ["WALE_PREFETCH", "-1", /WALE_PREFETCH: must be a number of segments/],
     ["WALE_PREFETCH", "many", /WALE_PREFETCH: must be a number of segments/],
     ["WALE_SPOOL_DIR", "spool", /WALE_SPOOL_DIR: must be an absolute path/],
+    ["WALE_SPOOL_DIR", "/var/spool/a\tb", /WALE_SPOOL_DIR: must be an absolute path without control characters/],
     ["WALE_SPOOL_DIR", "/var/lib/postgresql/data/spool", /WALE_SPOOL_DIR: must be outside PGDATA/],
     ["WALE_SPOOL_DIR", "/var/lib/postgresql", /WALE_SPOOL_DIR: must be outside PGDATA and not contain it/],
   ])("%s=%j is refused with one line naming it", (name, value, message) => {

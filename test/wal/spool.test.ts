@@ -148,6 +148,28 @@ describe("Spool", () => {
     expect(fetches()).toBe(3);
   });
 
+  test("a kept copy is served only briefly: past 60 s its repeat downloads again", async () => {
+    const dir = join(base, `spool-${++n}`);
+    const config = parseConfig({ PGDATA: join(base, "data"), WALE_SPOOL_DIR: dir, WALE_PREFETCH: "2" });
+    const fake = fakeRuntime((argv) => {
+      if (argv.includes("wal-prefetch")) return { exitCode: 1 };
+      writeFileSync(argv.at(-1) as string, `fetched ${argv.at(-2)}`);
+      return { exitCode: 0 };
+    });
+    let clock = 1_000_000;
+    const spool = new Spool(config, new WaleRunner(fake.runtime, config.wale), quiet, () => clock);
+    await spool.prepare();
+    const fetches = () => fake.spawned.filter((argv) => argv.includes("wal-fetch")).length;
+    await spool.fetch(SEG(1), "segment");
+    await sleep(50); // the prefetches of SEG(2) and SEG(3) fail
+    await spool.fetch(SEG(2), "segment");
+    expect(fetches()).toBe(2);
+    expect(existsSync(join(dir, ".wal-e", "served", SEG(2)))).toBe(true);
+    clock += 60_001;
+    expect(await spool.fetch(SEG(2), "segment")).toMatchObject({ ok: true, prefetched: false });
+    expect(fetches()).toBe(3);
+  });
+
   test("history files are fetched, never projected; WALE_PREFETCH=0 prefetches nothing", async () => {
     const history = setup(4);
     await history.spool.fetch("00000002.history", "history");
