@@ -17,6 +17,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/config.ts";
+import { fileRoot } from "../config/store.ts";
 import type { WalKind } from "../wal/names.ts";
 import type { Spool } from "../wal/spool.ts";
 import { backupFetchArgv, backupListArgv, backupWorkerArgv, deleteBeforeArgv, walPushArgv } from "../wale/argv.ts";
@@ -35,7 +36,7 @@ import type {
   Listed,
   Pushed,
 } from "./archive.ts";
-import { fileStoreRoot, syncPushed, syncStoreArgv } from "./file-store.ts";
+import { syncPushed, syncStoreArgv } from "./file-store.ts";
 import { GroupSync } from "./group-sync.ts";
 import { isNotInArchive, missingStatement, type StoreProbe } from "./not-in-archive.ts";
 
@@ -50,7 +51,7 @@ export class WaleArchive implements Archive {
     /** Whether the store is there, before an absence is believed. */
     private readonly store: StoreProbe,
   ) {
-    const root = fileStoreRoot(config.wale.env);
+    const root = fileRoot(config.store);
     this.storeSync = root ? new GroupSync(() => this.syncStore(root)) : null;
   }
 
@@ -60,7 +61,7 @@ export class WaleArchive implements Archive {
       const held = await this.archivedHistory(name, path);
       if (held) return held;
     }
-    const root = fileStoreRoot(config.wale.env);
+    const root = fileRoot(config.store);
     const wale = await this.runner.run(walPushArgv(config.wale, path), { timeoutMs: config.timeouts.push });
     // wal-push also uploads other segments it finds .ready in archive_status
     // (its pool, WAL-E 1.1.1) and marks them .done, on a failed run too, and
@@ -245,7 +246,7 @@ export class WaleArchive implements Archive {
       const [archived, local] = await Promise.all([readFile(fetched.path), readFile(path)]);
       if (archived.equals(local)) {
         // Held, but perhaps never synced (an earlier push answered with an error): sync it now.
-        const root = fileStoreRoot(this.config.wale.env);
+        const root = fileRoot(this.config.store);
         const failed = root ? await syncObject(root, name) : null;
         return failed ?? { kind: "stored", note: " (the archive holds these bytes)" };
       }
