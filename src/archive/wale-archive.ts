@@ -38,7 +38,7 @@ import type {
 } from "./archive.ts";
 import { syncPushed, syncStoreArgv } from "./file-store.ts";
 import { GroupSync } from "./group-sync.ts";
-import { isNotInArchive, missingStatement, type StoreProbe } from "./not-in-archive.ts";
+import { emptyWalDirectory, judgeMiss, missingStatement, type StoreProbe } from "./not-in-archive.ts";
 
 export class WaleArchive implements Archive {
   /** The syncfs of a file:// store, shared by the pushes that wait for one at once; null for other stores. */
@@ -103,13 +103,15 @@ export class WaleArchive implements Archive {
 
   /**
    * The rule for "not in the archive" holds for both ways a fetch runs. A
-   * `wal-e wal-fetch`: isNotInArchive reads its exit and stderr. The
-   * worker (src/workers/prefetch.py): its "missing" is WAL-E's own word on
-   * this very object, the open of the file store's <root>/wal_005/<name>.lzo
-   * (believed when <root>/wal_005 exists, as isNotInArchive does) or WAL-E's
-   * "could no longer locate" for its URI followed by a listing of the
-   * store's WAL directory that held WAL (an empty one is a prefix with a
-   * typo as likely as a new one: a failure); anything else is a failure.
+   * `wal-e wal-fetch` (no worker: WALE_PREFETCH=0, WALE_MAX_CONCURRENCY=1
+   * or no WAL-E Python): judgeMiss reads its exit and stderr and asks the
+   * store. The worker (src/workers/prefetch.py): its "missing" is WAL-E's
+   * own word on this very object, the open of the file store's
+   * <root>/wal_005/<name>.lzo (believed when <root>/wal_005 exists, as
+   * judgeMiss does) or WAL-E's "could no longer locate" for its URI followed
+   * by a listing of the store's WAL directory that held WAL (an empty one is
+   * a prefix with a typo as likely as a new one: a failure, as judgeMiss's
+   * StoreCheck.holdsWal says); anything else is a failure.
    */
   async fetch(name: string, kind: WalKind): Promise<Fetched> {
     const fetched = await this.spool.fetch(name, kind);
@@ -125,7 +127,7 @@ export class WaleArchive implements Archive {
         if ("located" in evidence) return { kind: "missing", wale, worker: true };
         if ("empty" in evidence) {
           const directory = evidence.empty.slice(0, evidence.empty.lastIndexOf("/") + 1);
-          const reason = ` failed: the store's WAL directory ${directory} holds nothing: is the prefix right?`;
+          const reason = ` failed: ${emptyWalDirectory(directory, this.config.store)}`;
           return { kind: "failed", reason, wale, worker: true };
         }
         if (await this.store.directoryExists(`${evidence.root}/wal_005`))
@@ -136,9 +138,12 @@ export class WaleArchive implements Archive {
       const { timedOut, reason } = answer;
       return { kind: "failed", timedOut, reason: timedOut ? ` ${reason}` : ` failed: ${reason}`, wale, worker: true };
     }
-    if (wale.timedOut || !(await isNotInArchive(wale, name, this.store)))
-      return exited(wale, this.config.timeouts.fetch);
-    return { kind: "missing", wale };
+    const miss = await judgeMiss(wale, name, this.store);
+    if (miss.missing) return { kind: "missing", wale };
+    if (miss.reason === undefined) return exited(wale, this.config.timeouts.fetch);
+    const tail = lastLines(wale.stderr);
+    const said = `WAL-E exited with code ${wale.exitCode} saying it could not locate ${name}, which is not believed`;
+    return { kind: "failed", reason: ` failed: ${said}: ${miss.reason}${tail ? `\n${tail}` : ""}`, wale };
   }
 
   async list({ mustRun = false } = {}): Promise<Listed> {
