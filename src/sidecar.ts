@@ -39,7 +39,7 @@ export function createSidecar(config: Config, runtime: Runtime, log: Logger, red
   const runner = new WaleRunner(runtime, config.wale, new Limiter(config.limits.concurrency, config.limits.queue));
   const verifier = new Verifier(config, runner, metrics, log);
   const spool = new Spool(config, runner, log);
-  const store = new StoreCheck(runner, config.wale, config.timeouts.fetch, isDirectory);
+  const store = new StoreCheck(runner, config, config.timeouts.fetch, isDirectory);
   const archive = new WaleArchive(config, runner, spool, store);
   // After every backup and its retention run: does the window still start at a kept backup?
   const backups = new BackupJobs(config, archive, metrics, log, () => void verifier.run("backup").catch(() => {}));

@@ -1,5 +1,6 @@
 /**
- * WAL-E's file backend (WALE_FILE_PREFIX=file://localhost/<dir>) and what
+ * WAL-E's file backend (WALE_FILE_PREFIX=file://localhost/<dir>, whose <dir>
+ * is config.store.root: src/config/store.ts) and what
  * it takes to make a pushed object durable there.
  *
  * WAL-E 1.1.1 writes `<dir>/wal_005/<segment>.lzo` in place and never calls
@@ -10,15 +11,6 @@
  */
 import { join } from "node:path";
 import { fsyncPath } from "../runtime/durable.ts";
-
-/** The directory of a file:// store, or null for any other store. WAL-E ignores the host part (localhost). */
-export function fileStoreRoot(env: Record<string, string>): string | null {
-  if (env.WALE_S3_PREFIX || env.WALE_WABS_PREFIX || env.WALE_GS_PREFIX || env.WALE_SWIFT_PREFIX) return null;
-  const match = /^file:\/\/[^/]*(\/.*)$/.exec(env.WALE_FILE_PREFIX ?? "");
-  if (!match) return null;
-  const dir = (match[1] as string).replace(/\/+$/, "");
-  return dir === "" ? "/" : dir;
-}
 
 /** The object WAL-E's file backend writes for a WAL file. */
 export const walObject = (root: string, name: string) => join(root, "wal_005", `${name}.lzo`);

@@ -2,7 +2,9 @@
  * Runs the listing behind `wale-sidecar verify` and GET /archive-verify:
  * src/workers/verify.py lists the store once through WAL-E's own storage
  * layer, and src/archive/verify.ts judges the listing. Both the command
- * and the route call verifyArchive, so they say the same thing.
+ * and the route call verifyArchive, so they say the same thing. firstWal
+ * is the same worker's one-page look at the WAL directory, for the
+ * not-in-archive rule (src/archive/not-in-archive.ts).
  */
 import type { Config } from "../config/config.ts";
 import { verifyWorkerArgv } from "../wale/argv.ts";
@@ -49,28 +51,59 @@ export async function verifyArchive(runner: WaleRunner, config: Config, timeoutM
       "verify needs WALE_BIN to be WAL-E's own console script, or WALE_PYTHON: the listing runs in WAL-E's Python",
     );
   }
+  const report = analyze(await listStore(runner, python, config.wale, [], timeoutMs, "verify"));
+  return { report, seconds: (performance.now() - started) / 1000, at: new Date() };
+}
+
+/**
+ * The first object of WAL-E's in the store's WAL directory (`<prefix>/wal_005/`),
+ * or null when it holds none: one listing request on S3. `python` is
+ * WAL-E's (walePython). Throws VerifyFailed as verifyArchive does.
+ */
+export async function firstWal(
+  runner: WaleRunner,
+  python: string,
+  wale: Config["wale"],
+  timeoutMs: number,
+): Promise<Listing["wal"][number] | null> {
+  // mustRun: asked after a wal-fetch that was let in, it is part of that fetch, not more of a flood.
+  const listing = await listStore(runner, python, wale, ["--first-wal"], timeoutMs, "verify --first-wal", true);
+  return listing.wal[0] ?? null;
+}
+
+/**
+ * One run of the verify worker with `args`, its lines read as a Listing;
+ * VerifyFailed, its message starting with `what`, unless it ran to its end.
+ */
+async function listStore(
+  runner: WaleRunner,
+  python: string,
+  wale: Config["wale"],
+  args: string[],
+  timeoutMs: number,
+  what: string,
+  mustRun = false,
+): Promise<Listing> {
   const lines: string[] = [];
-  const session = await runner.session(verifyWorkerArgv(python, config.wale), (line) => lines.push(line));
+  const argv = verifyWorkerArgv(python, wale, args);
+  const session = await runner.session(argv, (line) => lines.push(line), { mustRun });
   session.end();
   const result = await sessionDone(session, timeoutMs);
   if (result.timedOut)
-    throw new VerifyFailed(`verify timed out after ${timeoutMs / 1000} s; its listing was killed`, true);
+    throw new VerifyFailed(`${what} timed out after ${timeoutMs / 1000} s; its listing was killed`, true);
   if (result.exitCode !== WORKER_EXIT.ok) {
     const tail = lastLines(result.stderr);
     throw new VerifyFailed(
-      `verify could not list the store: the worker exited with code ${result.exitCode}\n${tail}`.trimEnd(),
+      `${what} could not list the store: the worker exited with code ${result.exitCode}\n${tail}`.trimEnd(),
     );
   }
-  let listing: Listing;
   try {
-    listing = parseListing(lines);
+    return parseListing(lines);
   } catch (error) {
     throw new VerifyFailed(
-      `verify could not list the store: ${error instanceof Error ? error.message : error}`,
+      `${what} could not list the store: ${error instanceof Error ? error.message : error}`,
       false,
       { cause: error },
     );
   }
-  const report = analyze(listing);
-  return { report, seconds: (performance.now() - started) / 1000, at: new Date() };
 }

@@ -17,6 +17,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/config.ts";
+import { fileRoot } from "../config/store.ts";
 import type { WalKind } from "../wal/names.ts";
 import type { Spool } from "../wal/spool.ts";
 import { backupFetchArgv, backupListArgv, backupWorkerArgv, deleteBeforeArgv, walPushArgv } from "../wale/argv.ts";
@@ -35,9 +36,9 @@ import type {
   Listed,
   Pushed,
 } from "./archive.ts";
-import { fileStoreRoot, syncPushed, syncStoreArgv } from "./file-store.ts";
+import { syncPushed, syncStoreArgv } from "./file-store.ts";
 import { GroupSync } from "./group-sync.ts";
-import { isNotInArchive, missingStatement, type StoreProbe } from "./not-in-archive.ts";
+import { emptyWalDirectory, judgeMiss, missingStatement, type StoreProbe } from "./not-in-archive.ts";
 
 export class WaleArchive implements Archive {
   /** The syncfs of a file:// store, shared by the pushes that wait for one at once; null for other stores. */
@@ -50,7 +51,7 @@ export class WaleArchive implements Archive {
     /** Whether the store is there, before an absence is believed. */
     private readonly store: StoreProbe,
   ) {
-    const root = fileStoreRoot(config.wale.env);
+    const root = fileRoot(config.store);
     this.storeSync = root ? new GroupSync(() => this.syncStore(root)) : null;
   }
 
@@ -60,7 +61,7 @@ export class WaleArchive implements Archive {
       const held = await this.archivedHistory(name, path);
       if (held) return held;
     }
-    const root = fileStoreRoot(config.wale.env);
+    const root = fileRoot(config.store);
     const wale = await this.runner.run(walPushArgv(config.wale, path), { timeoutMs: config.timeouts.push });
     // wal-push also uploads other segments it finds .ready in archive_status
     // (its pool, WAL-E 1.1.1) and marks them .done, on a failed run too, and
@@ -102,13 +103,15 @@ export class WaleArchive implements Archive {
 
   /**
    * The rule for "not in the archive" holds for both ways a fetch runs. A
-   * `wal-e wal-fetch`: isNotInArchive reads its exit and stderr. The
-   * worker (src/workers/prefetch.py): its "missing" is WAL-E's own word on
-   * this very object, the open of the file store's <root>/wal_005/<name>.lzo
-   * (believed when <root>/wal_005 exists, as isNotInArchive does) or WAL-E's
-   * "could no longer locate" for its URI followed by a listing of the
-   * store's WAL directory that held WAL (an empty one is a prefix with a
-   * typo as likely as a new one: a failure); anything else is a failure.
+   * `wal-e wal-fetch` (no worker: WALE_PREFETCH=0, WALE_MAX_CONCURRENCY=1
+   * or no WAL-E Python): judgeMiss reads its exit and stderr and asks the
+   * store. The worker (src/workers/prefetch.py): its "missing" is WAL-E's
+   * own word on this very object, the open of the file store's
+   * <root>/wal_005/<name>.lzo (believed when <root>/wal_005 exists, as
+   * judgeMiss does) or WAL-E's "could no longer locate" for its URI followed
+   * by a listing of the store's WAL directory that held WAL (an empty one is
+   * a prefix with a typo as likely as a new one: a failure, as judgeMiss's
+   * StoreCheck.holdsWal says); anything else is a failure.
    */
   async fetch(name: string, kind: WalKind): Promise<Fetched> {
     const fetched = await this.spool.fetch(name, kind);
@@ -124,7 +127,7 @@ export class WaleArchive implements Archive {
         if ("located" in evidence) return { kind: "missing", wale, worker: true };
         if ("empty" in evidence) {
           const directory = evidence.empty.slice(0, evidence.empty.lastIndexOf("/") + 1);
-          const reason = ` failed: the store's WAL directory ${directory} holds nothing: is the prefix right?`;
+          const reason = ` failed: ${emptyWalDirectory(directory, this.config.store)}`;
           return { kind: "failed", reason, wale, worker: true };
         }
         if (await this.store.directoryExists(`${evidence.root}/wal_005`))
@@ -135,9 +138,12 @@ export class WaleArchive implements Archive {
       const { timedOut, reason } = answer;
       return { kind: "failed", timedOut, reason: timedOut ? ` ${reason}` : ` failed: ${reason}`, wale, worker: true };
     }
-    if (wale.timedOut || !(await isNotInArchive(wale, name, this.store)))
-      return exited(wale, this.config.timeouts.fetch);
-    return { kind: "missing", wale };
+    const miss = await judgeMiss(wale, name, this.store);
+    if (miss.missing) return { kind: "missing", wale };
+    if (miss.reason === undefined) return exited(wale, this.config.timeouts.fetch);
+    const tail = lastLines(wale.stderr);
+    const said = `WAL-E exited with code ${wale.exitCode} saying it could not locate ${name}, which is not believed`;
+    return { kind: "failed", reason: ` failed: ${said}: ${miss.reason}${tail ? `\n${tail}` : ""}`, wale };
   }
 
   async list({ mustRun = false } = {}): Promise<Listed> {
@@ -245,7 +251,7 @@ export class WaleArchive implements Archive {
       const [archived, local] = await Promise.all([readFile(fetched.path), readFile(path)]);
       if (archived.equals(local)) {
         // Held, but perhaps never synced (an earlier push answered with an error): sync it now.
-        const root = fileStoreRoot(this.config.wale.env);
+        const root = fileRoot(this.config.store);
         const failed = root ? await syncObject(root, name) : null;
         return failed ?? { kind: "stored", note: " (the archive holds these bytes)" };
       }

@@ -10,6 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/config.ts";
+import { storeName } from "../config/store.ts";
 import { redactor } from "../observe/log.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { WaleRunner } from "../wale/runner.ts";
@@ -25,7 +26,7 @@ import {
 } from "./diagnose.ts";
 import { Psql } from "./psql.ts";
 import { between, countedPushes, pushOnce } from "./sidecar.ts";
-import { inStore, storeName } from "./store.ts";
+import { inStore } from "./store.ts";
 
 export interface CheckOptions {
   /** How long to wait for the segment, from the switch, in ms. */
@@ -67,7 +68,7 @@ export async function runCheck(runtime: Runtime, config: Config, options: CheckO
 
 async function check(runner: WaleRunner, config: Config, options: CheckOptions, dir: string, say: (l: string) => void) {
   const psql = new Psql(runner, config.wale.env);
-  const store = storeName(config);
+  const store = storeName(config.store);
   const settings = await psql.settings();
   say(
     `PostgreSQL ${settings.version}: archive_mode ${settings.archiveMode}, archive_command '${settings.archiveCommand}'`,

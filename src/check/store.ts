@@ -7,18 +7,12 @@
 import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { missingStatement } from "../archive/not-in-archive.ts";
-import { type Config, STORAGE_PREFIXES } from "../config/config.ts";
+import type { Config } from "../config/config.ts";
 import { walFetchArgv, walFetchEnv } from "../wale/argv.ts";
 import type { WaleRunner } from "../wale/runner.ts";
 import { waleReason } from "./diagnose.ts";
 
 export type InStore = { kind: "there"; bytes: number } | { kind: "missing" } | { kind: "failed"; reason: string };
-
-/** The store WAL-E is given (WALE_S3_PREFIX, WALE_FILE_PREFIX, ...), for a message. */
-export const storeName = (config: Config) =>
-  STORAGE_PREFIXES.map((name) => config.wale.env[name])
-    .filter(Boolean)
-    .join(", ") || "(no store prefix set)";
 
 /** Fetches `segment` into `dir` through WAL-E and removes it again; its size when it is there. */
 export async function inStore(runner: WaleRunner, config: Config, segment: string, dir: string): Promise<InStore> {

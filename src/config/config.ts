@@ -9,6 +9,7 @@ import { type Static, Type as T } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { Cron } from "croner";
 import { ConfigError } from "../errors.ts";
+import { type NoStore, parseStore, STORAGE_VARIABLES, type Store } from "./store.ts";
 
 // No control characters: paths travel in the prefetch worker's tab-separated job lines.
 const AbsolutePath = (def?: string) =>
@@ -85,6 +86,11 @@ export interface Config {
     /** The environment every WAL-E child gets. */
     env: Record<string, string>;
   };
+  /**
+   * The store WAL-E archives to, from its WALE_*_PREFIX variables (after
+   * WALE_S3_PREFIX is derived from WALE_S3_BUCKET): src/config/store.ts.
+   */
+  store: Store | NoStore;
   /** Time limits in ms; 0 means none. On expiry WAL-E is killed and the answer is 504. */
   timeouts: { push: number; fetch: number; backup: number };
   /** How long in-flight work may finish after SIGTERM, in ms. */
@@ -141,22 +147,17 @@ export const isWaleVariable = (name: string) =>
 /** Names whose values are secret: credentials of every WAL-E backend, and the token. */
 export const SECRET_NAME = /SECRET|KEY|TOKEN|PASSWORD|PASSPHRASE|CREDENTIAL|^GS_|^WABS_/i;
 
-/** The variables by which WAL-E chooses its store. */
-export const STORAGE_PREFIXES = [
-  "WALE_S3_PREFIX",
-  "WALE_WABS_PREFIX",
-  "WALE_GS_PREFIX",
-  "WALE_SWIFT_PREFIX",
-  "WALE_FILE_PREFIX",
-];
-
 /**
  * A spool of this database's and this archive's own. Prefetched files are
  * known by segment name alone, so two sidecars sharing one spool (two
  * databases on one host) could hand each other's WAL to the wrong recovery.
  */
-function defaultSpool(pgdata: string, env: Record<string, string>): string {
-  const identity = [pgdata, ...STORAGE_PREFIXES.map((name) => env[name] ?? "")].join("\0");
+function defaultSpool(pgdata: string, store: Store | NoStore): string {
+  // One field per variable, as before the store was parsed: the same spool as then.
+  const values = STORAGE_VARIABLES.map((name) =>
+    store.kind === "none" ? "" : name === store.variable ? store.prefix : "",
+  );
+  const identity = [pgdata, ...values].join("\0");
   return `/tmp/wale-sidecar-spool-${createHash("sha256").update(identity).digest("hex").slice(0, 12)}`;
 }
 
@@ -166,7 +167,8 @@ export function parseConfig(environment: Record<string, string | undefined>): Co
   const pgdata = trimSlash(env.PGDATA);
   const pgwal = trimSlash(env.PGWAL ?? `${pgdata}/pg_wal`);
   const waleEnvironment = waleEnv(environment);
-  const spoolDir = trimSlash(env.WALE_SPOOL_DIR ?? defaultSpool(pgdata, waleEnvironment));
+  const store = parseStore(waleEnvironment);
+  const spoolDir = trimSlash(env.WALE_SPOOL_DIR ?? defaultSpool(pgdata, store));
   // The sidecar empties its spool at start: a spool inside the database would lose data.
   for (const [name, root] of [
     ["PGDATA", pgdata],
@@ -189,6 +191,7 @@ export function parseConfig(environment: Record<string, string | undefined>): Co
       backupPushFlags: splitFlags(env.WALE_BACKUP_PUSH_FLAGS),
       env: waleEnvironment,
     },
+    store,
     timeouts: {
       push: env.WALE_PUSH_TIMEOUT * 1000,
       fetch: env.WALE_FETCH_TIMEOUT * 1000,

@@ -4,7 +4,7 @@
  */
 import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
-import { type Config, STORAGE_PREFIXES } from "../config/config.ts";
+import type { Config } from "../config/config.ts";
 import type { WaleRunner } from "../wale/runner.ts";
 
 export interface Check {
@@ -79,10 +79,8 @@ export class Readiness {
   }
 
   private storage(): Check {
-    const set = STORAGE_PREFIXES.filter((name) => this.config.wale.env[name]);
-    if (set.length === 1) return { name: "storage", ok: true, detail: set[0] as string };
-    if (set.length === 0)
-      return { name: "storage", ok: false, detail: `none of ${STORAGE_PREFIXES.join(", ")} is set` };
-    return { name: "storage", ok: false, detail: `WAL-E refuses more than one store: ${set.join(", ")}` };
+    const { store } = this.config;
+    if (store.kind === "none") return { name: "storage", ok: false, detail: store.problem };
+    return { name: "storage", ok: true, detail: store.variable };
   }
 }

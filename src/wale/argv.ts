@@ -20,7 +20,7 @@ export const walPushArgv = (wale: Wale, segmentPath: string) => command(wale, "w
 /**
  * `wal-e [flags but --terse] wal-fetch [fetch flags] <name> <dest>`. WAL-E
  * 1.1.1 says that an object is missing only at INFO, which --terse hides,
- * and an absence is believed only on that statement (see isNotInArchive).
+ * and an absence is believed only on that statement (see judgeMiss).
  */
 export const walFetchArgv = (wale: Wale, name: string, dest: string) =>
   command(
@@ -71,7 +71,8 @@ export const backupWorkerArgv = (python: string, wale: Wale, pgdata: string) =>
   workerArgv(python, "backup", [...wale.flags, "backup-push", ...wale.backupPushFlags, pgdata]);
 
 /** `<python> -c <src/workers/verify.py> [flags] verify`: one listing of the store. */
-export const verifyWorkerArgv = (python: string, wale: Wale) => workerArgv(python, "verify", [...wale.flags, "verify"]);
+export const verifyWorkerArgv = (python: string, wale: Wale, args: string[] = []) =>
+  workerArgv(python, "verify", [...wale.flags, "verify", ...args]);
 
 /** `wal-e [flags] backup-fetch <PGDATA> <backup>` */
 export const backupFetchArgv = (wale: Wale, pgdata: string, backup: string) =>

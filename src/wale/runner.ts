@@ -97,14 +97,14 @@ export class WaleRunner {
    * `onLine`. It holds a slot of the concurrency cap until it exits (or is
    * turned away like a run), unless `slot` is false: the backup
    * worker waits for pushes that need the slots (see src/archive/wale-archive.ts).
-   * close() kills it like a run.
+   * `mustRun` as for run(). close() kills it like a run.
    */
   async session(
     argv: string[],
     onLine: (line: string) => void,
-    { slot = true, env = this.wale.env } = {},
+    { slot = true, mustRun = false, env = this.wale.env } = {},
   ): Promise<Session> {
-    const release = slot ? await this.limiter.acquire() : () => {};
+    const release = slot ? await this.limiter.acquire(mustRun) : () => {};
     let child: Child;
     try {
       if (this.closed) throw new ShuttingDown("shutting down; retry against the new instance");

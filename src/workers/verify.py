@@ -1,6 +1,6 @@
 # Lists a WAL-E store for `wale-sidecar verify`, in one Python process.
 #
-# src/verify.ts runs this, after src/workers/_prelude.py, with the
+# src/archive/verify-store.ts runs this, after src/workers/_prelude.py, with the
 # interpreter that runs WAL-E:
 #
 #   python -c <prelude + this file> [WALE_FLAGS] verify
@@ -20,7 +20,17 @@
 #   backup <name> <start segment> <stop segment or -> <sentinel's last-modified>
 #   wal <file name, without .lzo> <last-modified>
 #   done <backups> <wal objects>
-# and judges nothing: src/verify.ts does the analysis.
+# and judges nothing: src/archive/verify.ts does the analysis.
+#
+#   python -c <prelude + this file> [WALE_FLAGS] verify --first-wal
+#
+# lists the WAL directory only, and stops at its first object of WAL-E's:
+#   wal <file name, without .lzo> <last-modified>     (none when it holds nothing)
+#   done
+# On S3 that is one request: boto 2's bucket.list() pages lazily (1,000 keys
+# a page). src/archive/not-in-archive.ts asks it before it believes WAL-E's
+# "could no longer locate object": a misspelled prefix in a bucket that is
+# there lists fine, and empty.
 
 # (src/workers/_prelude.py comes first: sys, cmd, say, wale_setup.)
 import datetime
@@ -43,17 +53,36 @@ def stamp(modified):
     return text
 
 
+def wal_objects(listing, layout):
+    """The WAL directory's objects of WAL-E's, as (name without .lzo, last-modified), as listed."""
+    wal_directory = layout.wal_directory()
+    for key in listing._backup_list(wal_directory):
+        name = layout.key_name(key)[len(wal_directory.lstrip("/")):]
+        if "/" in name:
+            continue  # not WAL-E's (WAL-E writes wal_005/<name>.lzo only)
+        yield name[:-4] if name.endswith(".lzo") else name, stamp(layout.key_last_modified(key))
+
+
 def main(argv):
-    if not argv or argv[-1] != "verify":
-        print("usage: [WAL-E flags] verify", file=sys.stderr)
+    first_wal = argv[-2:] == ["verify", "--first-wal"]
+    if not first_wal and (not argv or argv[-1] != "verify"):
+        print("usage: [WAL-E flags] verify [--first-wal]", file=sys.stderr)
         return 2
+    flags = argv[:-2] if first_wal else argv[:-1]
     try:
-        _, backup_cxt = wale_setup(argv[:-1] + ["backup-list"], [])
+        _, backup_cxt = wale_setup(flags + ["backup-list"], [])
     except SetupFailed:
         return 3
     layout = backup_cxt.layout
     conn = backup_cxt.new_connection()
     listing = backup_cxt.worker.BackupList(conn, layout, True)
+
+    if first_wal:
+        for name, modified in wal_objects(listing, layout):
+            say("wal", name, modified)
+            break
+        say("done")
+        return 0
 
     base_directory = layout.basebackups()
     sentinel = re.compile(storage.COMPLETE_BASE_BACKUP_REGEXP).match
@@ -74,14 +103,10 @@ def main(argv):
             stop = "-"  # a sentinel that is not JSON: no stop segment known
         say("backup", "base_{filename}_{offset}".format(**groups), groups["filename"], stop, finished)
 
-    wal_directory = layout.wal_directory()
     objects = 0
-    for key in listing._backup_list(wal_directory):
-        name = layout.key_name(key)[len(wal_directory.lstrip("/")):]
-        if "/" in name:
-            continue  # not WAL-E's (WAL-E writes wal_005/<name>.lzo only)
+    for name, modified in wal_objects(listing, layout):
         objects += 1
-        say("wal", name[:-4] if name.endswith(".lzo") else name, stamp(layout.key_last_modified(key)))
+        say("wal", name, modified)
     say("done", backups, objects)
     return 0
 

@@ -2,16 +2,9 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileStoreRoot, syncPushed, walObject } from "../../src/archive/file-store.ts";
+import { syncPushed, walObject } from "../../src/archive/file-store.ts";
 
-describe("fileStoreRoot", () => {
-  test("the directory of WALE_FILE_PREFIX; null for every other store", () => {
-    expect(fileStoreRoot({ WALE_FILE_PREFIX: "file://localhost/var/lib/archive/" })).toBe("/var/lib/archive");
-    expect(fileStoreRoot({ WALE_FILE_PREFIX: "file:///archive" })).toBe("/archive");
-    expect(fileStoreRoot({ WALE_S3_PREFIX: "s3://bucket/x" })).toBeNull();
-    expect(fileStoreRoot({})).toBeNull();
-  });
-});
+// The store's root (formerly fileStoreRoot here) is parsed in src/config/store.ts: test/config/store.test.ts.
 
 describe("syncPushed", () => {
   const root = mkdtempSync(join(tmpdir(), "file-store-"));

@@ -1,10 +1,15 @@
-import { describe, expect, test } from "bun:test";
-import { isNotInArchive, StoreCheck, type StoreProbe } from "../../src/archive/not-in-archive.ts";
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { judgeMiss, StoreCheck, type StoreProbe } from "../../src/archive/not-in-archive.ts";
 import { parseConfig } from "../../src/config/config.ts";
 import { type RunResult, WaleRunner } from "../../src/wale/runner.ts";
-import { fakeRuntime } from "../support/fake-runtime.ts";
+import { fakeRuntime, fakeWaleBin } from "../support/fake-runtime.ts";
 
-const wale = parseConfig({ WALE_BIN: "/opt/wal-e/bin/wal-e" }).wale;
+/** A WALE_BIN that is no console script of WAL-E's (a wrapper): walePython finds no Python. */
+const WRAPPER = "/nonexistent/wrapper/wal-e";
+const wale = parseConfig({ WALE_BIN: WRAPPER }).wale;
 
 const result = (exitCode: number, stderr: string): RunResult => ({
   exitCode,
@@ -15,13 +20,20 @@ const result = (exitCode: number, stderr: string): RunResult => ({
 });
 const NAME = "000000010000000000000002";
 
-describe("isNotInArchive", () => {
-  /** A store whose directories are `dirs`, and which lists (its bucket is there) unless told. */
+/** judgeMiss's verdict alone: is the file missing from the archive? */
+const isNotInArchive = async (r: RunResult, name: string, store: StoreProbe) =>
+  (await judgeMiss(r, name, store)).missing;
+
+describe("judgeMiss", () => {
+  /** A store whose directories are `dirs`, and whose WAL directory holds WAL (its bucket and prefix are right). */
   const exists = (...dirs: string[]): StoreProbe => ({
     directoryExists: async (path) => dirs.includes(path),
-    listable: async () => true,
+    holdsWal: async () => ({ ok: true }),
   });
-  const noBucket: StoreProbe = { directoryExists: async () => false, listable: async () => false };
+  const noBucket: StoreProbe = {
+    directoryExists: async () => false,
+    holdsWal: async () => ({ ok: false, reason: "the store's WAL directory s3://nope/wal_005/ could not be listed" }),
+  };
   const missing = `wal_e.main   CRITICAL MSG: An unprocessed exception has avoided all error handling
         FileNotFoundError: [Errno 2] No such file or directory: '/store/wal_005/${NAME}.lzo'`;
   test("file backend: exit 2 with FileNotFoundError on the archived object, in a store whose wal_005/ exists", async () => {
@@ -63,6 +75,39 @@ wal_e.operator.backup INFO     MSG: complete wal restore`;
   test("S3: the same from a bucket that is not there (WAL-E cannot list the store) is a failure", async () => {
     expect(await isNotInArchive(result(1, located(NAME)), NAME, noBucket)).toBe(false);
   });
+  test("S3: the same from a bucket whose WAL directory holds nothing (a wrong prefix) is a failure, saying why", async () => {
+    const reason =
+      "the store's WAL directory s3://wale/archiv/wal_005/ holds nothing: is the prefix right? (WALE_S3_PREFIX)";
+    const wrongPrefix: StoreProbe = {
+      directoryExists: async () => true,
+      holdsWal: async () => ({ ok: false, reason }),
+    };
+    expect(await judgeMiss(result(1, located(NAME)), NAME, wrongPrefix)).toEqual({ missing: false, reason });
+  });
+  test("the store is asked only on WAL-E's statement; without one there is no reason to give", async () => {
+    let asked = 0;
+    const counting: StoreProbe = {
+      directoryExists: async () => {
+        asked++;
+        return true;
+      },
+      holdsWal: async () => {
+        asked++;
+        return { ok: true };
+      },
+    };
+    expect(await judgeMiss(result(1, "boom\n"), NAME, counting)).toEqual({ missing: false });
+    expect(await judgeMiss({ ...result(1, located(NAME)), timedOut: true }, NAME, counting)).toEqual({
+      missing: false,
+    });
+    expect(asked).toBe(0);
+  });
+  test("file backend: a store without wal_005/ names the directory", async () => {
+    expect(await judgeMiss(result(2, missing), NAME, exists("/store"))).toEqual({
+      missing: false,
+      reason: "the store's WAL directory /store/wal_005 is not there: is the store mounted?",
+    });
+  });
   test("exit 1 with an ERROR line, or an uncaught exception, is a failure", async () => {
     for (const stderr of [
       `${located(NAME)}\nwal_e.main   ERROR    MSG: no storage prefix defined`,
@@ -78,20 +123,78 @@ wal_e.operator.backup INFO     MSG: complete wal restore`;
 });
 
 describe("StoreCheck", () => {
-  test("the store lists when `wal-e backup-list` (without --detail) exits 0, asked afresh every time", async () => {
+  const s3 = (env: Record<string, string>) => parseConfig({ WALE_S3_PREFIX: "s3://wale/archive/", ...env });
+  const dir = mkdtempSync(join(tmpdir(), "store-check-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const waleBin = fakeWaleBin(dir);
+
+  test("WAL-E's own Python: the verify worker's --first-wal, asked afresh every time; one object is enough", async () => {
+    const config = s3({ WALE_BIN: waleBin });
+    const { runtime, spawned } = fakeRuntime({
+      exitCode: 0,
+      stdout: "wal 000000010000000000000001 2026-12-02T17:00:00.000Z\ndone\n",
+    });
+    const check = new StoreCheck(new WaleRunner(runtime, config.wale), config, 1000, async () => true);
+    expect(await check.holdsWal()).toEqual({ ok: true });
+    expect(await check.holdsWal()).toEqual({ ok: true });
+    expect(spawned).toHaveLength(2);
+    for (const argv of spawned) {
+      expect([argv[0], argv[1]]).toEqual(["/usr/bin/python3", "-c"]);
+      expect(argv.slice(3)).toEqual(["--terse", "verify", "--first-wal"]);
+    }
+  });
+
+  test("a WAL directory that holds nothing (a misspelled or empty prefix in a bucket that is there) is a no, naming it", async () => {
+    const config = s3({ WALE_BIN: waleBin });
+    const { runtime } = fakeRuntime({ exitCode: 0, stdout: "done\n" });
+    const check = new StoreCheck(new WaleRunner(runtime, config.wale), config, 1000, async () => true);
+    expect(await check.holdsWal()).toEqual({
+      ok: false,
+      reason:
+        "the store's WAL directory s3://wale/archive/wal_005/ holds nothing: is the prefix right? (WALE_S3_PREFIX)",
+    });
+  });
+
+  test("a listing that fails, or stops before its end, is a no with the worker's words", async () => {
+    const config = s3({ WALE_BIN: waleBin });
+    for (const [scripted, words] of [
+      [
+        { exitCode: 1, stderr: "boto.exception.S3ResponseError: S3ResponseError: 404 Not Found\n" },
+        "exited with code 1",
+      ],
+      [{ exitCode: 0, stdout: "wal 000000010000000000000001 -\n" }, "ended before its listing did"],
+    ] as const) {
+      const { runtime } = fakeRuntime(scripted);
+      const check = new StoreCheck(new WaleRunner(runtime, config.wale), config, 1000, async () => true);
+      const answer = await check.holdsWal();
+      expect(answer.ok).toBe(false);
+      const reason = answer.ok ? "" : answer.reason;
+      expect(reason.startsWith("the store's WAL directory s3://wale/archive/wal_005/ could not be listed: ")).toBe(
+        true,
+      );
+      expect(reason).toContain(words);
+    }
+  });
+
+  // A wrapper WALE_BIN: no Python to run the worker in; backup-list exiting 0 is all there is to go on.
+  test("without WAL-E's Python: the store lists when `wal-e backup-list` (without --detail) exits 0, asked afresh every time", async () => {
     const { runtime, spawned } = fakeRuntime({ exitCode: 0 });
-    const check = new StoreCheck(new WaleRunner(runtime, wale), wale, 1000, async () => true);
-    expect(await check.listable()).toBe(true);
-    expect(await check.listable()).toBe(true);
+    const check = new StoreCheck(new WaleRunner(runtime, wale), s3({ WALE_BIN: WRAPPER }), 1000, async () => true);
+    expect(await check.holdsWal()).toEqual({ ok: true });
+    expect(await check.holdsWal()).toEqual({ ok: true });
     expect(spawned).toEqual([
-      ["/opt/wal-e/bin/wal-e", "--terse", "backup-list"],
-      ["/opt/wal-e/bin/wal-e", "--terse", "backup-list"],
+      [WRAPPER, "--terse", "backup-list"],
+      [WRAPPER, "--terse", "backup-list"],
     ]);
   });
-  test("a no (WAL-E exits 2 on a bucket that is not there) is a no", async () => {
+  test("without WAL-E's Python: a no (WAL-E exits 2 on a bucket that is not there) is a no", async () => {
     const { runtime, spawned } = fakeRuntime({ exitCode: 2, stderr: "<Code>NoSuchBucket</Code>" });
-    const check = new StoreCheck(new WaleRunner(runtime, wale), wale, 1000, async () => true);
-    expect(await check.listable()).toBe(false);
+    const check = new StoreCheck(new WaleRunner(runtime, wale), s3({ WALE_BIN: WRAPPER }), 1000, async () => true);
+    const answer = await check.holdsWal();
+    expect(answer.ok).toBe(false);
+    expect(answer.ok ? "" : answer.reason).toBe(
+      "the store could not be listed: wal-e backup-list exited with code 2\n<Code>NoSuchBucket</Code>",
+    );
     expect(spawned).toHaveLength(1);
   });
 });

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import {
   nextSegment,
   run,
+  type Store,
   s3Store,
   startArchivingSource,
   startRestoreSide,
@@ -21,6 +22,15 @@ import {
 } from "../support/harness.ts";
 
 const scope = useScope();
+
+/** Pushes a segment of 16 MB into `s3` with WAL-E itself (no sidecar); the file pushed. */
+async function pushedByWale(s3: Store, segment: string): Promise<string> {
+  const source = scope.tempDir("source");
+  mkdirSync(join(source, "archive_status"));
+  writeFileSync(join(source, segment), Buffer.alloc(16 * 1024 * 1024, 7));
+  await run([TOOLS.wale, "--terse", "wal-push", join(source, segment)], { env: waleEnv(s3) });
+  return join(source, segment);
+}
 
 test("on S3: archived, streamed back through the prefetch worker, and an absence told from a missing bucket", async () => {
   const s3 = await s3Store(scope);
@@ -109,13 +119,9 @@ function s3Proxy(target: string) {
 
 test("on S3: credentials that stop working mid-restore never make an archived segment 'missing'", async () => {
   const s3 = await s3Store(scope);
-  const env = waleEnv(s3);
   // One segment in the archive, pushed by WAL-E itself.
-  const source = scope.tempDir("source");
-  mkdirSync(join(source, "archive_status"));
   const segment = "000000010000000000000003";
-  writeFileSync(join(source, segment), Buffer.alloc(16 * 1024 * 1024, 7));
-  await run([TOOLS.wale, "--terse", "wal-push", join(source, segment)], { env });
+  const pushed = await pushedByWale(s3, segment);
 
   const proxy = s3Proxy(s3.endpoint);
   const {
@@ -126,7 +132,7 @@ test("on S3: credentials that stop working mid-restore never make an archived se
 
   // While the credentials work: the segment comes back, the next one is confirmed absent.
   expect(await restoreCommandFor(segment)).toBe(0);
-  expect(readFileSync(join(pgdata, "pg_wal", "RECOVERYXLOG")).equals(readFileSync(join(source, segment)))).toBe(true);
+  expect(readFileSync(join(pgdata, "pg_wal", "RECOVERYXLOG")).equals(readFileSync(pushed))).toBe(true);
   expect(await restoreCommandFor(nextSegment(segment))).toBe(1);
 
   // Now S3 says "no such bucket" to everything: WAL-E's wal-fetch says what it
@@ -143,4 +149,44 @@ test("on S3: credentials that stop working mid-restore never make an archived se
   const expired = await fetch(`${sidecar.url}/wal-fetch/${segment}?dest=pg_wal/RECOVERYXLOG&missing=ok`);
   expect([expired.status, (await expired.text()).includes("timed out")]).toEqual([504, true]);
   expect(sidecar.requests().filter((r) => r.missing === true)).toHaveLength(1);
+}, 180_000);
+
+test("on S3: a misspelled or empty prefix in a bucket that is there is never 'missing'; the right one still is past the end", async () => {
+  const s3 = await s3Store(scope);
+  const segment = "000000010000000000000001";
+  await pushedByWale(s3, segment);
+  const fetchOf = (url: string, name: string) => fetch(`${url}/wal-fetch/${name}?dest=pg_wal/RECOVERYXLOG&missing=ok`);
+
+  // startRestoreSide sets WALE_PREFETCH=0: each miss is a `wal-e wal-fetch`,
+  // judged by judgeMiss and StoreCheck (the worker's own check is the first test's).
+  // The bucket lists fine (wal-e backup-list exits 0), and empty: WAL-E's
+  // wal-fetch says "could no longer locate object", as of an object past the
+  // end of an archive. The store's WAL directory holds nothing: a failure.
+  for (const prefix of ["s3://wale/archiv", "s3://wale/"]) {
+    const wrong = await startRestoreSide(scope, { ...s3.env, WALE_S3_PREFIX: prefix });
+    const answer = await fetchOf(wrong.sidecar.url, segment);
+    const body = await answer.text();
+    expect(answer.status).toBe(500);
+    expect(body).toContain(`saying it could not locate ${segment}, which is not believed`);
+    const dir = `${prefix.replace(/\/+$/, "")}/wal_005/`;
+    expect(body).toContain(`the store's WAL directory ${dir} holds nothing: is the prefix right? (WALE_S3_PREFIX)`);
+    // One listing of that WAL directory (moto's log, read as it comes).
+    const listing = `GET /wale/?prefix=${dir.slice("s3://wale/".length)} `;
+    const listings = () => s3.requests().filter((r) => r.startsWith(listing));
+    await waitFor("moto's log of the listing", () => listings().length > 0, 10_000);
+    expect(listings()).toHaveLength(1);
+    // PostgreSQL's restore_command aborts (255) instead of ending recovery at segment 1 (1).
+    expect(await wrong.restore(segment)).toBe(255);
+    expect(wrong.sidecar.requests().filter((r) => r.missing === true)).toHaveLength(0);
+  }
+
+  // The right prefix: the segment comes back, the next one is missing (404; 200 "missing" with missing=ok).
+  const right = await startRestoreSide(scope, s3.env);
+  expect((await fetchOf(right.sidecar.url, segment)).status).toBe(200);
+  const past = nextSegment(segment);
+  const notThere = await fetch(`${right.sidecar.url}/wal-fetch/${past}?dest=pg_wal/RECOVERYXLOG`);
+  expect([notThere.status, await notThere.text()]).toEqual([404, `${past} is not in the archive\n`]);
+  const missing = await fetchOf(right.sidecar.url, past);
+  expect([missing.status, await missing.text()]).toEqual([200, `missing ${past}\n`]);
+  expect(await right.restore(past)).toBe(1);
 }, 180_000);
