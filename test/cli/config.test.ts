@@ -51,7 +51,8 @@ test("an invalid configuration is one line on stderr and exit 1", async () => {
   expect(r).toEqual({
     exitCode: 1,
     stdout: "",
-    stderr: 'wale-sidecar: invalid configuration: PGDATA: must be an absolute path without control characters (got "relative")\n',
+    stderr:
+      'wale-sidecar: invalid configuration: PGDATA: must be an absolute path without control characters (got "relative")\n',
   });
 });
 
