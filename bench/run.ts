@@ -3,7 +3,8 @@
  * `bun run bench --smoke` (tiny sizes, for CI; also BENCH_SMOKE=1).
  * `--only=archiving,restore` runs those sections (by the names below:
  * trigger, archiving, restore, binary, backup, verify) and keeps the others'
- * figures from the last results.json, each marked with the date it was run.
+ * figures from the last results.json, each marked with the date it was run;
+ * one the last run lacks is listed as not run, never dropped.
  *
  * Writes bench/results.md and bench/results.json (the smoke run:
  * bench/smoke-results.*, git-ignored). Sections, one module each:
@@ -151,6 +152,10 @@ for (const [id, measure] of Object.entries(SECTIONS)) {
         ranAt: kept.ranAt ?? previous?.date,
         notes: [note, ...kept.notes.filter((n) => !n.startsWith("Not run in this run"))],
       });
+    } else {
+      // Kept in its place, so that the sections keep their numbers, and said so rather than dropped.
+      const note = `not run: skipped by \`--only=${only.join(",")}\`, and the last results.json has no figures of it (\`bun run bench --only=${id}\` measures it).`;
+      sections.push({ title: id, id, figures: [], notes: [note] });
     }
     continue;
   }

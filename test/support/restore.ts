@@ -20,8 +20,10 @@ export interface Restore {
 /**
  * Restores the latest base backup in `store` and recovers to the end of the
  * archive, as the README tells users to: `wal-e backup-fetch` through the
- * binary, pg_hba.conf and pg_ident.conf from the source (WAL-E does not back
- * them up), recovery.signal, and restore_command through a sidecar of its
+ * binary, pg_hba.conf and pg_ident.conf from the source (stock WAL-E 1.1.1's
+ * backup-push leaves them out, tar_partition.PG_CONF; the sidecar's backup
+ * worker includes them, and the copy then writes the source's same files
+ * over them), recovery.signal, and restore_command through a sidecar of its
  * own. Resolves once pg_is_in_recovery() is false. With `archive`, the
  * restored server archives into the same store through that sidecar: a
  * promoted clone, which pushes its new timeline's .history file and
