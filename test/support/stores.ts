@@ -8,8 +8,9 @@
  */
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { DB_OWNER, freePort, type Scope, waitFor } from "./process.ts";
+import { DB_OWNER, freePort, type Scope } from "./process.ts";
 import { TOOLS } from "./tools.ts";
+import { waitFor } from "./wait.ts";
 
 export type StoreKind = "file" | "s3";
 

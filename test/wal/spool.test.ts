@@ -24,6 +24,7 @@ import { createLogger } from "../../src/observe/log.ts";
 import { Spool } from "../../src/wal/spool.ts";
 import { WaleRunner } from "../../src/wale/runner.ts";
 import { fakeRuntime } from "../support/fake-runtime.ts";
+import { waitFor } from "../support/wait.ts";
 
 const base = mkdtempSync(join(tmpdir(), "spool-"));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -58,7 +59,6 @@ function setup(prefetch: number, spoolDir = join(base, `spool-${++n}`)) {
   };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const SEG = (n: number) => `0000000100000000000000${n.toString(16).toUpperCase().padStart(2, "0")}`;
 const subcommands = (spawned: string[][]) =>
   spawned.map(
@@ -130,11 +130,21 @@ describe("Spool", () => {
       writeFileSync(argv.at(-1) as string, `fetched ${argv.at(-2)}`);
       return { exitCode: 0 };
     });
-    const spool = new Spool(config, new WaleRunner(fake.runtime, config.wale), quiet);
+    const runner = new WaleRunner(fake.runtime, config.wale);
+    // WAL-E runs that have ended (the spool hears of a prefetch's end right after).
+    const ended: string[][] = [];
+    const run = runner.run.bind(runner);
+    runner.run = (argv, ...rest) => run(argv, ...rest).finally(() => ended.push(argv));
+    const spool = new Spool(config, runner, quiet);
     await spool.prepare();
     const fetches = () => fake.spawned.filter((argv) => argv.includes("wal-fetch")).length;
     await spool.fetch(SEG(1), "segment");
-    await sleep(50); // the prefetches of SEG(2) and SEG(3) fail
+    await waitFor(
+      "the prefetches of SEG(2) and SEG(3) to fail",
+      () => ended.filter((argv) => argv.includes("wal-prefetch")).length === 2,
+      5_000,
+      5,
+    );
     // The last segment: what follows it is known to be missing, and nothing is on its way.
     const served = await spool.fetch(SEG(2), "segment");
     await spool.moveTo((served as { path: string }).path, join(base, `dest-${n}`));
