@@ -194,10 +194,3 @@ export const waleEnv = (store: Store, env: Record<string, string> = {}): Record<
   ...store.env,
   ...env,
 });
-
-/** @deprecated The old name of fileStore. */
-export const makeStore = fileStore;
-/** @deprecated The old name of s3Store. */
-export const makeS3Store = s3Store;
-/** @deprecated store.sentinels(). */
-export const sentinels = (store: FileStore) => store.sentinels();
