@@ -21,19 +21,19 @@
  *   bun run build && bun scripts/dashboard/record.ts   # as root, after scripts/setup.sh
  */
 import { chmodSync, existsSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   asDbUser,
-  backupEnv,
-  makeStore,
+  fileStore,
+  recoveryEnded,
   run,
   Scope,
-  startArchivingPostgres,
+  startArchivingSource,
   startPostgres,
-  startSidecar,
   TOOLS,
-  waitFor,
+  TOOLS_PATH,
+  waleEnv,
 } from "../../test/support/harness.ts";
 import { parseExposition, type Samples } from "./samples.ts";
 
@@ -49,13 +49,10 @@ const note = (what: string) => {
 };
 
 try {
-  const store = makeStore(scope);
-  const { pg, port } = await startArchivingPostgres(scope, { version: VERSION });
-  const sidecar = await startSidecar(
-    scope,
-    { ...backupEnv(pg, store), WALE_VERIFY_SCHEDULE: "*/15 * * * * *", WALE_BACKUP_SCHEDULE: "0 3 * * *" },
-    port,
-  );
+  const store = fileStore(scope);
+  const { source: pg, sidecar } = await startArchivingSource(scope, store, VERSION, {
+    env: { WALE_VERIFY_SCHEDULE: "*/15 * * * * *", WALE_BACKUP_SCHEDULE: "0 3 * * *" },
+  });
   await pg.sql("CREATE TABLE rows (id serial, pad text)");
 
   // The scraper: every second, whatever else is going on.
@@ -116,17 +113,12 @@ try {
   down = true;
   await pg.stop("fast");
   renameSync(pg.pgdata, `${pg.pgdata}.lost`);
-  const env = {
-    PATH: `${dirname(TOOLS.sidecar)}:${dirname(TOOLS.wale)}:${process.env.PATH ?? "/usr/bin:/bin"}`,
-    WALE_BIN: TOOLS.wale,
-    WALE_FILE_PREFIX: store.prefix,
-    PGDATA: pg.pgdata,
-  };
+  const env = waleEnv(store, { PATH: TOOLS_PATH, PGDATA: pg.pgdata });
   await run(asDbUser([TOOLS.sidecar, "restore", "--via", sidecar.url]), { env });
   note("restored with wale-sidecar restore --via; PostgreSQL replays the archive");
   // The same port as before, which the sidecar's PGPORT names.
   await startPostgres(scope, { version: VERSION, pgdata: pg.pgdata, conf: [`port = ${pg.port}`] });
-  await waitFor("recovery to end", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 180_000);
+  await recoveryEnded(pg);
   note("recovery ended: promoted, archiving again");
   down = false;
 

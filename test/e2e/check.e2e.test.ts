@@ -121,16 +121,23 @@ test("archive_mode off: named, and nothing is switched", async () => {
   expect(await pg.sql(current)).toBe(before);
 }, 120_000);
 
-/** A failing set-up's check, with a short bound: failures are read from pg_stat_archiver as they happen. */
+/**
+ * A failing set-up's check, with a --timeout far longer than it takes: the
+ * failure is read from pg_stat_archiver as it happens and diagnosed then
+ * (diagnoseFailure), not at the end of --timeout (diagnoseTimeout's line,
+ * "within N s"), so the test stays short without timing anything.
+ */
+const FAILING_TIMEOUT_S = 60;
 async function failing(pg: Postgres, store: Store, sidecar: Sidecar, env: Record<string, string> = {}) {
-  const started = performance.now();
-  const result = await check(pg, store, sidecar.port, env, ["--timeout", "5"]);
+  const result = await check(pg, store, sidecar.port, env, ["--timeout", String(FAILING_TIMEOUT_S)]);
   expect(result.exitCode).toBe(1);
   expect(result.stderr.split("\n")).toHaveLength(1);
+  expect(result.stderr).not.toMatch(new RegExp(`(within|after) ${FAILING_TIMEOUT_S} s`));
+  expect(result.stderr).toContain("(pg_stat_archiver: failed at ");
   const segment = switchedTo(result.stdout) as string;
   expect(segment).toBeDefined();
   expect(await store.walFiles()).not.toContain(segment);
-  return { ...result, segment, seconds: (performance.now() - started) / 1000 };
+  return { ...result, segment };
 }
 
 test("an archive_command that does not reach this sidecar (a port where nothing listens): named", async () => {
@@ -144,8 +151,6 @@ test("an archive_command that does not reach this sidecar (a port where nothing 
       `^wale-sidecar check: archive_command does not reach this sidecar: PostgreSQL could not archive ${result.segment} \\(pg_stat_archiver: failed at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\), and ${sidecar.url} got no /wal-push request since the check began; archive_command = 'wget -q -O - ${url}/wal-push/%f'$`,
     ),
   );
-  // Read from pg_stat_archiver as it happened, not at the end of --timeout.
-  expect(result.seconds).toBeLessThan(5);
 }, 120_000);
 
 test("an archive_command that succeeds without archiving anything: PostgreSQL says archived, WAL-E finds nothing", async () => {
@@ -170,7 +175,6 @@ test("a store WAL-E cannot write: named with WAL-E's own error", async () => {
     `wale-sidecar check: WAL-E cannot write to the store ${store.prefix}: PermissionError: [Errno 13] Permission denied: '${store.dir}/wal_005' (PostgreSQL could not archive ${result.segment} (pg_stat_archiver: failed at `,
   );
   expect(result.stderr).toMatch(new RegExp(`, and ${sidecar.url} answered its /wal-push with 500 ×\\d+\\)$`));
-  expect(result.seconds).toBeLessThan(5);
 }, 120_000);
 
 test("a token the database side does not send: named, with the header to add", async () => {
@@ -184,5 +188,4 @@ test("a token the database side does not send: named, with the header to add", a
     ),
   );
   expect(result.stderr).not.toContain(TOKEN);
-  expect(result.seconds).toBeLessThan(5);
 }, 120_000);

@@ -21,6 +21,7 @@ import {
   freePort,
   type Major,
   type Postgres,
+  recoveryEnded,
   run,
   type Scope,
   script,
@@ -203,11 +204,7 @@ for (const version of [14, 17] as const)
       pgdata: target,
       conf: ["archive_mode = off"],
     });
-    await waitFor(
-      "recovery to finish",
-      async () => (await restored.sql("SELECT pg_is_in_recovery()")) === "f",
-      120_000,
-    );
+    await recoveryEnded(restored);
     expect(await checksum(restored, "t")).toBe(expected);
     const fetches = (await fetcher.requests()).filter((r) => r.route === "/wal-fetch");
     expect(fetches.some((r) => r.status === 200 && r.missing !== true)).toBe(true);

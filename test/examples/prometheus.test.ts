@@ -46,10 +46,6 @@ function promtool(...args: string[]) {
   return { exitCode: out.status, output: `${out.stdout}${out.stderr}` };
 }
 
-// ------------------------------------------------------ what is exported
-
-// ---------------------------------------------------- reading the rules
-
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /**
@@ -132,12 +128,13 @@ describe.each(rules.map((r) => [r.alert, r] as const))("%s", (alert, rule) => {
   });
 });
 
-test("alert names are unique, and every one the README names is in the file", () => {
+test("alert names are unique, every one the README names is in the file, and the README names every one", () => {
   const names = rules.map((r) => r.alert);
   expect(new Set(names).size).toBe(names.length);
   const named = [...read("README.md").matchAll(/`(Wale?[A-Z][A-Za-z]+)`/g)].map((m) => m[1] as string);
   expect(named.length).toBeGreaterThan(0);
   expect(named.filter((n) => !names.includes(n))).toEqual([]);
+  expect(names.filter((n) => !named.includes(n))).toEqual([]);
 });
 
 test("the check catches what it is for", async () => {

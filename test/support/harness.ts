@@ -11,3 +11,4 @@ export * from "./restore.ts";
 export * from "./sidecar.ts";
 export * from "./stores.ts";
 export * from "./tools.ts";
+export * from "./wait.ts";

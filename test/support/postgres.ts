@@ -4,8 +4,9 @@
  */
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
-import { asDbUser, freePort, run, type Scope, waitFor } from "./process.ts";
+import { asDbUser, freePort, run, type Scope } from "./process.ts";
 import { type Major, TOOLS } from "./tools.ts";
+import { waitFor } from "./wait.ts";
 
 export interface Postgres {
   version: Major;

@@ -1,6 +1,6 @@
 /**
  * Processes and their clean-up: a Scope that stops what a test started even
- * when it fails, argv runs, and polling. PostgreSQL refuses to run as root,
+ * when it fails, and argv runs (polling is in wait.ts). PostgreSQL refuses to run as root,
  * and the sidecar must run as the database's own user (PostgreSQL has to
  * open the files WAL-E writes for it), so when the tests run as root both
  * are started as `postgres` (asDbUser).
@@ -115,27 +115,4 @@ export function running(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-type Truthy<T> = Exclude<T, false | null | undefined | "" | 0>;
-
-/** Polls `probe` every `everyMs` until it returns a truthy value, or throws after `ms`. */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T> | T,
-  ms = 60_000,
-  everyMs = 200,
-): Promise<Truthy<T>> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value) return value as Truthy<T>;
-    } catch (error) {
-      last = error;
-    }
-    await Bun.sleep(everyMs);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last}` : ""}`);
 }

@@ -4,8 +4,9 @@
  */
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, type Scope, waitFor } from "./process.ts";
+import { freePort, type Scope } from "./process.ts";
 import { TOOLS } from "./tools.ts";
+import { waitFor } from "./wait.ts";
 
 export interface Prometheus {
   url: string;

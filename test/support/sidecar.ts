@@ -9,9 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { restoreCommand } from "../../src/restore/steps.ts";
 import { bareDataDir, type Postgres, type PostgresOptions, startPostgres } from "./postgres.ts";
-import { asDbUser, freePort, run, running, type Scope, script, waitFor } from "./process.ts";
+import { asDbUser, freePort, run, running, type Scope, script } from "./process.ts";
 import type { Store } from "./stores.ts";
 import { type Major, TOOLS } from "./tools.ts";
+import { waitFor } from "./wait.ts";
 
 /** archive_command through the sidecar with the real wget, as the README shows it. */
 export const archiveThrough = (sidecarUrl: string) => `archive_command = 'wget -q -O - ${sidecarUrl}/wal-push/%f'`;

@@ -8,8 +8,9 @@
  */
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { DB_OWNER, freePort, type Scope, waitFor } from "./process.ts";
+import { DB_OWNER, freePort, type Scope } from "./process.ts";
 import { TOOLS } from "./tools.ts";
+import { waitFor } from "./wait.ts";
 
 export type StoreKind = "file" | "s3";
 
@@ -193,10 +194,3 @@ export const waleEnv = (store: Store, env: Record<string, string> = {}): Record<
   ...store.env,
   ...env,
 });
-
-/** @deprecated The old name of fileStore. */
-export const makeStore = fileStore;
-/** @deprecated The old name of s3Store. */
-export const makeS3Store = s3Store;
-/** @deprecated store.sentinels(). */
-export const sentinels = (store: FileStore) => store.sentinels();

@@ -24,6 +24,7 @@ import { createPrefetcher, type Prefetcher } from "../../src/wal/prefetcher.ts";
 import { Limiter } from "../../src/wale/limiter.ts";
 import { WaleRunner } from "../../src/wale/runner.ts";
 import { fakeRuntime } from "../support/fake-runtime.ts";
+import { waitFor } from "../support/wait.ts";
 
 const base = mkdtempSync(join(tmpdir(), "prefetcher-"));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -139,7 +140,8 @@ async function setup(
   return { prefetcher, logs, ...workers };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits (boundedly) for an event of the fake workers, polling often: the idle timer is 50 ms. */
+const until = (what: string, event: () => boolean) => waitFor(what, event, 5_000, 5);
 
 describe("the prefetch worker", () => {
   test("one WAL-E Python process takes every segment on its stdin; ok lands, failed does not", async () => {
@@ -165,7 +167,7 @@ describe("the prefetch worker", () => {
   test("idle for idleMs: its stdin is closed, it exits, and the next segments start a new one", async () => {
     const { prefetcher, spawned, stdinClosed } = await setup(() => "ok", {}, 50);
     expect(await Promise.all(prefetcher.start([SEG(2)]))).toEqual([true]);
-    await sleep(150);
+    await until("the idle worker's stdin to close", () => stdinClosed() > 0);
     expect(stdinClosed()).toBe(1);
     expect(await Promise.all(prefetcher.start([SEG(3)]))).toEqual([true]);
     expect(spawned).toHaveLength(2);
@@ -178,7 +180,7 @@ describe("the prefetch worker", () => {
     expect(spawned).toHaveLength(0);
     expect(await Promise.all(prefetcher.start([SEG(2)]))).toEqual([true]);
     expect(prefetcher.start([])).toEqual([]);
-    await sleep(150);
+    await until("the idle worker's stdin to close", () => stdinClosed() > 0);
     expect(stdinClosed()).toBe(1);
     expect(spawned).toHaveLength(1);
   });
@@ -249,9 +251,9 @@ describe("the prefetch worker", () => {
   test("warm() starts the worker with no job; it ends when idle", async () => {
     const { prefetcher, spawned, stdinClosed } = await setup(() => "ok", {}, 50);
     prefetcher.warm();
-    await sleep(10);
+    await until("the worker to start", () => spawned.length > 0);
     expect(spawned).toHaveLength(1);
-    await sleep(150);
+    await until("the idle worker's stdin to close", () => stdinClosed() > 0);
     expect(stdinClosed()).toBe(1);
   });
 
@@ -267,9 +269,9 @@ describe("the prefetch worker", () => {
   });
 
   test("a worker that dies fails what it had, says why in the log, and the next segments start a new one", async () => {
-    const { prefetcher, spawned, children, logs } = await setup((s) => (s === SEG(4) ? "ok" : "silent"));
+    const { prefetcher, spawned, children, logs, received } = await setup((s) => (s === SEG(4) ? "ok" : "silent"));
     const lost = prefetcher.start([SEG(2), SEG(3)]);
-    await sleep(10);
+    await until("the worker to have both segments", () => received.length === 2);
     children[0]?.die(1, "Traceback (most recent call last):\nImportError: No module named wal_e\n");
     expect(await Promise.all(lost)).toEqual([false, false]);
     expect(logs.join("")).toContain('"msg":"prefetch worker failed; requests fetch their files themselves"');
@@ -299,9 +301,9 @@ describe("the prefetch worker", () => {
   });
 
   test("stop() kills it: what it had fails", async () => {
-    const { prefetcher, logs } = await setup(() => "silent");
+    const { prefetcher, logs, received } = await setup(() => "silent");
     const pending = prefetcher.start([SEG(2)]);
-    await sleep(10);
+    await until("the worker to have the segment", () => received.length === 1);
     prefetcher.stop();
     expect(await Promise.all(pending)).toEqual([false]);
     expect(logs).toEqual([]);

@@ -24,6 +24,7 @@ import { createLogger } from "../../src/observe/log.ts";
 import { Spool } from "../../src/wal/spool.ts";
 import { WaleRunner } from "../../src/wale/runner.ts";
 import { fakeRuntime } from "../support/fake-runtime.ts";
+import { waitFor } from "../support/wait.ts";
 
 const base = mkdtempSync(join(tmpdir(), "spool-"));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -58,13 +59,43 @@ function setup(prefetch: number, spoolDir = join(base, `spool-${++n}`)) {
   };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const SEG = (n: number) => `0000000100000000000000${n.toString(16).toUpperCase().padStart(2, "0")}`;
 const subcommands = (spawned: string[][]) =>
   spawned.map(
     (argv) =>
       `${argv.find((a) => a === "wal-fetch" || a === "wal-prefetch")} ${argv.at(-2)?.startsWith("/") ? argv.at(-1) : argv.at(-2)}`,
   );
+
+/**
+ * A spool (WALE_PREFETCH=2) where nothing after SEG(1) is in the archive:
+ * SEG(1) fetched, and the prefetches of SEG(2) and SEG(3) it started have
+ * failed. `fetches` counts the wal-fetch runs.
+ */
+async function atTheEnd(now?: () => number) {
+  const dir = join(base, `spool-${++n}`);
+  const config = parseConfig({ PGDATA: join(base, "data"), WALE_SPOOL_DIR: dir, WALE_PREFETCH: "2" });
+  const fake = fakeRuntime((argv) => {
+    if (argv.includes("wal-prefetch")) return { exitCode: 1 };
+    writeFileSync(argv.at(-1) as string, `fetched ${argv.at(-2)}`);
+    return { exitCode: 0 };
+  });
+  const runner = new WaleRunner(fake.runtime, config.wale);
+  // WAL-E runs that have ended (the spool hears of a prefetch's end right after).
+  const ended: string[][] = [];
+  const run = runner.run.bind(runner);
+  runner.run = (argv, ...rest) => run(argv, ...rest).finally(() => ended.push(argv));
+  const spool = new Spool(config, runner, quiet, now);
+  await spool.prepare();
+  const fetches = () => fake.spawned.filter((argv) => argv.includes("wal-fetch")).length;
+  await spool.fetch(SEG(1), "segment");
+  await waitFor(
+    "the prefetches of SEG(2) and SEG(3) to fail",
+    () => ended.filter((argv) => argv.includes("wal-prefetch")).length === 2,
+    5_000,
+    5,
+  );
+  return { spool, fetches, dir };
+}
 
 describe("Spool", () => {
   test("prepare creates the spool at mode 0700 and removes only its own leftovers", async () => {
@@ -122,19 +153,7 @@ describe("Spool", () => {
   });
 
   test("at the end of the archive the segment served is kept, and its repeat is served without WAL-E", async () => {
-    const dir = join(base, `spool-${++n}`);
-    const config = parseConfig({ PGDATA: join(base, "data"), WALE_SPOOL_DIR: dir, WALE_PREFETCH: "2" });
-    // Nothing after SEG(1) is in the archive: every prefetch fails.
-    const fake = fakeRuntime((argv) => {
-      if (argv.includes("wal-prefetch")) return { exitCode: 1 };
-      writeFileSync(argv.at(-1) as string, `fetched ${argv.at(-2)}`);
-      return { exitCode: 0 };
-    });
-    const spool = new Spool(config, new WaleRunner(fake.runtime, config.wale), quiet);
-    await spool.prepare();
-    const fetches = () => fake.spawned.filter((argv) => argv.includes("wal-fetch")).length;
-    await spool.fetch(SEG(1), "segment");
-    await sleep(50); // the prefetches of SEG(2) and SEG(3) fail
+    const { spool, fetches } = await atTheEnd();
     // The last segment: what follows it is known to be missing, and nothing is on its way.
     const served = await spool.fetch(SEG(2), "segment");
     await spool.moveTo((served as { path: string }).path, join(base, `dest-${n}`));
@@ -149,19 +168,8 @@ describe("Spool", () => {
   });
 
   test("a kept copy is served only briefly: past 60 s its repeat downloads again", async () => {
-    const dir = join(base, `spool-${++n}`);
-    const config = parseConfig({ PGDATA: join(base, "data"), WALE_SPOOL_DIR: dir, WALE_PREFETCH: "2" });
-    const fake = fakeRuntime((argv) => {
-      if (argv.includes("wal-prefetch")) return { exitCode: 1 };
-      writeFileSync(argv.at(-1) as string, `fetched ${argv.at(-2)}`);
-      return { exitCode: 0 };
-    });
     let clock = 1_000_000;
-    const spool = new Spool(config, new WaleRunner(fake.runtime, config.wale), quiet, () => clock);
-    await spool.prepare();
-    const fetches = () => fake.spawned.filter((argv) => argv.includes("wal-fetch")).length;
-    await spool.fetch(SEG(1), "segment");
-    await sleep(50); // the prefetches of SEG(2) and SEG(3) fail
+    const { spool, fetches, dir } = await atTheEnd(() => clock);
     await spool.fetch(SEG(2), "segment");
     expect(fetches()).toBe(2);
     expect(existsSync(join(dir, ".wal-e", "served", SEG(2)))).toBe(true);
