@@ -54,13 +54,21 @@ export type Miss = { missing: true } | { missing: false; reason?: string };
 export async function judgeMiss(result: RunResult, name: string, store: StoreProbe): Promise<Miss> {
   const said = missingStatement(result, name);
   if (!said) return { missing: false };
-  if (said.root !== undefined) {
-    const dir = `${said.root}/wal_005`;
-    if (await store.directoryExists(dir)) return { missing: true };
-    return { missing: false, reason: `the store's WAL directory ${dir} is not there: is the store mounted?` };
-  }
+  if (said.root !== undefined) return fileStoreMiss(said.root, store);
   const answer = await store.holdsWal();
   return answer.ok ? { missing: true } : { missing: false, reason: answer.reason };
+}
+
+/**
+ * A file store's absence of <root>/wal_005/<name>.lzo, judged (by judgeMiss,
+ * and for the prefetch worker's answer): believed when <root>/wal_005 exists,
+ * as it does in every archive that holds WAL; an empty mount point says the
+ * same of every file.
+ */
+export async function fileStoreMiss(root: string, store: StoreProbe): Promise<Miss> {
+  const dir = `${root}/wal_005`;
+  if (await store.directoryExists(dir)) return { missing: true };
+  return { missing: false, reason: `the store's WAL directory ${dir} is not there: is the store mounted?` };
 }
 
 /**
@@ -106,12 +114,12 @@ export class StoreCheck implements StoreProbe {
     const { config } = this;
     const python = await walePython(config.wale);
     if (!python) return this.lists();
-    const dir = walDirectory(config);
     try {
       if (await firstWal(this.runner, python, config.wale, this.timeoutMs)) return { ok: true };
-      return { ok: false, reason: emptyWalDirectory(dir, config.store) };
+      return { ok: false, reason: emptyWalDirectory(config.store) };
     } catch (error) {
       if (!(error instanceof VerifyFailed)) throw error;
+      const dir = walDirectory(config.store);
       return { ok: false, reason: `the store's WAL directory ${dir} could not be listed: ${error.message}` };
     }
   }
@@ -129,10 +137,10 @@ export class StoreCheck implements StoreProbe {
   }
 }
 
-/** Why an empty WAL directory `dir` is not an archive that lacks a file: the prefix is likely wrong. */
-export const emptyWalDirectory = (dir: string, store: Config["store"]) =>
-  `the store's WAL directory ${dir} holds nothing: is the prefix right? (${store.kind === "none" ? "no store" : store.variable})`;
+/** Why an empty WAL directory is not an archive that lacks a file: the prefix is likely wrong. */
+export const emptyWalDirectory = (store: Config["store"]) =>
+  `the store's WAL directory ${walDirectory(store)} holds nothing: is the prefix right? (${store.kind === "none" ? "no store" : store.variable})`;
 
 /** `<prefix>/wal_005/`, where WAL-E 1.1.1 keeps WAL (its StorageLayout.wal_directory). */
-const walDirectory = (config: Pick<Config, "store">) =>
-  config.store.kind === "none" ? "(no store)" : `${config.store.prefix.replace(/\/+$/, "")}/wal_005/`;
+const walDirectory = (store: Config["store"]) =>
+  store.kind === "none" ? "(no store)" : `${store.prefix.replace(/\/+$/, "")}/wal_005/`;

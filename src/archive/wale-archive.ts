@@ -38,7 +38,7 @@ import type {
 } from "./archive.ts";
 import { syncPushed, syncStoreArgv } from "./file-store.ts";
 import { GroupSync } from "./group-sync.ts";
-import { emptyWalDirectory, judgeMiss, missingStatement, type StoreProbe } from "./not-in-archive.ts";
+import { emptyWalDirectory, fileStoreMiss, judgeMiss, missingStatement, type StoreProbe } from "./not-in-archive.ts";
 
 export class WaleArchive implements Archive {
   /** The syncfs of a file:// store, shared by the pushes that wait for one at once; null for other stores. */
@@ -125,15 +125,12 @@ export class WaleArchive implements Archive {
       if (answer.kind === "missing") {
         const evidence = answer.evidence;
         if ("located" in evidence) return { kind: "missing", wale, worker: true };
-        if ("empty" in evidence) {
-          const directory = evidence.empty.slice(0, evidence.empty.lastIndexOf("/") + 1);
-          const reason = ` failed: ${emptyWalDirectory(directory, this.config.store)}`;
-          return { kind: "failed", reason, wale, worker: true };
-        }
-        if (await this.store.directoryExists(`${evidence.root}/wal_005`))
-          return { kind: "missing", wale, worker: true };
-        const reason = ` failed: WAL-E found no ${evidence.root}/wal_005: is the store mounted?`;
-        return { kind: "failed", reason, wale, worker: true };
+        const miss =
+          "empty" in evidence
+            ? { missing: false, reason: emptyWalDirectory(this.config.store) }
+            : await fileStoreMiss(evidence.root, this.store);
+        if (miss.missing) return { kind: "missing", wale, worker: true };
+        return { kind: "failed", reason: ` failed: ${miss.reason}`, wale, worker: true };
       }
       const { timedOut, reason } = answer;
       return { kind: "failed", timedOut, reason: timedOut ? ` ${reason}` : ` failed: ${reason}`, wale, worker: true };

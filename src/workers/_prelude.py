@@ -72,3 +72,16 @@ def exit_with_parent():
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
+
+
+def wal_keys(listing, layout):
+    """
+    The store's WAL directory's objects of WAL-E's, as (key, name), as the
+    backend lists them (paged lazily: the first is one request on S3). WAL-E
+    1.1.1 writes <wal directory>/<name>.lzo only; a deeper path is not its.
+    """
+    wal_directory = layout.wal_directory()
+    for key in listing._backup_list(wal_directory):
+        name = layout.key_name(key)[len(wal_directory.lstrip("/")):]
+        if "/" not in name:
+            yield key, name

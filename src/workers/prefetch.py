@@ -49,7 +49,7 @@ import traceback
 
 from wal_e import pipeline
 
-# (src/workers/_prelude.py comes first: sys, cmd, say, wale_setup, exit_with_parent, threading, os.)
+# (src/workers/_prelude.py comes first: sys, cmd, say, wale_setup, exit_with_parent, wal_keys, threading, os.)
 
 PARALLEL = 4
 # Read from lzop in CHUNKs (also the pipe's size), looked at in BLOCKs: a block of zeros is allocated, not written.
@@ -255,7 +255,7 @@ def main(argv):
         # page their listings lazily). An empty one is no archive to restore
         # from, but it is a new prefix's first push.
         listing = backup_cxt.worker.BackupList(backup_cxt.new_connection(), layout, False)
-        if next(iter(listing._backup_list(layout.wal_directory())), None) is None:
+        if next(wal_keys(listing, layout), None) is None:
             return ("missing", "empty", url)
         return ("missing", "located", url)
 

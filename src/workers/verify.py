@@ -32,7 +32,7 @@
 # "could no longer locate object": a misspelled prefix in a bucket that is
 # there lists fine, and empty.
 
-# (src/workers/_prelude.py comes first: sys, cmd, say, wale_setup.)
+# (src/workers/_prelude.py comes first: sys, cmd, say, wale_setup, wal_keys.)
 import datetime
 import email.utils
 import json
@@ -55,11 +55,7 @@ def stamp(modified):
 
 def wal_objects(listing, layout):
     """The WAL directory's objects of WAL-E's, as (name without .lzo, last-modified), as listed."""
-    wal_directory = layout.wal_directory()
-    for key in listing._backup_list(wal_directory):
-        name = layout.key_name(key)[len(wal_directory.lstrip("/")):]
-        if "/" in name:
-            continue  # not WAL-E's (WAL-E writes wal_005/<name>.lzo only)
+    for key, name in wal_keys(listing, layout):
         yield name[:-4] if name.endswith(".lzo") else name, stamp(layout.key_last_modified(key))
 
 
