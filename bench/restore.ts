@@ -1,5 +1,5 @@
 /**
- * Restore benchmark: PostgreSQL 14 replays the same archived WAL three ways
+ * Restore benchmark: PostgreSQL 15 replays the same archived WAL three ways
  * in one run: through the sidecar as the original image did
  * (WALE_PREFETCH=0: one `wal-fetch -p=0` after another), through the
  * sidecar with its prefetch (WALE_PREFETCH, default 8: the long-lived WAL-E
@@ -54,6 +54,8 @@ import { type Figure, round, targeted } from "./figures.ts";
 import { pgbackrest, stanzaCreate } from "./pgbackrest.ts";
 
 const SEGMENTS = Number(process.env.BENCH_SEGMENTS ?? 64);
+/** The oldest supported major (14 reached end of life on 2026-11-12): the issue's own figures were taken on it. */
+const VERSION = 15;
 const PREFETCH = Number(process.env.BENCH_PREFETCH ?? 8);
 const KINDS = (process.env.BENCH_WAL ? [process.env.BENCH_WAL] : ["sparse", "full"]) as Kind[];
 const SEGMENT = /^[0-9A-F]{24}$/;
@@ -69,7 +71,7 @@ const say = (line: string) => console.log(`# ${line}`);
  * the source's PGDATA (for pg_hba.conf) and the repository.
  */
 async function archive(scope: Scope, store: FileStore, kind: Kind, segments: number) {
-  const { source, url } = await startArchivingSource(scope, store, 14);
+  const { source, url } = await startArchivingSource(scope, store, VERSION);
   await source.sql("CREATE TABLE t (id bigint, v text); CHECKPOINT;");
   const backup = await fetch(`${url}/backup-push`);
   if (backup.status !== 200) throw new Error(`backup-push: ${backup.status} ${await backup.text()}`);
@@ -87,13 +89,16 @@ async function archive(scope: Scope, store: FileStore, kind: Kind, segments: num
   }
   const last = await source.switchWal();
   await archivedIn(store, last, 600_000);
-  const repo = await intoPgBackRest(scope, store, source);
+  const { repo, plain } = await intoPgBackRest(scope, store, source);
   await source.stop();
-  return { accessFrom: source.pgdata, repo };
+  return { accessFrom: source.pgdata, repo, plain };
 }
 
-/** The segments of the WAL-E store, decompressed and pushed with `pgbackrest archive-push` into a repository of its own. */
-async function intoPgBackRest(scope: Scope, store: FileStore, source: Postgres): Promise<string> {
+/**
+ * The segments of the WAL-E store, decompressed into `plain` (kept for the
+ * floor) and pushed with `pgbackrest archive-push` into a repository of its own.
+ */
+async function intoPgBackRest(scope: Scope, store: FileStore, source: Postgres) {
   const push = pgbackrest(scope, source, { async: false });
   await stanzaCreate(push);
   const staging = join(scope.tempDir("pgbackrest-staging"), "pg_wal");
@@ -103,7 +108,7 @@ async function intoPgBackRest(scope: Scope, store: FileStore, source: Postgres):
     await run(["sh", "-c", `lzop -d -c '${join(store.dir, "wal_005", `${name}.lzo`)}' > '${path}'`]);
     await run(asDbUser([...push.argv, "archive-push", path]));
   }
-  return join(push.dir, "repo");
+  return { repo: join(push.dir, "repo"), plain: staging };
 }
 
 interface Figures {
@@ -114,6 +119,8 @@ interface Figures {
   cpuSeconds: number;
   /** Of which restore_command's processes (sh, wget or archive-get), as the startup process reaped them. */
   commandCpuSeconds: number;
+  /** The sidecar's share, by process (cpuBreakdown). */
+  breakdown?: Record<string, number>;
 }
 
 type Stat = string[];
@@ -149,6 +156,25 @@ function treeCpuSeconds(pid: number): number {
     return Number(fields[13]) + Number(fields[14]) + children.reduce((sum, c) => sum + own(c) + below(c), 0);
   };
   return (own(String(pid)) + below(String(pid))) / TICKS;
+}
+
+/**
+ * Where treeCpuSeconds(pid) goes, in CPU seconds: the process itself, what
+ * it reaped, and each running child's own CPU and what that child reaped
+ * (the worker's lzop runs), by the child's command.
+ */
+function cpuBreakdown(pid: number): Record<string, number> {
+  const stats = processes();
+  const of = (p: string, from: number, to: number) =>
+    (Number(stats.get(p)?.[from]) + Number(stats.get(p)?.[to])) / TICKS;
+  const out: Record<string, number> = { self: of(String(pid), 11, 12), reaped: of(String(pid), 13, 14) };
+  for (const [child, f] of stats) {
+    if (f[1] !== String(pid)) continue;
+    const name = cmdline(child).includes("wal-prefetch") ? "worker" : (cmdline(child).split(" ")[0] ?? child);
+    out[name] = (out[name] ?? 0) + of(child, 11, 12);
+    out[`${name}'s children`] = (out[`${name}'s children`] ?? 0) + treeCpuSeconds(Number(child)) - of(child, 11, 12);
+  }
+  return out;
 }
 
 /**
@@ -203,7 +229,7 @@ async function restored(scope: Scope, store: FileStore, accessFrom: string, labe
 /** Starts PostgreSQL on `pgdata` and times recovery to its end, sampling the CPU outside PostgreSQL. */
 async function recover(scope: Scope, pgdata: string, detached?: string) {
   const started = performance.now();
-  const pg = await startPostgres(scope, { version: 14, pgdata, conf: ["archive_mode = off"] });
+  const pg = await startPostgres(scope, { version: VERSION, pgdata, conf: ["archive_mode = off"] });
   const cpu = sampleCpu(pgdata, detached);
   await waitFor("recovery to end", async () => (await pg.sql("SELECT pg_is_in_recovery()")) === "f", 1_800_000);
   const seconds = (performance.now() - started) / 1000;
@@ -223,6 +249,7 @@ async function replay(scope: Scope, store: FileStore, accessFrom: string, prefet
   );
   const { seconds, command } = await recover(scope, pgdata);
   const sidecarCpu = treeCpuSeconds(sidecar.pid);
+  const breakdown = cpuBreakdown(sidecar.pid);
   await sidecar.stop();
 
   const fetched = sidecar
@@ -233,7 +260,7 @@ async function replay(scope: Scope, store: FileStore, accessFrom: string, prefet
   const segments = new Set(fetched.map((r) => r.file)).size;
   if (segments < SEGMENTS) throw new Error(`only ${segments} segments were replayed through the sidecar`);
   if (process.env.BENCH_DEBUG) for (const r of sidecar.requests()) say(`${r.file} ${r.status} ${r.ms} ms`);
-  return figures(segments, seconds, command + sidecarCpu, command);
+  return { ...figures(segments, seconds, command + sidecarCpu, command), breakdown };
 }
 
 /** The same backup, its restore_command pgBackRest's archive-get (async, process-max=2) from `repo`. */
@@ -247,6 +274,18 @@ async function replayPgBackRest(scope: Scope, store: FileStore, accessFrom: stri
   return figures(segments, seconds, command + detached, command);
 }
 
+/**
+ * The floor: the same segments, uncompressed on the same disk, and
+ * restore_command = cp. Any restore_command has at least to write each
+ * segment; what is left is PostgreSQL's own replay.
+ */
+async function replayFloor(scope: Scope, store: FileStore, accessFrom: string, plain: string, segments: number) {
+  const pgdata = await restored(scope, store, accessFrom, "floor", freePort());
+  appendFileSync(join(pgdata, "postgresql.auto.conf"), `restore_command = 'cp ${plain}/%f "%p"'\n`);
+  const { seconds, command } = await recover(scope, pgdata);
+  return figures(segments, seconds, command, command);
+}
+
 const figures = (segments: number, seconds: number, cpuSeconds: number, commandCpuSeconds: number): Figures => ({
   segments,
   seconds,
@@ -258,21 +297,23 @@ const figures = (segments: number, seconds: number, cpuSeconds: number, commandC
 const row = (name: string, f: Figures) =>
   `${name.padEnd(28)} ${String(f.segments).padStart(8)} ${f.seconds.toFixed(2).padStart(9)} ${f.segmentsPerSecond.toFixed(2).padStart(11)} ${(f.cpuSeconds / f.segments).toFixed(3).padStart(12)}`;
 
-type Way = "serial" | "prefetched" | "pgbackrest";
+type Way = "serial" | "prefetched" | "pgbackrest" | "floor";
 const results: Record<string, Record<Way, Figures>> = {};
 for (const kind of KINDS) {
   const scope = new Scope();
   try {
     const store = fileStore(scope);
     say(`${kind}: archiving a base backup and ${SEGMENTS} segments, into the WAL-E store and a pgBackRest repository`);
-    const { accessFrom, repo } = await archive(scope, store, kind, SEGMENTS);
+    const { accessFrom, repo, plain } = await archive(scope, store, kind, SEGMENTS);
     say(`${kind}: replaying with WALE_PREFETCH=0 (the original -p=0, one WAL-E start per segment)`);
     const serial = await replay(scope, store, accessFrom, 0);
     say(`${kind}: replaying with WALE_PREFETCH=${PREFETCH}`);
     const prefetched = await replay(scope, store, accessFrom, PREFETCH);
     say(`${kind}: replaying with pgBackRest archive-get, archive-async=y, process-max=2`);
     const reference = await replayPgBackRest(scope, store, accessFrom, repo, prefetched.segments);
-    results[kind] = { serial, prefetched, pgbackrest: reference };
+    say(`${kind}: replaying with restore_command = cp from the segments uncompressed (the floor)`);
+    const floor = await replayFloor(scope, store, accessFrom, plain, prefetched.segments);
+    results[kind] = { serial, prefetched, pgbackrest: reference, floor };
   } finally {
     await scope.close();
   }
@@ -283,12 +324,13 @@ console.log(
 );
 const out: Figure[] = [];
 const notes: string[] = [
-  `bench/restore.ts, BENCH_SEGMENTS=${SEGMENTS}, PostgreSQL 14, file:// store and pgBackRest's posix repository on the same disk.`,
+  `bench/restore.ts, BENCH_SEGMENTS=${SEGMENTS}, PostgreSQL ${VERSION}, file:// store and pgBackRest's posix repository on the same disk.`,
 ];
 for (const [kind, r] of Object.entries(results)) {
   console.log(row(`${kind}, -p=0 (original)`, r.serial));
   console.log(row(`${kind}, prefetch ${PREFETCH}`, r.prefetched));
   console.log(row(`${kind}, pgBackRest async`, r.pgbackrest));
+  console.log(row(`${kind}, floor (cp)`, r.floor));
   const perSegment = (f: Figures) => round(f.cpuSeconds / f.segments, 4);
   const speed = (f: Figures) => f.segmentsPerSecond;
   out.push(
@@ -299,6 +341,13 @@ for (const [kind, r] of Object.entries(results)) {
       value: round(r.pgbackrest.seconds),
       unit: "s",
     },
+    {
+      name: `${kind} WAL, floor: restore_command = cp of the segments uncompressed`,
+      value: round(r.floor.seconds),
+      unit: "s",
+    },
+    { name: `${kind} WAL, speed pgBackRest / the floor`, value: round(speed(r.pgbackrest) / speed(r.floor)), unit: "" },
+    { name: `${kind} WAL, speed prefetch / the floor`, value: round(speed(r.prefetched) / speed(r.floor)), unit: "" },
     { name: `${kind} WAL, speed prefetch / -p=0`, value: round(speed(r.prefetched) / speed(r.serial)), unit: "" },
     targeted(
       `${kind} WAL, speed prefetch / pgBackRest`,
@@ -316,6 +365,11 @@ for (const [kind, r] of Object.entries(results)) {
       `-p=0 ${round(r.serial.cpuSeconds, 2)} (${round(r.serial.commandCpuSeconds, 2)}), ` +
       `prefetch ${round(r.prefetched.cpuSeconds, 2)} (${round(r.prefetched.commandCpuSeconds, 2)}), ` +
       `pgBackRest ${round(r.pgbackrest.cpuSeconds, 2)} (${round(r.pgbackrest.commandCpuSeconds, 2)}).`,
+    `${kind} WAL, the sidecar's CPU-s with prefetch, by process: ` +
+      Object.entries(r.prefetched.breakdown ?? {})
+        .map(([name, cpu]) => `${name} ${round(cpu, 2)}`)
+        .join(", ") +
+      ".",
   );
 }
 const result = { figures: out, notes, results };

@@ -27,7 +27,8 @@
 # thread), never an absence of news. src/archive/wale-archive.ts judges it.
 #
 # The file backend without GPG, WAL-E's layout and key, read straight into
-# `lzop -d` and waited for with a blocking wait. WAL-E 1.1.1's own
+# `lzop -d` and waited for with a blocking wait; lzop writes a big object
+# into <dest> itself, a small one (mostly zeros) through write_allocated. WAL-E 1.1.1's own
 # do_lzop_get copies the object through Python into a pipe, under gevent,
 # and polls lzop's exit every 100 ms (pipeline.PipelineCommand.wait): most
 # of a segment's CPU, and up to 100 ms of its latency. Any other store or
@@ -56,6 +57,10 @@ PARALLEL = 4
 CHUNK = 1 << 20
 BLOCK = 64 << 10
 ZEROS = bytes(BLOCK)
+# An object this big holds mostly WAL, not zeros (lzop makes 256 KB of zeros
+# about 1 KB): lzop writes it to <dest> itself, which spares a copy through
+# a pipe and Python for each byte (half a default 16 MB segment).
+DIRECT_FROM = 8 << 20
 F_SETPIPE_SZ = 1031  # Linux's fcntl; Python 3.10+ has it as fcntl.F_SETPIPE_SZ
 LOCATE = "could no longer locate object while performing wal restore"
 
@@ -175,6 +180,38 @@ def allocate(fd, offset, length):
         os.pwrite(fd, bytes(length), offset)
 
 
+def lzop_into(source, dest):
+    """`lzop -d` from the open object `source` straight into <dest>; lzop's exit code."""
+    out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        lzop = subprocess.Popen([pipeline.LZOP_BIN, "-d", "-c", "-"], stdin=source, stdout=out, close_fds=True)
+    finally:
+        os.close(out)
+    return lzop.wait()
+
+
+def lzop_allocated(source, dest):
+    """`lzop -d` from `source` into <dest> through write_allocated; lzop's exit code."""
+    read, write = os.pipe()
+    try:
+        fcntl.fcntl(read, F_SETPIPE_SZ, CHUNK)
+    except OSError:
+        pass  # a smaller pipe only means more reads
+    try:
+        lzop = subprocess.Popen([pipeline.LZOP_BIN, "-d", "-c", "-"], stdin=source, stdout=write, close_fds=True)
+    except BaseException:
+        os.close(read)  # a long-lived worker must not leak it (EMFILE, ENOMEM)
+        raise
+    finally:
+        os.close(write)
+    try:
+        with open(read, "rb", buffering=0) as pipe:
+            write_allocated(pipe, dest)
+    finally:
+        code = lzop.wait()
+    return code
+
+
 def main(argv):
     if len(argv) < 2 or argv[-2] != "wal-prefetch":
         print("usage: [WAL-E flags] wal-prefetch <base>, then jobs on stdin", file=sys.stderr)
@@ -211,25 +248,10 @@ def main(argv):
                 raise
             return ("missing", "file", root)
         with source:
-            read, write = os.pipe()
-            try:
-                fcntl.fcntl(read, F_SETPIPE_SZ, CHUNK)
-            except OSError:
-                pass  # a smaller pipe only means more reads
-            try:
-                lzop = subprocess.Popen(
-                    [pipeline.LZOP_BIN, "-d", "-c", "-"], stdin=source, stdout=write, close_fds=True
-                )
-            except BaseException:
-                os.close(read)  # a long-lived worker must not leak it (EMFILE, ENOMEM)
-                raise
-            finally:
-                os.close(write)
-            try:
-                with open(read, "rb", buffering=0) as pipe:
-                    write_allocated(pipe, dest)
-            finally:
-                code = lzop.wait()
+            if os.fstat(source.fileno()).st_size >= DIRECT_FROM:
+                code = lzop_into(source, dest)
+            else:
+                code = lzop_allocated(source, dest)
         if code != 0:
             raise RuntimeError("lzop -d exited with code %d" % code)
         return ("ok",)

@@ -50,9 +50,11 @@ test("one WAL-E Python process prefetches every segment it is given, byte for by
   const names = ["000000010000000000000002", "000000010000000000000003", "000000010000000000000005"];
   const contents = new Map<string, Buffer>();
   for (const name of names) {
-    // A segment as a quiet database writes it: a little data, then zeros.
+    // Two segments as a quiet database writes them: a little data, then
+    // zeros. The last one full, as a busy one does: an object that big goes
+    // from lzop straight into its file (DIRECT_FROM in prefetch.py).
     const bytes = Buffer.alloc(SEGMENT_BYTES);
-    randomBytes(64 * 1024).copy(bytes);
+    randomBytes(name === names[2] ? SEGMENT_BYTES : 64 * 1024).copy(bytes);
     writeFileSync(join(pgwal, name), bytes);
     contents.set(name, bytes);
     await run([TOOLS.wale, "--terse", "wal-push", join(pgwal, name)], {
