@@ -156,7 +156,10 @@ class WorkerPrefetcher implements Prefetcher {
 interface Job {
   /** Settles with the worker's answer, or null once the worker is gone without one. */
   settle(answer: WorkerFetch | null): void;
-  started: number;
+  /** When it was sent: a request's wait counts from here. */
+  sent: number;
+  /** The worker took it: WALE_FETCH_TIMEOUT counts from here. */
+  begun(): void;
 }
 
 /** One src/workers/prefetch.py process, and the jobs it was given that have not ended yet. */
@@ -251,12 +254,23 @@ class PrefetchWorker {
     if (!this.open) return Promise.resolve(null);
     clearTimeout(this.idle);
     const id = String(++this.serial);
-    // From the moment it is asked for: the time it waits behind the others counts.
+    // A request's fetch is timed from the moment it is sent: it never waits
+    // for a prefetch, and a worker stuck before taking any job (WAL-E's set
+    // up) must not hold recovery. A prefetch from the moment a thread takes
+    // it ("started <id>"): WALE_PREFETCH of them wait behind each other (at
+    // most 3 run at once), and a slow store must not time the last ones out
+    // while they wait. A request for a segment that never starts gives up on
+    // it after STALL_MS (src/wal/spool.ts) and fetches it, timed.
     const limit = this.config.timeouts.fetch;
-    const timer = limit > 0 ? setTimeout(() => this.overdue(id, name), limit) : undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const time = () => {
+      if (limit > 0 && timer === undefined) timer = setTimeout(() => this.overdue(id, name), limit);
+    };
+    if (verb === "fetch") time();
     const answer = new Promise<WorkerFetch | null>((resolve) => {
       this.jobs.set(id, {
-        started: performance.now(),
+        sent: performance.now(),
+        begun: time,
         settle: (said) => {
           clearTimeout(timer);
           resolve(said);
@@ -268,13 +282,21 @@ class PrefetchWorker {
     return answer;
   }
 
-  /** The worker prints "ok <id>", "missing <id> file|located|empty <evidence>" or "failed <id> <reason>" as each job ends. */
+  /**
+   * The worker prints "started <id>" as a thread takes a job, and "ok <id>",
+   * "missing <id> file|located|empty <evidence>" or "failed <id> <reason>"
+   * as each job ends.
+   */
   private heard(text: string): void {
     const line = parseWorkerLine(text);
     const [id = "", how, ...rest] = line?.words ?? [];
     const job = this.jobs.get(id);
     if (!line || !job) return;
-    const ms = performance.now() - job.started;
+    if (line.verb === "started") {
+      job.begun();
+      return;
+    }
+    const ms = performance.now() - job.sent;
     const evidence = rest.join(" ");
     if (line.verb === "ok") this.settle(id, { kind: "ok", ms });
     else if (line.verb === "missing" && how === "file" && evidence)
@@ -320,7 +342,7 @@ class PrefetchWorker {
       kind: "failed",
       reason: `timed out after ${this.config.timeouts.fetch / 1000} s; the WAL-E worker was stopped`,
       timedOut: true,
-      ms: performance.now() - (job?.started ?? 0),
+      ms: performance.now() - (job?.sent ?? 0),
     });
     this.kill();
   }

@@ -11,8 +11,12 @@
 #   prefetch <id> <name> <dest>   ahead of recovery, when a thread is free
 #
 # <name> is a WAL file name (a segment, a .history, a .backup label) and
-# <dest> a path in the spool, which the sidecar names and moves on. Each job
-# ends with one line:
+# <dest> a path in the spool, which the sidecar names and moves on. A job
+# begins, once a thread takes it, with
+#
+#   started <id>                 (WALE_FETCH_TIMEOUT counts from here)
+#
+# and ends with one line:
 #
 #   ok <id>                      <dest> holds the whole file
 #   missing <id> file <root>     the file store has no <root>/wal_005/<name>.lzo
@@ -285,6 +289,7 @@ def main(argv):
 
     def run(job):
         verb, ident, name, dest = job
+        say("started", ident)
         try:
             if verb == "prefetch":  # into <spool>/.wal-e/prefetch/running/<name>/, as WAL-E's wal-prefetch
                 os.makedirs(os.path.dirname(dest), 0o700, exist_ok=True)

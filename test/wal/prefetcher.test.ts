@@ -45,11 +45,12 @@ const SEG = (n: number) => `0000000100000000000000${n.toString(16).toUpperCase()
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-type Answer = "ok" | "failed" | "missing" | "located" | "empty" | "silent";
+/** "silent": started, and never answered; "queued": not even started (it waits behind others). */
+type Answer = "ok" | "failed" | "missing" | "located" | "empty" | "silent" | "queued";
 
 /**
  * Fake src/workers/prefetch.py processes: each answers a job on its stdin
- * (`<verb>\t<id>\t<name>\t<dest>`) with `answer(name)`, writing the file
+ * (`<verb>\t<id>\t<name>\t<dest>`) with "started <id>" and `answer(name)`, writing the file
  * to <dest> for "ok". `received` is each job as "<verb> <name>".
  */
 function fakeWorkers(answer: (segment: string) => Answer) {
@@ -85,6 +86,7 @@ function fakeWorkers(answer: (segment: string) => Answer) {
               const [verb, id, name = "", dest = ""] = job.split("\t");
               received.push(`${verb} ${name}`);
               const said = answer(name);
+              if (said !== "queued") out.enqueue(encoder.encode(`started ${id}\n`));
               if (said === "ok") {
                 if (verb === "prefetch") mkdirSync(dirname(dest), { recursive: true });
                 writeFileSync(dest, `fetched ${name}`);
@@ -286,6 +288,32 @@ describe("the prefetch worker", () => {
     expect(await Promise.all(prefetcher.start([SEG(2)]))).toEqual([false]);
     expect(logs.join("")).toContain('"msg":"fetch timed out: stopping the prefetch worker');
     expect(logs.join("")).not.toContain("prefetch worker failed");
+  });
+
+  test("a prefetch is timed from when the worker takes it: one waiting longer than WALE_FETCH_TIMEOUT stops nothing", async () => {
+    const { prefetcher, logs, spawned } = await setup((name) => (name === SEG(3) ? "queued" : "ok"), {
+      WALE_FETCH_TIMEOUT: "1",
+    });
+    const [waiting] = prefetcher.start([SEG(3)]);
+    let settled = false;
+    void waiting?.then(() => (settled = true));
+    await Bun.sleep(1_500);
+    expect(settled).toBe(false);
+    // The same worker still serves, and nothing timed out.
+    expect(await prefetcher.fetch(SEG(2), join(base, "spool", "fetched"))).toMatchObject({ kind: "ok" });
+    expect(spawned).toHaveLength(1);
+    expect(logs.join("")).not.toContain("timed out");
+    prefetcher.stop();
+    expect(await waiting).toBe(false);
+  });
+
+  test("a request's fetch is timed from when it is sent, taken or not", async () => {
+    const { prefetcher, logs } = await setup(() => "queued", { WALE_FETCH_TIMEOUT: "1" });
+    expect(await prefetcher.fetch(SEG(2), join(base, "spool", "fetched"))).toMatchObject({
+      kind: "failed",
+      timedOut: true,
+    });
+    expect(logs.join("")).toContain('"msg":"fetch timed out: stopping the prefetch worker');
   });
 
   test("turned away by a full queue: its segments fail at once, nothing more runs", async () => {
