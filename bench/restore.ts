@@ -1,11 +1,13 @@
 /**
- * Restore benchmark: PostgreSQL 15 replays the same archived WAL three ways
+ * Restore benchmark: PostgreSQL 15 replays the same archived WAL four ways
  * in one run: through the sidecar as the original image did
  * (WALE_PREFETCH=0: one `wal-fetch -p=0` after another), through the
  * sidecar with its prefetch (WALE_PREFETCH, default 8: the long-lived WAL-E
- * worker), and through pgBackRest 2.45 as the named reference: the same
+ * worker), through pgBackRest 2.45 as the named reference (the same
  * segments pushed into a posix repository on the same disk, restore_command
- * `pgbackrest archive-get` with archive-async=y, process-max=2, lz4. Prints
+ * `pgbackrest archive-get` with archive-async=y, process-max=2, lz4), and
+ * the floor: restore_command `cp` from the same segments uncompressed, the
+ * time PostgreSQL's replay alone takes. Prints
  * seconds and CPU per segment for each, and the ratios. Not a test: nothing
  * here asserts a speed.
  *

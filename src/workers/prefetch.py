@@ -32,11 +32,12 @@
 #
 # The file backend without GPG, WAL-E's layout and key, read straight into
 # `lzop -d` and waited for with a blocking wait; lzop writes a big object
-# into <dest> itself, a small one (mostly zeros) through write_allocated. WAL-E 1.1.1's own
-# do_lzop_get copies the object through Python into a pipe, under gevent,
-# and polls lzop's exit every 100 ms (pipeline.PipelineCommand.wait): most
-# of a segment's CPU, and up to 100 ms of its latency. Any other store or
-# GPG: WAL-E's own wal_restore, as `wal-e wal-fetch -p=0` runs it.
+# into <dest> itself, a small one (mostly zeros) goes through
+# write_allocated. WAL-E 1.1.1's own do_lzop_get copies the object through
+# Python into a pipe, under gevent, and polls lzop's exit every 100 ms
+# (pipeline.PipelineCommand.wait): most of a segment's CPU, and up to 100 ms
+# of its latency. Any other store or GPG: WAL-E's own wal_restore, as
+# `wal-e wal-fetch -p=0` runs it.
 #
 # Like the installed `wal-e` command, this does not monkey-patch the
 # standard library for gevent (only `python -m wal_e.cmd` does), so boto's
@@ -184,11 +185,16 @@ def allocate(fd, offset, length):
         os.pwrite(fd, bytes(length), offset)
 
 
+def lzop_d(source, out):
+    """`lzop -d` reading the open object `source`, writing to the descriptor `out`."""
+    return subprocess.Popen([pipeline.LZOP_BIN, "-d", "-c", "-"], stdin=source, stdout=out, close_fds=True)
+
+
 def lzop_into(source, dest):
     """`lzop -d` from the open object `source` straight into <dest>; lzop's exit code."""
     out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        lzop = subprocess.Popen([pipeline.LZOP_BIN, "-d", "-c", "-"], stdin=source, stdout=out, close_fds=True)
+        lzop = lzop_d(source, out)
     finally:
         os.close(out)
     return lzop.wait()
@@ -202,7 +208,7 @@ def lzop_allocated(source, dest):
     except OSError:
         pass  # a smaller pipe only means more reads
     try:
-        lzop = subprocess.Popen([pipeline.LZOP_BIN, "-d", "-c", "-"], stdin=source, stdout=write, close_fds=True)
+        lzop = lzop_d(source, write)
     except BaseException:
         os.close(read)  # a long-lived worker must not leak it (EMFILE, ENOMEM)
         raise

@@ -297,7 +297,7 @@ describe("the prefetch worker", () => {
     const [waiting] = prefetcher.start([SEG(3)]);
     let settled = false;
     void waiting?.then(() => (settled = true));
-    await Bun.sleep(1_500);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(settled).toBe(false);
     // The same worker still serves, and nothing timed out.
     expect(await prefetcher.fetch(SEG(2), join(base, "spool", "fetched"))).toMatchObject({ kind: "ok" });
