@@ -35,7 +35,12 @@ export interface Missing {
   worker?: boolean;
 }
 
-export type Pushed = { kind: "stored"; note?: string; wale?: RunResult } | Failed;
+/**
+ * `synced`, on a file:// store: how the objects were made durable, by an
+ * fsync of each object the run wrote (how many), or a syncfs of the store's
+ * file system.
+ */
+export type Pushed = { kind: "stored"; note?: string; wale?: RunResult; synced?: number | "file system" } | Failed;
 
 /** A fetched file is at `path`, the caller's to move or delete. */
 export type Fetched =

@@ -16,11 +16,13 @@ import { fsyncPath } from "../runtime/durable.ts";
 export const walObject = (root: string, name: string) => join(root, "wal_005", `${name}.lzo`);
 
 /**
- * fsyncs the object of `name`, then wal_005/ and the store's root, where the
- * object's and wal_005/'s names live. The object must be there.
+ * fsyncs the objects of `names`, at once (the file system can share one
+ * journal commit between them), then wal_005/ and the store's root, where
+ * the objects' and wal_005/'s names live. Every object must be there.
  */
-export async function syncPushed(root: string, name: string): Promise<void> {
-  for (const path of [walObject(root, name), join(root, "wal_005"), root]) await fsyncPath(path);
+export async function syncPushed(root: string, names: string[]): Promise<void> {
+  await Promise.all(names.map((name) => fsyncPath(walObject(root, name))));
+  for (const path of [join(root, "wal_005"), root]) await fsyncPath(path);
 }
 
 /**

@@ -20,7 +20,15 @@ import type { Config } from "../config/config.ts";
 import { fileRoot } from "../config/store.ts";
 import type { WalKind } from "../wal/names.ts";
 import type { Spool } from "../wal/spool.ts";
-import { backupFetchArgv, backupListArgv, backupWorkerArgv, deleteBeforeArgv, walPushArgv } from "../wale/argv.ts";
+import {
+  backupFetchArgv,
+  backupListArgv,
+  backupWorkerArgv,
+  deleteBeforeArgv,
+  walLogEnv,
+  walPushArgv,
+} from "../wale/argv.ts";
+import { PushLog, terse } from "../wale/push-log.ts";
 import { walePython } from "../wale/python.ts";
 import { lastLines, type RunResult, sessionDone, type WaleRunner } from "../wale/runner.ts";
 import { parseWorkerLine, WORKER_EXIT } from "../workers/protocol.ts";
@@ -62,32 +70,47 @@ export class WaleArchive implements Archive {
       if (held) return held;
     }
     const root = fileRoot(config.store);
-    const wale = await this.runner.run(walPushArgv(config.wale, path), { timeoutMs: config.timeouts.push });
+    const log = new PushLog();
+    const run = await this.runner.run(walPushArgv(config.wale, path), {
+      timeoutMs: config.timeouts.push,
+      env: walLogEnv(config.wale),
+      onStderrLine: log.read,
+    });
+    // Run without --terse to be read; answered as --terse would have printed it, when WALE_FLAGS asks for that.
+    const wale = config.wale.flags.includes("--terse") ? { ...run, stderr: terse(run.stderr) } : run;
+    if (!root) return wale.exitCode === 0 ? { kind: "stored", wale } : exited(wale, config.timeouts.push);
     // wal-push also uploads other segments it finds .ready in archive_status
     // (its pool, WAL-E 1.1.1) and marks them .done, on a failed run too, and
-    // PostgreSQL never archives a .done segment again. Which ones, no list
-    // says for sure (a checkpoint may remove a .done before it is read), so
-    // the store's whole file system is synced after every run: by a syncfs
-    // that starts after this run exited, one shared with the pushes that
-    // wait for one at the same time (src/archive/group-sync.ts).
+    // PostgreSQL never archives a .done segment again: each object it wrote
+    // must be durable, not only the one asked for. A run that exited 0 names
+    // them all in its log (src/wale/push-log.ts): those objects are fsynced,
+    // and nothing else. Any other run (failed, cut short, or whose log is
+    // not what WAL-E 1.1.1 prints): the store's whole file system is synced,
+    // by a syncfs that starts after the run exited, one shared with the
+    // pushes that wait for one at the same time (src/archive/group-sync.ts).
+    // A syncfs also writes out every other dirty page of that file system
+    // (PostgreSQL's own, when PGDATA shares it), which is why it is not the
+    // rule.
+    const written = log.written(run, name);
+    if (written) {
+      const failed = await syncObjects(root, written);
+      return failed ? { ...failed, wale } : { kind: "stored", wale, synced: written.length };
+    }
     const unsynced = this.storeSync ? await this.storeSync.after() : null;
     if (wale.exitCode !== 0) return exited(wale, config.timeouts.push);
     if (unsynced) return { ...unsynced, wale };
-    if (root) {
-      // Not redundant with the syncfs, though its data is clean by now (the
-      // fsyncs cost under a millisecond after it): it finds the object there
-      // (a WAL-E that exits 0 without writing it is a failure), and it hears
-      // the object's own write-back error. syncfs(2) reports errors from the
-      // file system's one error counter (Linux 5.8+), to the first sync that
-      // looks after they happened, which may be another push's, or another
-      // program's; a write-back that fails leaves its pages clean, so no
-      // later sync retries them. An fsync(2) reports an error of that file
-      // not yet reported to any fsync of it, on a descriptor opened after it
-      // too (errseq_t, Linux 4.16+).
-      const failed = await syncObject(root, name);
-      if (failed) return { ...failed, wale };
-    }
-    return { kind: "stored", wale };
+    // Not redundant with the syncfs, though its data is clean by now (the
+    // fsyncs cost under a millisecond after it): it finds the object there
+    // (a WAL-E that exits 0 without writing it is a failure), and it hears
+    // the object's own write-back error. syncfs(2) reports errors from the
+    // file system's one error counter (Linux 5.8+), to the first sync that
+    // looks after they happened, which may be another push's, or another
+    // program's; a write-back that fails leaves its pages clean, so no
+    // later sync retries them. An fsync(2) reports an error of that file
+    // not yet reported to any fsync of it, on a descriptor opened after it
+    // too (errseq_t, Linux 4.16+).
+    const failed = await syncObjects(root, [name]);
+    return failed ? { ...failed, wale } : { kind: "stored", wale, synced: "file system" };
   }
 
   /** `sync -f <root>` (coreutils: syncfs(2) of the store's file system); a failure if it fails. */
@@ -249,7 +272,7 @@ export class WaleArchive implements Archive {
       if (archived.equals(local)) {
         // Held, but perhaps never synced (an earlier push answered with an error): sync it now.
         const root = fileRoot(this.config.store);
-        const failed = root ? await syncObject(root, name) : null;
+        const failed = root ? await syncObjects(root, [name]) : null;
         return failed ?? { kind: "stored", note: " (the archive holds these bytes)" };
       }
       return {
@@ -264,10 +287,10 @@ export class WaleArchive implements Archive {
   }
 }
 
-/** fsyncs the object of `name` and the directories that name it; a failure if it cannot be. */
-async function syncObject(root: string, name: string): Promise<Failed | null> {
+/** fsyncs the objects of `names` and the directories that name them; a failure if it cannot be. */
+async function syncObjects(root: string, names: string[]): Promise<Failed | null> {
   try {
-    await syncPushed(root, name);
+    await syncPushed(root, names);
     return null;
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);

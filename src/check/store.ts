@@ -8,7 +8,7 @@ import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { missingStatement } from "../archive/not-in-archive.ts";
 import type { Config } from "../config/config.ts";
-import { walFetchArgv, walFetchEnv } from "../wale/argv.ts";
+import { walFetchArgv, walLogEnv } from "../wale/argv.ts";
 import type { WaleRunner } from "../wale/runner.ts";
 import { waleReason } from "./diagnose.ts";
 
@@ -20,7 +20,7 @@ export async function inStore(runner: WaleRunner, config: Config, segment: strin
   try {
     const wale = await runner.run(walFetchArgv(config.wale, segment, dest), {
       timeoutMs: config.timeouts.fetch,
-      env: walFetchEnv(config.wale),
+      env: walLogEnv(config.wale),
     });
     if (wale.exitCode === 0) return { kind: "there", bytes: (await stat(dest)).size };
     if (missingStatement(wale, segment)) return { kind: "missing" };

@@ -57,6 +57,7 @@ function outcomeResponder({ metrics, log, redact }: { metrics: Metrics; log: Log
       prefetched: outcome.prefetched || undefined,
       worker: outcome.worker || undefined,
       missing: outcome.missing || undefined,
+      synced: outcome.synced,
       stderr: outcome.wale?.stderr.trim() || undefined,
       reason: outcome.status >= 400 && outcome.status < 500 ? outcome.body.trim() : undefined,
       method: request.method,

@@ -54,6 +54,8 @@ export interface Outcome {
   bytes?: Uint8Array;
   /** missing=ok: the archive does not hold the file, answered as a 200. */
   missing?: boolean;
+  /** A push to a file:// store: how it was made durable (Pushed's `synced`). */
+  synced?: number | "file system";
 }
 
 /** GET /wal-push/:file — archive PGWAL/<file>. Concurrent pushes of one file share one WAL-E run. */
@@ -65,7 +67,12 @@ export function walPush(deps: Deps, file: FileArg): Promise<Outcome> {
       track(deps, "wal-push", name, async () => {
         const pushed = await deps.archive.push(name, path, kind);
         if (pushed.kind === "failed") return failed("wal-push", name, pushed);
-        return { status: 200, body: `archived ${name}${pushed.note ?? ""}\n`, wale: pushed.wale };
+        return {
+          status: 200,
+          body: `archived ${name}${pushed.note ?? ""}\n`,
+          wale: pushed.wale,
+          synced: pushed.synced,
+        };
       }),
     );
     return { ...(await result), joined };

@@ -29,7 +29,7 @@ import type { Config } from "../config/config.ts";
 import type { Logger } from "../observe/log.ts";
 import { fsyncPath } from "../runtime/durable.ts";
 import { isAlive } from "../runtime/pid.ts";
-import { walFetchArgv, walFetchEnv } from "../wale/argv.ts";
+import { walFetchArgv, walLogEnv } from "../wale/argv.ts";
 import type { RunResult, WaleRunner } from "../wale/runner.ts";
 import { followingSegments, type WalKind } from "./names.ts";
 import { inside } from "./paths.ts";
@@ -155,7 +155,7 @@ export class Spool {
       } else {
         const wale = await this.runner.run(walFetchArgv(this.config.wale, name, path), {
           timeoutMs: this.config.timeouts.fetch,
-          env: walFetchEnv(this.config.wale),
+          env: walLogEnv(this.config.wale),
         });
         if (wale.exitCode !== 0) {
           await rm(path, { force: true });

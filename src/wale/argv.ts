@@ -14,29 +14,29 @@ const command = (wale: Wale, sub: string, subFlags: string[], ...args: string[])
   ...args,
 ];
 
-/** `wal-e [flags] wal-push [push flags] <PGWAL>/<name>` */
-export const walPushArgv = (wale: Wale, segmentPath: string) => command(wale, "wal-push", wale.pushFlags, segmentPath);
-
 /**
- * `wal-e [flags but --terse] wal-fetch [fetch flags] <name> <dest>`. WAL-E
- * 1.1.1 says that an object is missing only at INFO, which --terse hides,
- * and an absence is believed only on that statement (see judgeMiss).
+ * WAL-E's global flags but --terse. WAL-E 1.1.1 says at INFO, which
+ * --terse hides, what the sidecar reads from it: that an object is missing
+ * (an absence is believed only on that statement, see judgeMiss), and each
+ * object a wal-push wrote (src/wale/push-log.ts).
  */
+const speaking = (wale: Wale): Wale => ({ ...wale, flags: wale.flags.filter((flag) => flag !== "--terse") });
+
+/** `wal-e [flags but --terse] wal-push [push flags] <PGWAL>/<name>` (run with walLogEnv) */
+export const walPushArgv = (wale: Wale, segmentPath: string) =>
+  command(speaking(wale), "wal-push", wale.pushFlags, segmentPath);
+
+/** `wal-e [flags but --terse] wal-fetch [fetch flags] <name> <dest>` (run with walLogEnv) */
 export const walFetchArgv = (wale: Wale, name: string, dest: string) =>
-  command(
-    { ...wale, flags: wale.flags.filter((flag) => flag !== "--terse") },
-    "wal-fetch",
-    wale.fetchFlags,
-    name,
-    dest,
-  );
+  command(speaking(wale), "wal-fetch", wale.fetchFlags, name, dest);
 
 /**
- * The environment of a wal-fetch: WAL-E's, with stderr among its log
- * destinations. With WALE_LOG_DESTINATION=syslog alone every statement
- * WAL-E makes would be lost to the sidecar, a missing object's included.
+ * The environment of a wal-fetch or a wal-push: WAL-E's, with stderr among
+ * its log destinations. With WALE_LOG_DESTINATION=syslog alone every
+ * statement WAL-E makes would be lost to the sidecar, a missing object's
+ * and a pushed one's included.
  */
-export const walFetchEnv = (wale: Wale): Record<string, string> => {
+export const walLogEnv = (wale: Wale): Record<string, string> => {
   const destinations = (wale.env.WALE_LOG_DESTINATION ?? "").split(",").map((d) => d.trim());
   if (destinations.includes("stderr")) return wale.env;
   return { ...wale.env, WALE_LOG_DESTINATION: ["stderr", ...destinations.filter(Boolean)].join(",") };

@@ -18,6 +18,8 @@ export interface RunResult {
   ms: number;
   /** WAL-E ran past its time limit and was killed with its process group. */
   timedOut: boolean;
+  /** stderr was read to its end, so `onStderrLine` heard every line (absent: not known). */
+  stderrEnded?: boolean;
 }
 
 const STDERR_KEEP = 16 * 1024;
@@ -25,6 +27,14 @@ const STDOUT_KEEP = 4 * 1024 * 1024;
 /** How long a killed WAL-E gets between SIGTERM and SIGKILL. */
 const KILL_GRACE_MS = 5_000;
 const STREAM_LINGER_MS = 1_000;
+
+export interface RunOptions {
+  timeoutMs?: number;
+  mustRun?: boolean;
+  afterClose?: boolean;
+  env?: Record<string, string>;
+  onStderrLine?: (line: string) => void;
+}
 
 /** A process that takes work on its stdin while it runs (see WaleRunner.session). */
 export interface Session {
@@ -77,15 +87,16 @@ export class WaleRunner {
    * its process group and reported as timedOut once it is gone. Past the
    * concurrency cap it waits for a slot, or throws Busy when the queue is
    * full (unless `mustRun`), and ShuttingDown once closed. After close() only `afterClose` clean-up runs.
+   * `onStderrLine` hears each line of stderr as it comes, beyond the kept tail.
    */
   async run(
     argv: string[],
-    { timeoutMs = 0, mustRun = false, afterClose = false, env = this.wale.env } = {},
+    { timeoutMs = 0, mustRun = false, afterClose = false, env = this.wale.env, onStderrLine }: RunOptions = {},
   ): Promise<RunResult> {
     const release = await this.limiter.acquire(mustRun);
     try {
       if (this.closed && !afterClose) throw new ShuttingDown("shutting down; retry against the new instance");
-      return await this.spawnAndWait(argv, timeoutMs, env);
+      return await this.spawnAndWait(argv, timeoutMs, env, onStderrLine);
     } finally {
       release();
     }
@@ -143,7 +154,12 @@ export class WaleRunner {
     };
   }
 
-  private async spawnAndWait(argv: string[], timeoutMs: number, env: Record<string, string>): Promise<RunResult> {
+  private async spawnAndWait(
+    argv: string[],
+    timeoutMs: number,
+    env: Record<string, string>,
+    onStderrLine?: (line: string) => void,
+  ): Promise<RunResult> {
     const started = performance.now();
     let child: Child;
     try {
@@ -167,14 +183,21 @@ export class WaleRunner {
     const timer = timeoutMs > 0 ? setTimeout(expire, timeoutMs) : undefined;
     try {
       const stdout = new Tail(child.stdout, STDOUT_KEEP);
-      const stderr = new Tail(child.stderr, STDERR_KEEP);
+      const stderr = new Tail(child.stderr, STDERR_KEEP, onStderrLine);
       const exitCode = await child.exited;
       // Exited: a timer firing now would mark a finished run timed out, and signal a reaped pid.
       clearTimeout(timer);
       // Processes WAL-E leaves running (its prefetchers) hold the pipes open;
       // what WAL-E itself wrote is in by now, give it a moment and move on.
       const [out, err] = await Promise.all([stdout.text(STREAM_LINGER_MS), stderr.text(STREAM_LINGER_MS)]);
-      return { exitCode, stdout: out, stderr: err, ms: performance.now() - started, timedOut };
+      return {
+        exitCode,
+        stdout: out,
+        stderr: err,
+        ms: performance.now() - started,
+        timedOut,
+        stderrEnded: stderr.ended,
+      };
     } finally {
       clearTimeout(timer);
       this.running.delete(child);
@@ -206,22 +229,32 @@ class Tail {
   private size = 0;
   private readonly reader: ReadableStreamDefaultReader<Uint8Array> | null;
   private readonly done: Promise<void>;
+  private readonly lines: LineSplitter | null;
+  /** The stream was read to its end (not cut off by `text`'s linger, nor by an error). */
+  ended = false;
+  private cut = false;
 
   constructor(
     stream: ReadableStream<Uint8Array> | null,
     private readonly keep: number,
+    onLine?: (line: string) => void,
   ) {
     this.reader = stream?.getReader() ?? null;
+    this.lines = onLine ? new LineSplitter(onLine) : null;
     this.done = this.pump().catch(() => {});
   }
 
   private async pump() {
     if (!this.reader) return;
     for (let read = await this.reader.read(); !read.done; read = await this.reader.read()) {
+      this.lines?.push(read.value);
       this.chunks.push(read.value);
       this.size += read.value.length;
       while (this.size - (this.chunks[0]?.length ?? 0) >= this.keep) this.size -= this.chunks.shift()?.length ?? 0;
     }
+    this.lines?.end();
+    // A read cancelled by `text` also ends the loop; that is no end of the stream.
+    this.ended = !this.cut;
   }
 
   /** The text read so far, once the stream ends or `lingerMs` have passed. */
@@ -229,6 +262,7 @@ class Tail {
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([this.done, new Promise((resolve) => (timer = setTimeout(resolve, lingerMs)))]);
     clearTimeout(timer);
+    if (!this.ended) this.cut = true;
     this.reader?.cancel().catch(() => {});
     const all = new Uint8Array(this.size);
     let offset = 0;
@@ -248,18 +282,32 @@ class Tail {
 async function readLines(stream: ReadableStream<Uint8Array> | null, onLine: (line: string) => void): Promise<void> {
   if (!stream) return;
   const reader = stream.getReader();
-  const decoder = new TextDecoder();
-  let rest = "";
+  const lines = new LineSplitter(onLine);
   try {
-    for (let read = await reader.read(); !read.done; read = await reader.read()) {
-      const lines = (rest + decoder.decode(read.value, { stream: true })).split("\n");
-      rest = lines.pop() ?? "";
-      for (const line of lines) onLine(line);
-    }
+    for (let read = await reader.read(); !read.done; read = await reader.read()) lines.push(read.value);
   } catch {
     // The process is gone; what it printed has been handed over.
   }
-  if (rest) onLine(rest);
+  lines.end();
+}
+
+/** Bytes in, whole lines out (without their newline); `end` hands over a last line that has none. */
+class LineSplitter {
+  private readonly decoder = new TextDecoder();
+  private rest = "";
+
+  constructor(private readonly onLine: (line: string) => void) {}
+
+  push(bytes: Uint8Array): void {
+    const lines = (this.rest + this.decoder.decode(bytes, { stream: true })).split("\n");
+    this.rest = lines.pop() ?? "";
+    for (const line of lines) this.onLine(line);
+  }
+
+  end(): void {
+    if (this.rest) this.onLine(this.rest);
+    this.rest = "";
+  }
 }
 
 /** The last `lines` non-empty lines of WAL-E's stderr, for a response body. */

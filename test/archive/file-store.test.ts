@@ -11,9 +11,14 @@ describe("syncPushed", () => {
   afterAll(() => rmSync(root, { recursive: true, force: true }));
   mkdirSync(join(root, "wal_005"));
   const SEG = "000000010000000000000001";
-  test("the pushed object must be there", async () => {
-    await expect(syncPushed(root, SEG)).rejects.toThrow("ENOENT");
+  const OTHER = "000000010000000000000002";
+  test("every pushed object must be there", async () => {
+    await expect(syncPushed(root, [SEG])).rejects.toThrow("ENOENT");
     writeFileSync(walObject(root, SEG), "x");
-    await syncPushed(root, SEG);
+    await syncPushed(root, [SEG]);
+    // One of several missing: the sync fails, naming it.
+    await expect(syncPushed(root, [SEG, OTHER])).rejects.toThrow(OTHER);
+    writeFileSync(walObject(root, OTHER), "y");
+    await syncPushed(root, [SEG, OTHER]);
   });
 });

@@ -1,13 +1,16 @@
 /**
- * WaleArchive's base-backup side over a scripted runtime: the argv of the
- * retention's delete, and the backup worker's TMPDIR. (The backup worker's
+ * WaleArchive over a scripted runtime: how a push to a file:// store is
+ * made durable, the argv of the retention's delete, and the backup worker's
+ * TMPDIR. (What reaches the disk, under strace with real WAL-E, is in
+ * test/e2e/file-store.e2e.test.ts. The backup worker's
  * argv and outcomes are in test/operations/operations.test.ts, through the
  * backupPush operation.)
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { walObject } from "../../src/archive/file-store.ts";
 import { parseConfig } from "../../src/config/config.ts";
 import { BACKUP_DONE, fakeRuntime, fakeWaleBin, sidecarFor } from "../support/fake-runtime.ts";
 
@@ -16,6 +19,53 @@ afterAll(() => rmSync(base, { recursive: true, force: true }));
 const pgdata = join(base, "data");
 mkdirSync(pgdata);
 const BACKUP = "base_000000010000000000000002_00000040";
+
+/** WAL-E 1.1.1's line for an object it wrote (src/wale/push-log.ts). */
+const complete = (seg: string) =>
+  "wal_e.worker.upload INFO     MSG: completed archiving to a file\n" +
+  `        STRUCTURED: time=2026-12-03T06:35:56.468282-00 pid=1 action=push-wal key=k prefix=p rate=1 seg=${seg} state=complete\n`;
+const SEG = "000000010000000000000003";
+const OTHER = "000000010000000000000004";
+
+describe("WaleArchive.push to a file:// store", () => {
+  const store = join(base, "store");
+  mkdirSync(join(store, "wal_005"), { recursive: true });
+  const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_FILE_PREFIX: `file://localhost${store}` });
+  const push = (scripted: { exitCode: number; stderr: string }) => {
+    const fake = fakeRuntime((argv) => (argv[0] === "sync" ? { exitCode: 0 } : scripted));
+    const pushed = sidecarFor(config, fake.runtime).deps.archive.push(SEG, join(pgdata, "pg_wal", SEG), "segment");
+    return { pushed, spawned: fake.spawned };
+  };
+  const syncfs = ["sync", "-f", store];
+  writeFileSync(walObject(store, SEG), "x");
+
+  test("a run that says what it wrote: those objects are fsynced, and no syncfs runs", async () => {
+    writeFileSync(walObject(store, OTHER), "y");
+    const { pushed, spawned } = push({ exitCode: 0, stderr: complete(SEG) + complete(OTHER) });
+    expect(await pushed).toMatchObject({ kind: "stored", synced: 2 });
+    expect(spawned).not.toContainEqual(syncfs);
+    // Run without --terse (WALE_FLAGS' default), answered as if with it: the INFO lines stay out of the sidecar's log.
+    expect(spawned[0]).not.toContain("--terse");
+    expect((await pushed).wale?.stderr).toBe("");
+  });
+  test("an object the log names that is not there: a failure, naming it (WAL-E marked that segment .done)", async () => {
+    const missing = "000000010000000000000009";
+    const { pushed } = push({ exitCode: 0, stderr: complete(SEG) + complete(missing) });
+    const failed = await pushed;
+    expect(failed.kind).toBe("failed");
+    expect(failed.kind === "failed" && failed.reason).toContain(`${missing}.lzo`);
+  });
+  test("a run whose log does not say it wrote its segment: the store's file system is synced", async () => {
+    const { pushed, spawned } = push({ exitCode: 0, stderr: "" });
+    expect(await pushed).toMatchObject({ kind: "stored", synced: "file system" });
+    expect(spawned).toContainEqual(syncfs);
+  });
+  test("a failed run: the store's file system is synced for what it pushed besides, and the failure stands", async () => {
+    const { pushed, spawned } = push({ exitCode: 1, stderr: complete(OTHER) });
+    expect(await pushed).toMatchObject({ kind: "failed", wale: { exitCode: 1 } });
+    expect(spawned).toContainEqual(syncfs);
+  });
+});
 
 describe("WaleArchive", () => {
   test("deleteBefore: `wal-e delete --confirm before <backup>`; a failure keeps WAL-E's exit and stderr", async () => {

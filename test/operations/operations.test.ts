@@ -36,7 +36,7 @@ describe("walPush", () => {
   test("200 only when WAL-E exits 0, with the exact argv", async () => {
     const { deps: d, spawned } = deps({ exitCode: 0 });
     expect(await walPush(d, SEG)).toMatchObject({ status: 200, file: SEG });
-    expect(spawned).toEqual([["wal-e", "--terse", "wal-push", join(pgdata, "pg_wal", SEG)]]);
+    expect(spawned).toEqual([["wal-e", "wal-push", join(pgdata, "pg_wal", SEG)]]);
   });
   test("the %p form uses the last component", async () => {
     const { deps: d, spawned } = deps();
@@ -84,7 +84,7 @@ describe("walPush", () => {
     const stderr = `FileNotFoundError: [Errno 2] No such file or directory: '${base}/wal_005/${name}.lzo'`;
     const absent = fakeRuntime((argv) => (argv.includes("wal-fetch") ? { exitCode: 2, stderr } : { exitCode: 0 }));
     expect((await walPush(sidecarFor(config, absent.runtime).deps, name)).status).toBe(200);
-    expect(absent.spawned.at(-1)).toEqual(["wal-e", "--terse", "wal-push", join(pgdata, "pg_wal", name)]);
+    expect(absent.spawned.at(-1)).toEqual(["wal-e", "wal-push", join(pgdata, "pg_wal", name)]);
     // Any other failure to read the archived copy: a failure, nothing pushed.
     const broken = fakeRuntime({ exitCode: 1, stderr: "boom" });
     expect((await walPush(sidecarFor(config, broken.runtime).deps, name)).status).toBe(500);
@@ -134,7 +134,7 @@ describe("walPush", () => {
         argv.includes("wal-fetch") ? { exitCode: 1, stderr: "403" } : { exitCode: 0 },
       );
       expect((await walPush(sidecarFor(off, fake.runtime).deps, name)).status).toBe(200);
-      expect(fake.spawned).toEqual([["wal-e", "--terse", "wal-push", join(pgdata, "pg_wal", name)]]);
+      expect(fake.spawned).toEqual([["wal-e", "wal-push", join(pgdata, "pg_wal", name)]]);
     });
   });
   test("a file not in PGWAL is 404, and nothing is spawned", async () => {

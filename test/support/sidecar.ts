@@ -152,13 +152,32 @@ export async function startTracedSidecar(scope: Scope, env: Record<string, strin
     for (const child of children.filter(Boolean)) process.kill(Number(child), "SIGTERM");
     await waitFor("strace to end with the sidecar", () => !running(sidecar.pid), 60_000);
   });
-  const synced = (): { call: string; path: string }[] =>
-    readFileSync(trace, "utf8")
-      .split("\n")
-      .map((line) => /\b(fsync|fdatasync|syncfs)\(\d+<([^>]*)>\)\s+= 0/.exec(line))
-      .filter((match) => match !== null)
-      .map((match) => ({ call: match[1] as string, path: match[2] as string }));
+  const synced = () => succeededSyncs(readFileSync(trace, "utf8"));
   return { sidecar, synced };
+}
+
+/**
+ * The successful calls in a `strace -f -y` log, in the order they ended.
+ * A call that another thread's call interrupts is split over two lines,
+ * `<pid> fsync(23</path> <unfinished ...>` and, later,
+ * `<pid> <... fsync resumed>) = 0`: joined by pid.
+ */
+export function succeededSyncs(log: string): { call: string; path: string }[] {
+  const pending = new Map<string, { call: string; path: string }>();
+  const calls: { call: string; path: string }[] = [];
+  for (const line of log.split("\n")) {
+    const whole = /^(\d+) +(fsync|fdatasync|syncfs)\(\d+<([^>]*)>\)\s+= 0/.exec(line);
+    const begun = /^(\d+) +(fsync|fdatasync|syncfs)\(\d+<([^>]*)> <unfinished \.\.\.>$/.exec(line);
+    const resumed = /^(\d+) +<\.\.\. (fsync|fdatasync|syncfs) resumed>\)\s+= 0/.exec(line);
+    if (whole) calls.push({ call: whole[2] as string, path: whole[3] as string });
+    else if (begun) pending.set(begun[1] as string, { call: begun[2] as string, path: begun[3] as string });
+    else if (resumed) {
+      const call = pending.get(resumed[1] as string);
+      pending.delete(resumed[1] as string);
+      if (call) calls.push(call);
+    } else if (/^(\d+) +<\.\.\. /.test(line)) pending.delete(line.split(" ")[0] as string);
+  }
+  return calls;
 }
 
 /** A sidecar's unlabelled gauges (and the first series of each labelled one) on /metrics, by name. */

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../src/config/config.ts";
-import { backupWorkerArgv, walFetchArgv, walFetchEnv, walPushArgv } from "../../src/wale/argv.ts";
+import { backupWorkerArgv, walFetchArgv, walLogEnv, walPushArgv } from "../../src/wale/argv.ts";
 
 const wale = parseConfig({
   WALE_BIN: "/opt/wal-e/bin/wal-e",
@@ -9,10 +9,10 @@ const wale = parseConfig({
 }).wale;
 
 describe("argv builders", () => {
-  test("wal-push", () => {
+  test("wal-push: without --terse, whose INFO lines name the objects it wrote", () => {
+    expect(wale.flags).toEqual(["--terse"]);
     expect(walPushArgv(wale, "/pg/pg_wal/000000010000000000000001")).toEqual([
       "/opt/wal-e/bin/wal-e",
-      "--terse",
       "wal-push",
       "--pool-size",
       "2",
@@ -38,11 +38,11 @@ describe("argv builders", () => {
   });
 });
 
-describe("walFetchEnv", () => {
+describe("walLogEnv", () => {
   test("adds stderr to WAL-E's log destinations, keeping syslog when it was asked for", () => {
     const env = (WALE_LOG_DESTINATION: string) => ({ ...wale, env: { ...wale.env, WALE_LOG_DESTINATION } });
-    expect(walFetchEnv(env("syslog")).WALE_LOG_DESTINATION).toBe("stderr,syslog");
-    expect(walFetchEnv(env("stderr")).WALE_LOG_DESTINATION).toBe("stderr");
-    expect(walFetchEnv(env("syslog,stderr")).WALE_LOG_DESTINATION).toBe("syslog,stderr");
+    expect(walLogEnv(env("syslog")).WALE_LOG_DESTINATION).toBe("stderr,syslog");
+    expect(walLogEnv(env("stderr")).WALE_LOG_DESTINATION).toBe("stderr");
+    expect(walLogEnv(env("syslog,stderr")).WALE_LOG_DESTINATION).toBe("syslog,stderr");
   });
 });

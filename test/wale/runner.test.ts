@@ -38,6 +38,29 @@ describe("WaleRunner", () => {
     expect(r.stderr).not.toContain(secret.slice(5));
     expect(r.stderr.startsWith("yyy")).toBe(true);
   });
+  test("onStderrLine hears every line, beyond the kept tail; stderrEnded says the stream was read to its end", async () => {
+    const stderr = `${"x".repeat(99)}\n`.repeat(1000).concat("first\nTHE END");
+    const { runtime } = fakeRuntime({ exitCode: 0, stderr });
+    const lines: string[] = [];
+    const r = await new WaleRunner(runtime, wale).run(["wal-e"], { onStderrLine: (line) => lines.push(line) });
+    expect(lines).toHaveLength(1002);
+    expect(lines.slice(-2)).toEqual(["first", "THE END"]);
+    expect(r.stderrEnded).toBe(true);
+  });
+  test("a stderr still open a second after the exit (a process WAL-E left holds it) is not read to its end", async () => {
+    const { runtime } = fakeRuntime();
+    const spawn = runtime.spawn;
+    runtime.spawn = (argv, options) => ({
+      ...spawn(argv, options),
+      stderr: new ReadableStream<Uint8Array>({
+        start: (controller) => controller.enqueue(new TextEncoder().encode("said\n")),
+      }),
+    });
+    const lines: string[] = [];
+    const r = await new WaleRunner(runtime, wale).run(["wal-e"], { onStderrLine: (line) => lines.push(line) });
+    expect(lines).toEqual(["said"]);
+    expect(r.stderrEnded).toBe(false);
+  });
   test("once closed, a run or a session is turned away with ShuttingDown, an error of its own, not an HTTP status", async () => {
     const { runtime, spawned } = fakeRuntime();
     const runner = new WaleRunner(runtime, wale);

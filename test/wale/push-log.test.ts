@@ -1,0 +1,87 @@
+import { describe, expect, test } from "bun:test";
+import { PushLog, terse } from "../../src/wale/push-log.ts";
+import type { RunResult } from "../../src/wale/runner.ts";
+
+/** What WAL-E 1.1.1 printed for `wal-e wal-push --pool-size 3 …/000000010000000000000003`, two others .ready (shortened paths). */
+const REAL = `wal_e.worker.upload INFO     MSG: begin archiving a file
+        DETAIL: Uploading "/s/pg_wal/000000010000000000000003" to "file://localhost/s/store/wal_005/000000010000000000000003.lzo".
+        STRUCTURED: time=2026-12-03T06:35:56.463097-00 pid=28952 action=push-wal key=file://localhost/s/store/wal_005/000000010000000000000003.lzo prefix=s/store/ seg=000000010000000000000003 state=begin
+wal_e.worker.upload INFO     MSG: begin archiving a file
+        DETAIL: Uploading "/s/pg_wal/000000010000000000000004" to "file://localhost/s/store/wal_005/000000010000000000000004.lzo".
+        STRUCTURED: time=2026-12-03T06:35:56.463954-00 pid=28952 action=push-wal key=file://localhost/s/store/wal_005/000000010000000000000004.lzo prefix=s/store/ seg=000000010000000000000004 state=begin
+wal_e.worker.upload INFO     MSG: begin archiving a file
+        DETAIL: Uploading "/s/pg_wal/000000010000000000000005" to "file://localhost/s/store/wal_005/000000010000000000000005.lzo".
+        STRUCTURED: time=2026-12-03T06:35:56.464354-00 pid=28952 action=push-wal key=file://localhost/s/store/wal_005/000000010000000000000005.lzo prefix=s/store/ seg=000000010000000000000005 state=begin
+wal_e.worker.upload INFO     MSG: completed archiving to a file
+        DETAIL: Archiving to "file://localhost/s/store/wal_005/000000010000000000000005.lzo" complete at 841233KiB/s.
+        STRUCTURED: time=2026-12-03T06:35:56.468282-00 pid=28952 action=push-wal key=file://localhost/s/store/wal_005/000000010000000000000005.lzo prefix=s/store/ rate=841233 seg=000000010000000000000005 state=complete
+wal_e.worker.upload INFO     MSG: completed archiving to a file
+        DETAIL: Archiving to "file://localhost/s/store/wal_005/000000010000000000000003.lzo" complete at 879471KiB/s.
+        STRUCTURED: time=2026-12-03T06:35:56.566389-00 pid=28952 action=push-wal key=file://localhost/s/store/wal_005/000000010000000000000003.lzo prefix=s/store/ rate=879471 seg=000000010000000000000003 state=complete
+wal_e.worker.upload INFO     MSG: completed archiving to a file
+        DETAIL: Archiving to "file://localhost/s/store/wal_005/000000010000000000000004.lzo" complete at 990850KiB/s.
+        STRUCTURED: time=2026-12-03T06:35:56.567945-00 pid=28952 action=push-wal key=file://localhost/s/store/wal_005/000000010000000000000004.lzo prefix=s/store/ rate=990850 seg=000000010000000000000004 state=complete`;
+
+const SEG = "000000010000000000000003";
+const run = (over: Partial<RunResult> = {}): RunResult => ({
+  exitCode: 0,
+  stdout: "",
+  stderr: "",
+  ms: 1,
+  timedOut: false,
+  stderrEnded: true,
+  ...over,
+});
+const read = (text: string) => {
+  const log = new PushLog();
+  for (const line of text.split("\n")) log.read(line);
+  return log;
+};
+
+describe("PushLog", () => {
+  test("a run that exited 0: every object it wrote, the one asked for first", () => {
+    expect(read(REAL).written(run(), SEG)).toEqual([SEG, "000000010000000000000005", "000000010000000000000004"]);
+  });
+  test("begun is not written: only the complete lines count", () => {
+    const begun = REAL.split("\n").filter((line) => !line.includes("state=complete") || line.includes(SEG));
+    expect(read(begun.join("\n")).written(run(), SEG)).toEqual([SEG]);
+  });
+  test("no list unless the run exited 0, in time, its stderr read to the end, saying it wrote the one asked for", () => {
+    const log = read(REAL);
+    expect(log.written(run({ exitCode: 1 }), SEG)).toBeNull();
+    expect(log.written(run({ timedOut: true }), SEG)).toBeNull();
+    expect(log.written(run({ stderrEnded: false }), SEG)).toBeNull();
+    expect(log.written(run({ stderrEnded: undefined }), SEG)).toBeNull();
+    // Logging elsewhere (WALE_LOG_DESTINATION without stderr): nothing said, no list.
+    expect(read("").written(run(), SEG)).toBeNull();
+    expect(log.written(run(), "000000010000000000000006")).toBeNull();
+  });
+  test("a prefix that spells a segment is not read as one: seg and state end the line", () => {
+    const line =
+      "        STRUCTURED: time=2026-12-03T06:35:56.468282-00 pid=1 action=push-wal key=file://localhost/x/wal_005/00000002.history.lzo " +
+      "prefix=x seg=000000010000000000000009 state=complete/ rate=1 seg=00000002.history state=complete";
+    expect(read(line).written(run(), "00000002.history")).toEqual(["00000002.history"]);
+  });
+  test("other actions and states are not objects written", () => {
+    const lines = [
+      "        STRUCTURED: time=t pid=1 action=push-wal key=k prefix=p seg=000000010000000000000007 state=skip",
+      "        STRUCTURED: time=t pid=1 action=wal-fetch key=k prefix=p seg=000000010000000000000007 state=complete",
+      `        DETAIL: seg=${SEG} state=complete`,
+    ];
+    expect(read(lines.join("\n")).written(run(), SEG)).toBeNull();
+  });
+});
+
+describe("terse", () => {
+  test("drops WAL-E's INFO records, DETAIL and STRUCTURED lines with them; keeps warnings and anything else", () => {
+    const warning = [
+      "wal_e.worker.upload WARNING  MSG: retrying",
+      "        DETAIL: a socket error",
+      "        STRUCTURED: time=t pid=1",
+    ];
+    const other = ["Traceback (most recent call last):", '  File "x", line 1', "OSError: boom"];
+    expect(terse([...REAL.split("\n"), ...warning, ...other].join("\n"))).toBe([...warning, ...other].join("\n"));
+    expect(terse(REAL)).toBe("");
+    expect(terse("")).toBe("");
+  });
+});
