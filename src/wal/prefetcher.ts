@@ -15,7 +15,10 @@
  *     PGDATA holds recovery.signal or standby.signal (see warm), else with
  *     the first fetch, and ends once it has had nothing to do for IDLE_MS.
  *     When it cannot run (it would not start, it died, it was stopped), a
- *     request runs `wal-e wal-fetch` itself, as with no worker.
+ *     request runs `wal-e wal-fetch` itself, as with no worker. After a
+ *     worker that would not start or died, the next one starts no sooner
+ *     than RETRY_MS later: a broken set-up costs a Python start and a log
+ *     line every RETRY_MS, not on every request.
  *   - Otherwise, or with WALE_MAX_CONCURRENCY=1 (the worker would take the
  *     only slot), `wal-e wal-prefetch <spool> <segment>` once per segment,
  *     and each request its own `wal-e wal-fetch`.
@@ -69,16 +72,24 @@ export interface Prefetcher {
  */
 const IDLE_MS = 30_000;
 
-/** The prefetcher for this configuration, or null with WALE_PREFETCH=0. `idleMs` is for tests. */
+/** How long after a worker failed the next one may start (see above). */
+const RETRY_MS = 10_000;
+
+/** The prefetcher for this configuration, or null with WALE_PREFETCH=0. `timing` is for tests. */
 export async function createPrefetcher(
   config: Config,
   runner: WaleRunner,
   log: Logger,
-  idleMs = IDLE_MS,
+  timing: Timing = { idleMs: IDLE_MS, retryMs: RETRY_MS },
 ): Promise<Prefetcher | null> {
   if (config.spool.prefetch === 0) return null;
   const python = config.limits.concurrency > 1 ? await walePython(config.wale) : null;
-  return python ? new WorkerPrefetcher(python, config, runner, log, idleMs) : new PerSegmentPrefetcher(config, runner);
+  return python ? new WorkerPrefetcher(python, config, runner, log, timing) : new PerSegmentPrefetcher(config, runner);
+}
+
+interface Timing {
+  idleMs: number;
+  retryMs: number;
 }
 
 class PerSegmentPrefetcher implements Prefetcher {
@@ -120,15 +131,18 @@ class WorkerPrefetcher implements Prefetcher {
     private readonly config: Config,
     private readonly runner: WaleRunner,
     private readonly log: Logger,
-    private readonly idleMs: number,
+    private readonly timing: Timing,
   ) {
     this.description = `one ${python} process for every fetch (src/workers/prefetch.py)`;
   }
 
+  /** The worker that takes jobs now, started if need be; null while stopped or backing off from a failure. */
   private current(): PrefetchWorker | null {
     if (this.stopped) return null;
     if (!this.worker?.open) {
-      this.worker = new PrefetchWorker(this.python, this.config, this.runner, this.log, this.idleMs);
+      const failedAt = this.worker?.failedAt ?? null;
+      if (failedAt !== null && performance.now() - failedAt < this.timing.retryMs) return null;
+      this.worker = new PrefetchWorker(this.python, this.config, this.runner, this.log, this.timing.idleMs);
     }
     return this.worker;
   }
@@ -166,6 +180,8 @@ interface Job {
 class PrefetchWorker {
   /** False once it takes no more jobs: it is ending, or gone. */
   open = true;
+  /** When it would not start, or exited with an error without being stopped; null otherwise. */
+  failedAt: number | null = null;
   private killed = false;
   private serial = 0;
   private readonly jobs = new Map<string, Job>();
@@ -195,6 +211,7 @@ class PrefetchWorker {
         (error) => {
           this.open = false;
           if (!turnedAway(error)) {
+            this.failedAt = performance.now();
             this.log.warn("cannot start the prefetch worker; requests fetch their segments themselves", {
               argv0: python,
               error: error instanceof Error ? error.message : String(error),
@@ -353,6 +370,7 @@ class PrefetchWorker {
     const lost = this.jobs.size;
     this.settleAll();
     if (result.exitCode !== 0 && !this.killed) {
+      this.failedAt = performance.now();
       this.log.warn("prefetch worker failed; requests fetch their files themselves", {
         exit: result.exitCode,
         lost: lost || undefined,

@@ -124,6 +124,7 @@ async function setup(
   answer: (segment: string) => Answer,
   env: Record<string, string> = {},
   idleMs = 60_000,
+  retryMs = 0,
 ): Promise<{ prefetcher: Prefetcher; logs: string[] } & ReturnType<typeof fakeWorkers>> {
   const config = parseConfig({
     PGDATA: join(base, "data"),
@@ -137,7 +138,10 @@ async function setup(
     (line) => logs.push(line),
     (text) => text,
   );
-  const prefetcher = await createPrefetcher(config, new WaleRunner(workers.runtime, config.wale), log, idleMs);
+  const prefetcher = await createPrefetcher(config, new WaleRunner(workers.runtime, config.wale), log, {
+    idleMs,
+    retryMs,
+  });
   if (!prefetcher) throw new Error("no prefetcher");
   return { prefetcher, logs, ...workers };
 }
@@ -268,6 +272,22 @@ describe("the prefetch worker", () => {
     const line = JSON.parse(logs.find((l) => l.includes("cannot start the prefetch worker")) ?? "{}");
     expect(line).toMatchObject({ level: "warn", argv0: python3 });
     expect(line.error).toContain("Executable not found");
+  });
+
+  test("after a worker that died, the next starts no sooner than the retry time: until then requests fetch for themselves", async () => {
+    const { prefetcher, spawned, children, logs } = await setup(() => "ok", {}, 60_000, 300);
+    expect(await Promise.all(prefetcher.start([SEG(2)]))).toEqual([true]);
+    children[0]?.die(1, "ImportError: No module named wal_e\n");
+    await until("the worker's death to be logged", () => logs.join("").includes("prefetch worker failed"));
+    // Backing off: no worker, so a request is told to run wal-fetch (null), and a prefetch does not land.
+    expect(await prefetcher.fetch(SEG(3), join(base, "spool", "fetched"))).toBeNull();
+    expect(await Promise.all(prefetcher.start([SEG(4)]))).toEqual([false]);
+    expect(spawned).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    expect(await Promise.all(prefetcher.start([SEG(5)]))).toEqual([true]);
+    expect(spawned).toHaveLength(2);
+    expect(logs.filter((line) => line.includes("prefetch worker failed"))).toHaveLength(1);
+    prefetcher.stop();
   });
 
   test("a worker that dies fails what it had, says why in the log, and the next segments start a new one", async () => {
