@@ -9,9 +9,10 @@ import { restore } from "./restore.ts";
 import { serve } from "./serve.ts";
 import { verify } from "./verify.ts";
 import { walE } from "./wal-e.ts";
+import { walFetch } from "./wal-fetch.ts";
 
 /** Every subcommand; the examples test checks the examples' commands against it. */
-export const COMMANDS = [serve, walE, restore, verify, check, ping, config];
+export const COMMANDS = [serve, walE, walFetch, restore, verify, check, ping, config];
 
 export function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

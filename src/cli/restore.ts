@@ -19,8 +19,10 @@ Where PostgreSQL gets WAL (one is required):
   --via <URL> --stream   through the sidecar's /wal/%f into %p
                          (for a database that does not share the volume);
                          needs WALE_SIDECAR_TOKEN unless <URL> is loopback
-  --direct               WAL-E itself: wale-sidecar wal-e wal-fetch %f %p
-                         (wale-sidecar and WAL-E on the database's PATH)
+  --direct               WAL-E itself: wale-sidecar wal-fetch %f %p
+                         (wale-sidecar and WAL-E on the database's PATH);
+                         the same exits as --via: a failure never ends
+                         recovery early
 
 Options:
   --backup <name>        LATEST (the default) or a name from backup-list

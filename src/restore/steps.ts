@@ -59,7 +59,8 @@ export interface RestoreOptions {
  * ending recovery early. A restart of the server resumes the recovery.
  */
 export function restoreCommand(wal: RestoreOptions["wal"], token = false): string {
-  if ("direct" in wal) return "wale-sidecar wal-e wal-fetch %f %p";
+  // Without a sidecar: the same rule for "not in the archive", and the same exits, from the binary itself (src/cli/wal-fetch.ts).
+  if ("direct" in wal) return "wale-sidecar wal-fetch %f %p";
   // The token stays out of PGDATA (and every later base backup): the shell expands it from the server's environment.
   const header = token ? `--header "Authorization: Bearer $WALE_SIDECAR_TOKEN" ` : "";
   const tries = (get: string) => `ok=; for i in 1 2 3 4 5 6; do ${get} && ok=1 && break; sleep 5; done`;

@@ -27,8 +27,8 @@ export const walPushArgv = (wale: Wale, segmentPath: string) =>
   command(speaking(wale), "wal-push", wale.pushFlags, segmentPath);
 
 /** `wal-e [flags but --terse] wal-fetch [fetch flags] <name> <dest>` (run with walLogEnv) */
-export const walFetchArgv = (wale: Wale, name: string, dest: string) =>
-  command(speaking(wale), "wal-fetch", wale.fetchFlags, name, dest);
+export const walFetchArgv = (wale: Wale, name: string, dest: string, fetchFlags = wale.fetchFlags) =>
+  command(speaking(wale), "wal-fetch", fetchFlags, name, dest);
 
 /**
  * The environment of a wal-fetch or a wal-push: WAL-E's, with stderr among

@@ -1,10 +1,10 @@
 /**
  * `wale-sidecar restore` on real PostgreSQL and real WAL-E: point-in-time
- * recovery on 14 (WAL-E's backup-push needs it), a pg_basebackup on 15
- * replayed through the streaming /wal route, and the refusals.
+ * recovery on 14, a pg_basebackup on 15 replayed through the streaming /wal
+ * route, a --direct recovery on 15 whose store goes away, and the refusals.
  */
 import { expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { INCOMPLETE_MARKER, restoreCommand } from "../../src/restore/steps.ts";
 import {
@@ -73,7 +73,7 @@ test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and
   expect(batchA.startsWith("1000:")).toBe(true);
   expect(both.startsWith("2500:")).toBe(true);
 
-  // Point in time, WAL straight from WAL-E (restore_command runs wale-sidecar wal-e), restored as root with --owner.
+  // Point in time, WAL straight from WAL-E (restore_command runs wale-sidecar wal-fetch), restored as root with --owner.
   const pgdata = join(scope.tempDir("pitr"), "data");
   const env = restoreEnv(store, pgdata);
   const pitr = await restore(
@@ -181,6 +181,43 @@ test("PostgreSQL 15: a pg_basebackup, WAL archived through the sidecar, replayed
   // The end of the archive: a confirmed absence, answered as such (missing=ok).
   expect(streamed.some((r) => r.route === "/wal" && r.status === 200 && r.missing === true)).toBe(true);
   expect(streamed.every((r) => r.status === 200)).toBe(true);
+}, 300_000);
+
+test("PostgreSQL 15, --direct: a store that is not there stops the recovery (never a promotion on a failure); once it is back, a restart resumes and every row comes back", async () => {
+  const store = fileStore(scope);
+  const { source, url } = await startArchivingSource(scope, store, 15);
+  await source.sql("CREATE TABLE t (id int PRIMARY KEY, batch text); CHECKPOINT;");
+  expect((await fetch(`${url}/backup-push`)).status).toBe(200);
+  await source.sql("INSERT INTO t SELECT g, 'A' FROM generate_series(1, 3000) g");
+  const expected = await source.sql(CHECKSUM);
+  const last = await source.switchWal();
+  await archivedIn(store, last);
+  await source.stop();
+
+  const pgdata = join(scope.tempDir("pg15-direct"), "data");
+  const env = restoreEnv(store, pgdata);
+  const restored = await restore(env, ["--direct"]);
+  expect(restored.exitCode).toBe(0);
+  // The store's WAL goes away (a volume that did not mount): WAL-E's wal-fetch fails saying "No such file", as for a miss.
+  const wal = join(store.dir, "wal_005");
+  renameSync(wal, `${wal}.away`);
+  const stopped = await startPostgres(scope, { version: 15, pgdata, env, conf: ["archive_mode = off"] }).catch(
+    (error: Error) => error,
+  );
+  expect(stopped).toBeInstanceOf(Error);
+  const log = (stopped as Error).message;
+  expect(log).toMatch(/could not restore file "[0-9A-F.a-z]+" from archive: child process exited with exit code 255/);
+  expect(log).toContain("is the store mounted?");
+  expect(log).not.toContain("archive recovery complete");
+  expect(existsSync(join(pgdata, "recovery.signal"))).toBe(true);
+
+  renameSync(`${wal}.away`, wal);
+  const resumed = await startRestored(scope, 15, pgdata, env);
+  expect(await resumed.sql("SHOW restore_command")).toBe("wale-sidecar wal-fetch %f %p");
+  expect(await resumed.sql(CHECKSUM)).toBe(expected);
+  expect(expected.startsWith("3000:")).toBe(true);
+  // The end of the archive, a confirmed absence: recovery ended there.
+  expect(await resumed.log()).toContain("is not in the archive");
 }, 300_000);
 
 test("a PGDATA that is not empty, bad flags, and root without --owner are refused; --if-empty leaves it; nothing changes", async () => {

@@ -38,7 +38,7 @@ describe("restoreCommand", () => {
     expect(restoreCommand({ via: "http://wale", stream: true })).toContain(
       `wget -q -O %p.part "http://wale/wal/%f?missing=ok"`,
     );
-    expect(restoreCommand({ direct: true })).toBe("wale-sidecar wal-e wal-fetch %f %p");
+    expect(restoreCommand({ direct: true })).toBe("wale-sidecar wal-fetch %f %p");
   });
   test("with a token, wget sends it from the server's environment, never the value itself", () => {
     const header = `--header "Authorization: Bearer $WALE_SIDECAR_TOKEN"`;
@@ -88,7 +88,7 @@ recovery_target_action = 'promote'
     expect(files.signal).toBeUndefined();
     expect(files.settings).toMatchObject({ file: "recovery.conf", append: false });
     expect(files.settings.text.split("\n").slice(1)).toEqual([
-      "restore_command = 'wale-sidecar wal-e wal-fetch %f %p'",
+      "restore_command = 'wale-sidecar wal-fetch %f %p'",
       "recovery_target_timeline = 'latest'",
       "recovery_target_lsn = '0/3000060'",
       "recovery_target_action = 'shutdown'",

@@ -1,0 +1,119 @@
+import { stat } from "node:fs/promises";
+import { judgeMiss, StoreCheck } from "../archive/not-in-archive.ts";
+import type { Config } from "../config/config.ts";
+import type { Runtime } from "../runtime/types.ts";
+import { checkWalName } from "../wal/names.ts";
+import { isDirectory } from "../wal/paths.ts";
+import { walFetchArgv, walLogEnv } from "../wale/argv.ts";
+import { lastLines, WaleRunner } from "../wale/runner.ts";
+import { type Command, helpOrRefusal, loadConfig } from "./command.ts";
+
+/** restore_command's exits: PostgreSQL reads 1 to 125 as "not in the archive", and aborts recovery above 125. */
+export const FETCHED = 0;
+export const NOT_IN_ARCHIVE = 1;
+export const FAILED = 255;
+
+/** How a failure is tried again before FAILED: as the `--via` restore_command does (src/restore/steps.ts). */
+export const RETRIES = { tries: 6, delayMs: 5_000 };
+
+export const walFetch: Command = {
+  name: "wal-fetch",
+  summary: "restore_command without a sidecar: WAL-E's wal-fetch, with exits PostgreSQL can trust",
+  help: `Usage: wale-sidecar wal-fetch <file> <path>
+
+restore_command = 'wale-sidecar wal-fetch %f %p' (what restore --direct
+writes). Runs WAL-E itself, \`WALE_BIN [WALE_FLAGS but --terse] wal-fetch
+<file> <path>\` (WAL-E's own prefetch included), in the sidecar's
+environment, and exits as PostgreSQL needs:
+  0    <path> is there, not empty;
+  1    the archive does not hold <file>, by the sidecar's rule: WAL-E said
+       so of that very object, and the store shows it is the archive (on a
+       file store its wal_005/ is there; elsewhere its WAL directory holds
+       an object). PostgreSQL ends recovery here;
+  255  anything else (WAL-E failing, a store not there), after 6 tries 5 s
+       apart: PostgreSQL stops instead of ending recovery early, and a
+       restart resumes it;
+  2    bad arguments; nothing runs.
+WAL-E's own wal-fetch exits 1 for a failure and for a miss alike, which
+PostgreSQL takes for the end of the archive. WAL-E's output goes to stderr.
+`,
+  async run(runtime, args) {
+    const early = helpOrRefusal(runtime, this, args);
+    if (early !== undefined) return early;
+    const [file = "", path = "", ...extra] = args;
+    const name = checkWalName(file);
+    const refusal =
+      args.length < 2
+        ? "needs <file> and <path>"
+        : extra.length > 0
+          ? `unexpected argument "${(extra[0] as string).slice(0, 80)}"`
+          : !name.ok
+            ? name.reason
+            : path === "" || path.includes("\u0000")
+              ? "<path> must be a file path"
+              : null;
+    if (refusal !== null || !name.ok) {
+      runtime.stderr(`wale-sidecar wal-fetch: ${refusal}\n\n${this.help}`);
+      return 2;
+    }
+    const config = loadConfig(runtime);
+    if (!config) return FAILED;
+    const runner = new WaleRunner(runtime, config.wale);
+    try {
+      return await fetchForRecovery(runtime, runner, config, name.name, path);
+    } finally {
+      await runner.close();
+    }
+  },
+};
+
+/** One file for restore_command: FETCHED, NOT_IN_ARCHIVE only on the rule's evidence, else FAILED after the retries. */
+export async function fetchForRecovery(
+  runtime: Runtime,
+  runner: WaleRunner,
+  config: Config,
+  name: string,
+  path: string,
+  retries = RETRIES,
+): Promise<number> {
+  const store = new StoreCheck(runner, config, config.timeouts.fetch, isDirectory);
+  const say = (line: string) => runtime.stderr(`wale-sidecar wal-fetch: ${line}\n`);
+  for (let attempt = 1; ; attempt++) {
+    // No fetch flags: WAL-E's own prefetch (WALE_FETCH_FLAGS' -p=0 is for the sidecar, which prefetches itself).
+    const result = await runner.run(walFetchArgv(config.wale, name, path, []), {
+      timeoutMs: config.timeouts.fetch,
+      env: walLogEnv(config.wale),
+      onStderrLine: (line) => runtime.stderr(`${line}\n`),
+    });
+    let why: string;
+    if (result.exitCode === 0) {
+      // A WAL file is never empty; WAL-E's exit alone is not taken for the file.
+      if (await nonEmpty(path)) return FETCHED;
+      why = `WAL-E exited 0, but ${path} is missing or empty`;
+    } else {
+      const miss = await judgeMiss(result, name, store);
+      if (miss.missing) {
+        say(`${name} is not in the archive`);
+        return NOT_IN_ARCHIVE;
+      }
+      why = result.timedOut
+        ? `WAL-E timed out after ${config.timeouts.fetch / 1000} s`
+        : `WAL-E exited with code ${result.exitCode}${miss.reason ? `; its "could not locate" is not believed: ${miss.reason}` : ""}`;
+      if (!result.timedOut && !miss.reason && lastLines(result.stderr) === "") why += ", saying nothing";
+    }
+    if (attempt >= retries.tries) {
+      say(`${name}: ${why}; giving up after ${attempt} tries (exit ${FAILED}: PostgreSQL stops, a restart resumes)`);
+      return FAILED;
+    }
+    say(`${name}: ${why}; trying again in ${retries.delayMs / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, retries.delayMs));
+  }
+}
+
+async function nonEmpty(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).size > 0;
+  } catch {
+    return false;
+  }
+}
