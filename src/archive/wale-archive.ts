@@ -28,7 +28,7 @@ import {
   walLogEnv,
   walPushArgv,
 } from "../wale/argv.ts";
-import { PushLog, terse } from "../wale/push-log.ts";
+import { PushLog } from "../wale/push-log.ts";
 import { walePython } from "../wale/python.ts";
 import { lastLines, type RunResult, sessionDone, type WaleRunner } from "../wale/runner.ts";
 import { parseWorkerLine, WORKER_EXIT } from "../workers/protocol.ts";
@@ -51,6 +51,8 @@ import { emptyWalDirectory, fileStoreMiss, judgeMiss, missingStatement, type Sto
 export class WaleArchive implements Archive {
   /** The syncfs of a file:// store, shared by the pushes that wait for one at once; null for other stores. */
   private readonly storeSync: GroupSync<Failed | null> | null;
+  /** No syncfs has succeeded since this sidecar started, or since one failed (see push). */
+  private syncfsOwed = true;
 
   constructor(
     private readonly config: Config,
@@ -77,7 +79,7 @@ export class WaleArchive implements Archive {
       onStderrLine: log.read,
     });
     // Run without --terse to be read; answered as --terse would have printed it, when WALE_FLAGS asks for that.
-    const wale = config.wale.flags.includes("--terse") ? { ...run, stderr: terse(run.stderr) } : run;
+    const wale = config.wale.flags.includes("--terse") ? { ...run, stderr: log.terse() } : run;
     if (!root) return wale.exitCode === 0 ? { kind: "stored", wale } : exited(wale, config.timeouts.push);
     // wal-push also uploads other segments it finds .ready in archive_status
     // (its pool, WAL-E 1.1.1) and marks them .done, on a failed run too, and
@@ -90,13 +92,17 @@ export class WaleArchive implements Archive {
     // pushes that wait for one at the same time (src/archive/group-sync.ts).
     // A syncfs also writes out every other dirty page of that file system
     // (PostgreSQL's own, when PGDATA shares it), which is why it is not the
-    // rule.
-    const written = log.written(run, name);
+    // rule. A syncfs that failed is owed until one succeeds: the segments
+    // its run marked .done are not retried by PostgreSQL, and only a syncfs
+    // reaches them. One is owed from the start too, for what a sidecar
+    // killed before its sync left behind.
+    const written = this.syncfsOwed ? null : log.written(run, name);
     if (written) {
       const failed = await syncObjects(root, written);
       return failed ? { ...failed, wale } : { kind: "stored", wale, synced: written.length };
     }
     const unsynced = this.storeSync ? await this.storeSync.after() : null;
+    this.syncfsOwed = unsynced !== null;
     if (wale.exitCode !== 0) return exited(wale, config.timeouts.push);
     if (unsynced) return { ...unsynced, wale };
     // Not redundant with the syncfs, though its data is clean by now (the

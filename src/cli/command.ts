@@ -13,10 +13,10 @@ export interface Command {
   run(runtime: Runtime, args: string[]): Promise<number>;
 }
 
-/** Parses the configuration, or prints the one bad variable and gives null (exit 1). */
-export function loadConfig(runtime: Runtime): Config | null {
+/** Parses the configuration (of `env`, the process's by default), or prints the one bad variable and gives null (exit 1). */
+export function loadConfig(runtime: Runtime, env = runtime.env()): Config | null {
   try {
-    return parseConfig(runtime.env());
+    return parseConfig(env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     runtime.stderr(`wale-sidecar: invalid configuration: ${error.message}\n`);

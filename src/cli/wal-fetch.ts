@@ -1,4 +1,6 @@
-import { stat } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
+import { isAbsolute } from "node:path";
+import { cwd } from "node:process";
 import { judgeMiss, StoreCheck } from "../archive/not-in-archive.ts";
 import type { Config } from "../config/config.ts";
 import type { Runtime } from "../runtime/types.ts";
@@ -23,19 +25,19 @@ export const walFetch: Command = {
 
 restore_command = 'wale-sidecar wal-fetch %f %p' (what restore --direct
 writes). Runs WAL-E itself, \`WALE_BIN [WALE_FLAGS but --terse] wal-fetch
-<file> <path>\` (WAL-E's own prefetch included), in the sidecar's
-environment, and exits as PostgreSQL needs:
+[WALE_FETCH_FLAGS] <file> <path>\`, in the sidecar's environment, and exits
+as PostgreSQL needs:
   0    <path> is there, not empty;
   1    the archive does not hold <file>, by the sidecar's rule: WAL-E said
        so of that very object, and the store shows it is the archive (on a
        file store its wal_005/ is there; elsewhere its WAL directory holds
        an object). PostgreSQL ends recovery here;
-  255  anything else (WAL-E failing, a store not there), after 6 tries 5 s
-       apart: PostgreSQL stops instead of ending recovery early, and a
-       restart resumes it;
-  2    bad arguments; nothing runs.
+  255  anything else (WAL-E failing, a store not there, bad arguments or
+       configuration), failures after 6 tries 5 s apart: PostgreSQL stops
+       instead of ending recovery early, and a restart resumes it.
 WAL-E's own wal-fetch exits 1 for a failure and for a miss alike, which
 PostgreSQL takes for the end of the archive. WAL-E's output goes to stderr.
+SIGTERM or SIGINT stops WAL-E too.
 `,
   async run(runtime, args) {
     const early = helpOrRefusal(runtime, this, args);
@@ -52,20 +54,40 @@ PostgreSQL takes for the end of the archive. WAL-E's output goes to stderr.
             : path === "" || path.includes("\u0000")
               ? "<path> must be a file path"
               : null;
+    // Never 2 (nor 1): PostgreSQL would take a wrong restore_command for the end of the archive.
     if (refusal !== null || !name.ok) {
       runtime.stderr(`wale-sidecar wal-fetch: ${refusal}\n\n${this.help}`);
-      return 2;
+      return FAILED;
     }
-    const config = loadConfig(runtime);
+    const config = loadConfig(runtime, recoveryEnv(runtime.env()));
     if (!config) return FAILED;
     const runner = new WaleRunner(runtime, config.wale);
+    // PostgreSQL's shutdown: WAL-E runs in a process group of its own, which the signal does not reach.
+    for (const [signal, code] of [
+      ["SIGTERM", 143],
+      ["SIGINT", 130],
+    ] as const) {
+      runtime.onSignal(signal, () => void runner.close().finally(() => runtime.exit(code)));
+    }
     try {
       return await fetchForRecovery(runtime, runner, config, name.name, path);
+    } catch (error) {
+      // Whatever went wrong, not a "missing": a thrown error would exit 1.
+      runtime.stderr(`wale-sidecar wal-fetch: ${error instanceof Error ? error.message : String(error)}\n`);
+      return FAILED;
     } finally {
       await runner.close();
     }
   },
 };
+
+/**
+ * The environment, with PGDATA absolute. `pg_ctl -D data` hands the server
+ * (and so restore_command) PGDATA=data, relative, which the configuration
+ * refuses; restore_command runs in the data directory itself.
+ */
+const recoveryEnv = (env: Record<string, string | undefined>) =>
+  env.PGDATA && !isAbsolute(env.PGDATA) ? { ...env, PGDATA: cwd() } : env;
 
 /** One file for restore_command: FETCHED, NOT_IN_ARCHIVE only on the rule's evidence, else FAILED after the retries. */
 export async function fetchForRecovery(
@@ -79,8 +101,13 @@ export async function fetchForRecovery(
   const store = new StoreCheck(runner, config, config.timeouts.fetch, isDirectory);
   const say = (line: string) => runtime.stderr(`wale-sidecar wal-fetch: ${line}\n`);
   for (let attempt = 1; ; attempt++) {
-    // No fetch flags: WAL-E's own prefetch (WALE_FETCH_FLAGS' -p=0 is for the sidecar, which prefetches itself).
-    const result = await runner.run(walFetchArgv(config.wale, name, path, []), {
+    // WAL-E writes <path> in place: a failed try's partial file must not pass the next try's check.
+    await rm(path, { force: true });
+    // WALE_FETCH_FLAGS, -p=0 by default: WAL-E 1.1.1's own prefetch daemons
+    // die at start here (pep3143daemon's parent_is_inet: ENOTSOCK on a
+    // pipe), each with a CRITICAL traceback that would also hide a miss's
+    // statement from judgeMiss.
+    const result = await runner.run(walFetchArgv(config.wale, name, path), {
       timeoutMs: config.timeouts.fetch,
       env: walLogEnv(config.wale),
       onStderrLine: (line) => runtime.stderr(`${line}\n`),
@@ -101,6 +128,7 @@ export async function fetchForRecovery(
         : `WAL-E exited with code ${result.exitCode}${miss.reason ? `; its "could not locate" is not believed: ${miss.reason}` : ""}`;
       if (!result.timedOut && !miss.reason && lastLines(result.stderr) === "") why += ", saying nothing";
     }
+    await rm(path, { force: true });
     if (attempt >= retries.tries) {
       say(`${name}: ${why}; giving up after ${attempt} tries (exit ${FAILED}: PostgreSQL stops, a restart resumes)`);
       return FAILED;

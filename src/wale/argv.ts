@@ -27,8 +27,8 @@ export const walPushArgv = (wale: Wale, segmentPath: string) =>
   command(speaking(wale), "wal-push", wale.pushFlags, segmentPath);
 
 /** `wal-e [flags but --terse] wal-fetch [fetch flags] <name> <dest>` (run with walLogEnv) */
-export const walFetchArgv = (wale: Wale, name: string, dest: string, fetchFlags = wale.fetchFlags) =>
-  command(speaking(wale), "wal-fetch", fetchFlags, name, dest);
+export const walFetchArgv = (wale: Wale, name: string, dest: string) =>
+  command(speaking(wale), "wal-fetch", wale.fetchFlags, name, dest);
 
 /**
  * The environment of a wal-fetch or a wal-push: WAL-E's, with stderr among
@@ -37,9 +37,13 @@ export const walFetchArgv = (wale: Wale, name: string, dest: string, fetchFlags 
  * and a pushed one's included.
  */
 export const walLogEnv = (wale: Wale): Record<string, string> => {
-  const destinations = (wale.env.WALE_LOG_DESTINATION ?? "").split(",").map((d) => d.trim());
-  if (destinations.includes("stderr")) return wale.env;
-  return { ...wale.env, WALE_LOG_DESTINATION: ["stderr", ...destinations.filter(Boolean)].join(",") };
+  // Written back trimmed: WAL-E 1.1.1 splits on "," alone, and " stderr" is no destination to it.
+  const destinations = (wale.env.WALE_LOG_DESTINATION ?? "")
+    .split(",")
+    .map((d) => d.trim())
+    .filter(Boolean);
+  const withStderr = destinations.includes("stderr") ? destinations : ["stderr", ...destinations];
+  return { ...wale.env, WALE_LOG_DESTINATION: withStderr.join(",") };
 };
 
 /** `wal-e [flags] delete --confirm before <backup>`: delete every base backup and WAL segment older than <backup>. */

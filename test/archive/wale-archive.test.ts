@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { walObject } from "../../src/archive/file-store.ts";
 import { parseConfig } from "../../src/config/config.ts";
-import { BACKUP_DONE, fakeRuntime, fakeWaleBin, sidecarFor } from "../support/fake-runtime.ts";
+import { BACKUP_DONE, fakeRuntime, fakeWaleBin, type Scripted, sidecarFor } from "../support/fake-runtime.ts";
 
 const base = realpathSync(mkdtempSync(join(tmpdir(), "wale-archive-")));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -31,39 +31,79 @@ describe("WaleArchive.push to a file:// store", () => {
   const store = join(base, "store");
   mkdirSync(join(store, "wal_005"), { recursive: true });
   const config = parseConfig({ PGDATA: pgdata, WALE_BIN: "wal-e", WALE_FILE_PREFIX: `file://localhost${store}` });
-  const push = (scripted: { exitCode: number; stderr: string }) => {
-    const fake = fakeRuntime((argv) => (argv[0] === "sync" ? { exitCode: 0 } : scripted));
-    const pushed = sidecarFor(config, fake.runtime).deps.archive.push(SEG, join(pgdata, "pg_wal", SEG), "segment");
-    return { pushed, spawned: fake.spawned };
-  };
-  const syncfs = ["sync", "-f", store];
   writeFileSync(walObject(store, SEG), "x");
+  const said = { exitCode: 0, stderr: complete(SEG) };
 
-  test("a run that says what it wrote: those objects are fsynced, and no syncfs runs", async () => {
+  /** A sidecar whose WAL-E answers a push as told, and whose `sync -f` exits `answers.sync`. */
+  const sidecar = () => {
+    const answers = { wale: said as Scripted, sync: 0 };
+    const fake = fakeRuntime((argv) => (argv[0] === "sync" ? { exitCode: answers.sync } : answers.wale));
+    const archive = sidecarFor(config, fake.runtime).deps.archive;
+    const push = (wale: Scripted) => {
+      answers.wale = wale;
+      return archive.push(SEG, join(pgdata, "pg_wal", SEG), "segment");
+    };
+    let seen = 0;
+    /** The syncfs runs since the last call. */
+    const syncfsRuns = () => {
+      const runs = fake.spawned.slice(seen).filter((argv) => argv.join(" ") === `sync -f ${store}`).length;
+      seen = fake.spawned.length;
+      return runs;
+    };
+    return { push, answers, spawned: fake.spawned, syncfsRuns };
+  };
+
+  test("a run that says what it wrote: those objects are fsynced, and no syncfs runs (after the one a new sidecar owes)", async () => {
     writeFileSync(walObject(store, OTHER), "y");
-    const { pushed, spawned } = push({ exitCode: 0, stderr: complete(SEG) + complete(OTHER) });
-    expect(await pushed).toMatchObject({ kind: "stored", synced: 2 });
-    expect(spawned).not.toContainEqual(syncfs);
+    const { push, spawned, syncfsRuns } = sidecar();
+    const both = { exitCode: 0, stderr: complete(SEG) + complete(OTHER) };
+    // A new sidecar: what one killed before its sync left behind is synced first.
+    expect(await push(both)).toMatchObject({ kind: "stored", synced: "file system" });
+    expect(syncfsRuns()).toBe(1);
+    const pushed = await push(both);
+    expect(pushed).toMatchObject({ kind: "stored", synced: 2 });
+    expect(syncfsRuns()).toBe(0);
     // Run without --terse (WALE_FLAGS' default), answered as if with it: the INFO lines stay out of the sidecar's log.
     expect(spawned[0]).not.toContain("--terse");
-    expect((await pushed).wale?.stderr).toBe("");
+    expect(pushed.wale?.stderr).toBe("");
   });
   test("an object the log names that is not there: a failure, naming it (WAL-E marked that segment .done)", async () => {
     const missing = "000000010000000000000009";
-    const { pushed } = push({ exitCode: 0, stderr: complete(SEG) + complete(missing) });
-    const failed = await pushed;
+    const { push } = sidecar();
+    await push(said);
+    const failed = await push({ exitCode: 0, stderr: complete(SEG) + complete(missing) });
     expect(failed.kind).toBe("failed");
     expect(failed.kind === "failed" && failed.reason).toContain(`${missing}.lzo`);
   });
   test("a run whose log does not say it wrote its segment: the store's file system is synced", async () => {
-    const { pushed, spawned } = push({ exitCode: 0, stderr: "" });
-    expect(await pushed).toMatchObject({ kind: "stored", synced: "file system" });
-    expect(spawned).toContainEqual(syncfs);
+    const { push, syncfsRuns } = sidecar();
+    await push(said);
+    syncfsRuns();
+    expect(await push({ exitCode: 0, stderr: "" })).toMatchObject({ kind: "stored", synced: "file system" });
+    expect(syncfsRuns()).toBe(1);
   });
   test("a failed run: the store's file system is synced for what it pushed besides, and the failure stands", async () => {
-    const { pushed, spawned } = push({ exitCode: 1, stderr: complete(OTHER) });
-    expect(await pushed).toMatchObject({ kind: "failed", wale: { exitCode: 1 } });
-    expect(spawned).toContainEqual(syncfs);
+    const { push, syncfsRuns } = sidecar();
+    await push(said);
+    syncfsRuns();
+    expect(await push({ exitCode: 1, stderr: complete(OTHER) })).toMatchObject({
+      kind: "failed",
+      wale: { exitCode: 1 },
+    });
+    expect(syncfsRuns()).toBe(1);
+  });
+  test("a syncfs that failed is owed: pushes sync the file system, lists or not, until one succeeds", async () => {
+    const { push, answers, syncfsRuns } = sidecar();
+    await push(said);
+    answers.sync = 1;
+    // Its run marked other segments .done: PostgreSQL retries only the one it asked for.
+    expect(await push({ exitCode: 1, stderr: "" })).toMatchObject({ kind: "failed" });
+    answers.sync = 0;
+    syncfsRuns();
+    expect(await push(said)).toMatchObject({ kind: "stored", synced: "file system" });
+    expect(syncfsRuns()).toBe(1);
+    expect(await push(said)).toMatchObject({ kind: "stored", synced: 1 });
+    expect(syncfsRuns()).toBe(0);
   });
 });
 

@@ -4,7 +4,7 @@
  * WAL-E and PostgreSQL: test/e2e/restore.e2e.test.ts.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FAILED, FETCHED, fetchForRecovery, NOT_IN_ARCHIVE, walFetch } from "../../src/cli/wal-fetch.ts";
@@ -38,15 +38,25 @@ async function fetchWith(wale: (argv: string[]) => Scripted) {
 }
 
 describe("wale-sidecar wal-fetch", () => {
-  test("fetched: WAL-E's own wal-fetch (no --terse, no -p=0: its own prefetch), exit 0 once the file is there", async () => {
+  test("fetched: WAL-E's own wal-fetch (no --terse, WALE_FETCH_FLAGS' -p=0), exit 0 once the file is there", async () => {
     const { exit, spawned, said } = await fetchWith(() => {
       writeFileSync(dest, "wal");
       return { exitCode: 0, stderr: "wal_e.operator.backup INFO     MSG: promoted prefetched wal segment\n" };
     });
     expect(exit).toBe(FETCHED);
-    expect(spawned).toEqual([["wal-e", "wal-fetch", SEG, dest]]);
+    expect(spawned).toEqual([["wal-e", "wal-fetch", "-p=0", SEG, dest]]);
     // WAL-E's output reaches PostgreSQL's log.
     expect(said).toContain("promoted prefetched wal segment");
+  });
+  test("a partial file from a failed try never passes for the file: each try starts without it", async () => {
+    let tries = 0;
+    const { exit } = await fetchWith(() => {
+      tries++;
+      if (tries === 1) writeFileSync(dest, "half");
+      return tries === 1 ? { exitCode: 1, stderr: "boom\n" } : { exitCode: 0 };
+    });
+    expect(exit).toBe(FAILED);
+    expect(existsSync(dest)).toBe(false);
   });
   test("WAL-E exits 0 but leaves no file: not believed, tried again, then 255", async () => {
     const { exit, spawned, said } = await fetchWith(() => ({ exitCode: 0 }));
@@ -84,12 +94,63 @@ describe("wale-sidecar wal-fetch", () => {
     [["pg_wal/x", "p"], "is not a WAL file name"],
     [[SEG, "p", "extra"], 'unexpected argument "extra"'],
     [[SEG, ""], "<path> must be a file path"],
-  ])("bad arguments %j: exit 2, nothing runs", async (args, message) => {
+  ])(
+    "bad arguments %j: exit 255, never 1 or 2 (PostgreSQL would end recovery), and nothing runs",
+    async (args, message) => {
+      const { runtime, spawned } = fakeRuntime();
+      const said: string[] = [];
+      runtime.stderr = (text) => void said.push(text);
+      expect(await walFetch.run(runtime, args)).toBe(FAILED);
+      expect(said.join("")).toContain(message);
+      expect(spawned).toEqual([]);
+    },
+  );
+  test("SIGTERM (PostgreSQL shutting down) stops WAL-E, whose process group the signal does not reach, then exits 143", async () => {
+    const { runtime } = fakeRuntime();
+    runtime.env = () => ({ PGDATA: base, WALE_BIN: "wal-e", WALE_FILE_PREFIX: `file://localhost${store}` });
+    const handlers: Record<string, () => void> = {};
+    runtime.onSignal = (signal, listener) => void (handlers[signal] = listener);
+    const killed: string[] = [];
+    let exit!: (code: number) => void;
+    const exited = new Promise<number>((resolve) => (exit = resolve));
+    runtime.spawn = () => ({
+      pid: 1,
+      exited,
+      stdin: null,
+      stdout: null,
+      stderr: null,
+      kill(signal = "SIGTERM") {
+        killed.push(signal);
+        exit(143);
+      },
+    });
+    const exitCodes: number[] = [];
+    runtime.exit = ((code: number) => void exitCodes.push(code)) as typeof runtime.exit;
+    const running = walFetch.run(runtime, [SEG, dest]);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    handlers.SIGTERM?.();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(killed[0]).toBe("SIGTERM");
+    expect(exitCodes).toEqual([143]);
+    // A real exit ends it here; this one would go on to its next try, which the closed runner refuses.
+    void running;
+  });
+  test("a configuration that does not parse: 255; a relative PGDATA (pg_ctl -D data) is the working directory, as PostgreSQL runs it", async () => {
     const { runtime, spawned } = fakeRuntime();
     const said: string[] = [];
     runtime.stderr = (text) => void said.push(text);
-    expect(await walFetch.run(runtime, args)).toBe(2);
-    expect(said.join("")).toContain(message);
+    runtime.env = () => ({ PGDATA: "/data", WALE_FETCH_TIMEOUT: "soon" });
+    expect(await walFetch.run(runtime, [SEG, dest])).toBe(FAILED);
+    expect(said.join("")).toContain("WALE_FETCH_TIMEOUT");
     expect(spawned).toEqual([]);
+    runtime.env = () => ({ PGDATA: "data", WALE_BIN: "wal-e", WALE_FILE_PREFIX: `file://localhost${store}` });
+    mkdirSync(join(store, "wal_005"), { recursive: true });
+    try {
+      const missing = fakeRuntime(() => notFound);
+      missing.runtime.env = runtime.env;
+      expect(await walFetch.run(missing.runtime, [SEG, dest])).toBe(NOT_IN_ARCHIVE);
+    } finally {
+      rmSync(join(store, "wal_005"), { recursive: true });
+    }
   });
 });

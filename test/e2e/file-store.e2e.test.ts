@@ -18,28 +18,41 @@ const scope = useScope();
 /** A PGDATA whose pg_wal holds `segments` (16 MiB of noise each), every one .ready. */
 async function readySegments(segments: string[]) {
   const { pgdata, pgwal } = await bareDataDir(scope);
+  await moreReadySegments(pgwal, segments);
+  return { pgdata, pgwal };
+}
+
+async function moreReadySegments(pgwal: string, segments: string[]) {
   for (const segment of segments) {
     await run(asDbUser(["dd", "if=/dev/urandom", `of=${join(pgwal, segment)}`, "bs=1M", "count=16", "status=none"]));
     await run(asDbUser(["touch", join(pgwal, "archive_status", `${segment}.ready`)]));
   }
-  return { pgdata, pgwal };
 }
 
 test("file store: /wal-push answers 200 after fsync of its object, of the other segment WAL-E pushed and marked .done, of wal_005/ and of the store's root, with no syncfs", async () => {
   const store = fileStore(scope);
+  const first = "000000010000000000000002";
   const segments = ["000000010000000000000003", "000000010000000000000004"];
-  const { pgdata } = await readySegments(segments);
+  const { pgdata, pgwal } = await readySegments([first]);
   const { sidecar, synced } = await startTracedSidecar(scope, {
     PGDATA: pgdata,
     WALE_FILE_PREFIX: store.prefix,
-    // --pool-size 2: WAL-E pushes the other .ready segment too, and marks it .done.
+    // --pool-size 2: WAL-E pushes another .ready segment too, and marks it .done.
     WALE_PUSH_FLAGS: "--pool-size 2",
   });
+  // A new sidecar's first push syncs the store's file system (what one killed before its sync left behind).
+  expect((await fetch(`${sidecar.url}/wal-push/${first}`)).status).toBe(200);
+  expect(synced()).toContainEqual({ call: "syncfs", path: store.dir });
+  // As PostgreSQL does after a 200 (WAL-E leaves the asked-for segment's status to it).
+  const status = join(pgwal, "archive_status");
+  await run(asDbUser(["mv", join(status, `${first}.ready`), join(status, `${first}.done`)]));
+  const before = synced().length;
+  await moreReadySegments(pgwal, segments);
   const response = await fetch(`${sidecar.url}/wal-push/${segments[0]}`);
   expect([response.status, await response.text()]).toEqual([200, `archived ${segments[0]}\n`]);
-  expect(store.walFiles()).toEqual(segments);
-  expect(readdirSync(join(pgdata, "pg_wal", "archive_status"))).toContain(`${segments[1]}.done`);
-  const calls = synced();
+  expect(store.walFiles()).toEqual([first, ...segments]);
+  expect(readdirSync(status)).toContain(`${segments[1]}.done`);
+  const calls = synced().slice(before);
   const paths = calls.map((call) => call.path);
   // The other segment too: real WAL-E's log named it (src/wale/push-log.ts).
   for (const segment of segments) expect(paths).toContain(join(store.dir, "wal_005", `${segment}.lzo`));

@@ -44,5 +44,7 @@ describe("walLogEnv", () => {
     expect(walLogEnv(env("syslog")).WALE_LOG_DESTINATION).toBe("stderr,syslog");
     expect(walLogEnv(env("stderr")).WALE_LOG_DESTINATION).toBe("stderr");
     expect(walLogEnv(env("syslog,stderr")).WALE_LOG_DESTINATION).toBe("syslog,stderr");
+    // WAL-E 1.1.1 splits on "," alone: " stderr" would be no destination to it.
+    expect(walLogEnv(env("syslog, stderr")).WALE_LOG_DESTINATION).toBe("syslog,stderr");
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { PushLog, terse } from "../../src/wale/push-log.ts";
+import { PushLog } from "../../src/wale/push-log.ts";
 import type { RunResult } from "../../src/wale/runner.ts";
 
 /** What WAL-E 1.1.1 printed for `wal-e wal-push --pool-size 3 …/000000010000000000000003`, two others .ready (shortened paths). */
@@ -42,10 +42,6 @@ describe("PushLog", () => {
   test("a run that exited 0: every object it wrote, the one asked for first", () => {
     expect(read(REAL).written(run(), SEG)).toEqual([SEG, "000000010000000000000005", "000000010000000000000004"]);
   });
-  test("begun is not written: only the complete lines count", () => {
-    const begun = REAL.split("\n").filter((line) => !line.includes("state=complete") || line.includes(SEG));
-    expect(read(begun.join("\n")).written(run(), SEG)).toEqual([SEG]);
-  });
   test("no list unless the run exited 0, in time, its stderr read to the end, saying it wrote the one asked for", () => {
     const log = read(REAL);
     expect(log.written(run({ exitCode: 1 }), SEG)).toBeNull();
@@ -62,6 +58,17 @@ describe("PushLog", () => {
       "prefix=x seg=000000010000000000000009 state=complete/ rate=1 seg=00000002.history state=complete";
     expect(read(line).written(run(), "00000002.history")).toEqual(["00000002.history"]);
   });
+  test("an upload begun and never ended, or a push-wal line read otherwise: no list", () => {
+    const begun = REAL.split("\n").filter((line) => !line.includes("000000010000000000000004 state=complete"));
+    expect(read(begun.join("\n")).written(run(), SEG)).toBeNull();
+    const strange = `${REAL}\n        STRUCTURED: time=t pid=1 action=push-wal key=k prefix=p seg=000000010000000000000006 state=later`;
+    expect(read(strange).written(run(), SEG)).toBeNull();
+    // Skipped (the segment was gone: WAL-E wrote nothing): ended, and not an object.
+    const skip =
+      "        STRUCTURED: time=t pid=1 action=push-wal key=k prefix=p seg=000000010000000000000007 state=skip";
+    const skipped = `${REAL}\n${skip.replace("state=skip", "state=begin")}\n${skip}`;
+    expect(read(skipped).written(run(), SEG)).toHaveLength(3);
+  });
   test("other actions and states are not objects written", () => {
     const lines = [
       "        STRUCTURED: time=t pid=1 action=push-wal key=k prefix=p seg=000000010000000000000007 state=skip",
@@ -72,16 +79,27 @@ describe("PushLog", () => {
   });
 });
 
-describe("terse", () => {
-  test("drops WAL-E's INFO records, DETAIL and STRUCTURED lines with them; keeps warnings and anything else", () => {
+describe("PushLog.terse", () => {
+  test("drops WAL-E's INFO records, DETAIL and STRUCTURED lines with them (padded logger names too); keeps warnings and anything else", () => {
     const warning = [
       "wal_e.worker.upload WARNING  MSG: retrying",
       "        DETAIL: a socket error",
       "        STRUCTURED: time=t pid=1",
     ];
+    const padded = ["wal_e.main   INFO     MSG: starting WAL-E", "        STRUCTURED: time=t pid=1"];
     const other = ["Traceback (most recent call last):", '  File "x", line 1', "OSError: boom"];
-    expect(terse([...REAL.split("\n"), ...warning, ...other].join("\n"))).toBe([...warning, ...other].join("\n"));
-    expect(terse(REAL)).toBe("");
-    expect(terse("")).toBe("");
+    expect(read([...REAL.split("\n"), ...padded, ...warning, ...other].join("\n")).terse()).toBe(
+      [...warning, ...other].join("\n"),
+    );
+    expect(read(REAL).terse()).toBe("");
+  });
+  test("keeps a bounded tail, cut at a line, which INFO records cannot crowd a warning out of", () => {
+    const log = new PushLog();
+    log.read("wal_e.worker.upload WARNING  MSG: early");
+    for (let i = 0; i < 2_000; i++) for (const line of REAL.split("\n")) log.read(line);
+    expect(log.terse()).toBe("wal_e.worker.upload WARNING  MSG: early");
+    for (let i = 0; i < 1_000; i++) log.read(`OSError: ${"x".repeat(90)}`);
+    expect(log.terse().length).toBeLessThanOrEqual(16 * 1024);
+    expect(log.terse().startsWith("OSError: ")).toBe(true);
   });
 });
