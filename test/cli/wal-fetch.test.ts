@@ -109,7 +109,9 @@ describe("wale-sidecar wal-fetch", () => {
     const { runtime } = fakeRuntime();
     runtime.env = () => ({ PGDATA: base, WALE_BIN: "wal-e", WALE_FILE_PREFIX: `file://localhost${store}` });
     const handlers: Record<string, () => void> = {};
-    runtime.onSignal = (signal, listener) => void (handlers[signal] = listener);
+    runtime.onSignal = (signal, listener) => {
+      handlers[signal] = listener;
+    };
     const killed: string[] = [];
     let exit!: (code: number) => void;
     const exited = new Promise<number>((resolve) => (exit = resolve));
