@@ -32,6 +32,8 @@ export interface Sidecar {
   /** WALE_VERIFY_SCHEDULE's. */
   verifySchedule: Schedule | null;
   lifecycle: Lifecycle;
+  /** Once, as the sidecar starts: WaleArchive.syncLeftovers; the reason when it failed, else null. */
+  syncLeftovers(): Promise<string | null>;
 }
 
 export function createSidecar(config: Config, runtime: Runtime, log: Logger, redact: Redact): Sidecar {
@@ -52,5 +54,6 @@ export function createSidecar(config: Config, runtime: Runtime, log: Logger, red
     : null;
   const lifecycle: Lifecycle = { draining: false, backupInFlight: false };
   const app = createApp({ deps, readiness: new Readiness(config, runner), schedule, lifecycle, log, redact });
-  return { deps, runner, app, schedule, verifySchedule, lifecycle };
+  const syncLeftovers = async () => (await archive.syncLeftovers())?.reason.replace(/^: /, "") ?? null;
+  return { deps, runner, app, schedule, verifySchedule, lifecycle, syncLeftovers };
 }

@@ -51,8 +51,8 @@ import { emptyWalDirectory, fileStoreMiss, judgeMiss, missingStatement, type Sto
 export class WaleArchive implements Archive {
   /** The syncfs of a file:// store, shared by the pushes that wait for one at once; null for other stores. */
   private readonly storeSync: GroupSync<Failed | null> | null;
-  /** No syncfs has succeeded since this sidecar started, or since one failed (see push). */
-  private syncfsOwed = true;
+  /** A syncfs failed, and none has succeeded since (see push). */
+  private syncfsOwed = false;
 
   constructor(
     private readonly config: Config,
@@ -94,8 +94,7 @@ export class WaleArchive implements Archive {
     // (PostgreSQL's own, when PGDATA shares it), which is why it is not the
     // rule. A syncfs that failed is owed until one succeeds: the segments
     // its run marked .done are not retried by PostgreSQL, and only a syncfs
-    // reaches them. One is owed from the start too, for what a sidecar
-    // killed before its sync left behind.
+    // reaches them (see also syncLeftovers).
     const written = this.syncfsOwed ? null : log.written(run, name);
     if (written) {
       const failed = await syncObjects(root, written);
@@ -117,6 +116,21 @@ export class WaleArchive implements Archive {
     // too (errseq_t, Linux 4.16+).
     const failed = await syncObjects(root, [name]);
     return failed ? { ...failed, wale } : { kind: "stored", wale, synced: "file system" };
+  }
+
+  /**
+   * A syncfs of a file:// store for what an earlier sidecar, killed between
+   * its WAL-E run and its sync, left unsynced (segments that WAL-E marked
+   * .done). The sidecar runs it once as it starts, in the background: no
+   * push waits for it, since each push syncs its own objects; if it fails,
+   * pushes sync the whole file system until one succeeds. Null when it
+   * succeeded, or for other stores.
+   */
+  async syncLeftovers(): Promise<Failed | null> {
+    if (!this.storeSync) return null;
+    const failed = await this.storeSync.after();
+    if (failed) this.syncfsOwed = true;
+    return failed;
   }
 
   /** `sync -f <root>` (coreutils: syncfs(2) of the store's file system); a failure if it fails. */

@@ -38,7 +38,8 @@ describe("WaleArchive.push to a file:// store", () => {
   const sidecar = () => {
     const answers = { wale: said as Scripted, sync: 0 };
     const fake = fakeRuntime((argv) => (argv[0] === "sync" ? { exitCode: answers.sync } : answers.wale));
-    const archive = sidecarFor(config, fake.runtime).deps.archive;
+    const built = sidecarFor(config, fake.runtime);
+    const archive = built.deps.archive;
     const push = (wale: Scripted) => {
       answers.wale = wale;
       return archive.push(SEG, join(pgdata, "pg_wal", SEG), "segment");
@@ -50,16 +51,13 @@ describe("WaleArchive.push to a file:// store", () => {
       seen = fake.spawned.length;
       return runs;
     };
-    return { push, answers, spawned: fake.spawned, syncfsRuns };
+    return { syncLeftovers: built.syncLeftovers, push, answers, spawned: fake.spawned, syncfsRuns };
   };
 
-  test("a run that says what it wrote: those objects are fsynced, and no syncfs runs (after the one a new sidecar owes)", async () => {
+  test("a run that says what it wrote: those objects are fsynced, and no syncfs runs", async () => {
     writeFileSync(walObject(store, OTHER), "y");
     const { push, spawned, syncfsRuns } = sidecar();
     const both = { exitCode: 0, stderr: complete(SEG) + complete(OTHER) };
-    // A new sidecar: what one killed before its sync left behind is synced first.
-    expect(await push(both)).toMatchObject({ kind: "stored", synced: "file system" });
-    expect(syncfsRuns()).toBe(1);
     const pushed = await push(both);
     expect(pushed).toMatchObject({ kind: "stored", synced: 2 });
     expect(syncfsRuns()).toBe(0);
@@ -91,6 +89,19 @@ describe("WaleArchive.push to a file:// store", () => {
       wale: { exitCode: 1 },
     });
     expect(syncfsRuns()).toBe(1);
+  });
+  test("the start-up sync (for what a killed sidecar left): one syncfs; failed, it is owed like any other", async () => {
+    const { syncLeftovers, push, answers, syncfsRuns } = sidecar();
+    expect(await syncLeftovers()).toBeNull();
+    expect(syncfsRuns()).toBe(1);
+    expect(await push(said)).toMatchObject({ synced: 1 });
+    answers.sync = 1;
+    expect(await syncLeftovers()).toStartWith("the store's file system could not be synced");
+    answers.sync = 0;
+    syncfsRuns();
+    expect(await push(said)).toMatchObject({ kind: "stored", synced: "file system" });
+    expect(syncfsRuns()).toBe(1);
+    expect(await push(said)).toMatchObject({ synced: 1 });
   });
   test("a syncfs that failed is owed: pushes sync the file system, lists or not, until one succeeds", async () => {
     const { push, answers, syncfsRuns } = sidecar();

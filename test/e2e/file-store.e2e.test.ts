@@ -11,7 +11,7 @@
 import { expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { asDbUser, bareDataDir, fileStore, run, startTracedSidecar, useScope } from "../support/harness.ts";
+import { asDbUser, bareDataDir, fileStore, run, startTracedSidecar, useScope, waitFor } from "../support/harness.ts";
 
 const scope = useScope();
 
@@ -40,9 +40,11 @@ test("file store: /wal-push answers 200 after fsync of its object, of the other 
     // --pool-size 2: WAL-E pushes another .ready segment too, and marks it .done.
     WALE_PUSH_FLAGS: "--pool-size 2",
   });
-  // A new sidecar's first push syncs the store's file system (what one killed before its sync left behind).
+  // As it starts, in the background, the sidecar syncs the store's file system (what one killed before its sync left behind).
+  await waitFor("the start-up syncfs", () =>
+    synced().some((call) => call.call === "syncfs" && call.path === store.dir),
+  );
   expect((await fetch(`${sidecar.url}/wal-push/${first}`)).status).toBe(200);
-  expect(synced()).toContainEqual({ call: "syncfs", path: store.dir });
   // As PostgreSQL does after a 200 (WAL-E leaves the asked-for segment's status to it).
   const status = join(pgwal, "archive_status");
   await run(asDbUser(["mv", join(status, `${first}.ready`), join(status, `${first}.done`)]));
