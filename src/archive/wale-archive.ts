@@ -78,8 +78,10 @@ export class WaleArchive implements Archive {
       env: walLogEnv(config.wale),
       onStderrLine: log.read,
     });
-    // Run without --terse to be read; answered as --terse would have printed it, when WALE_FLAGS asks for that.
-    const wale = config.wale.flags.includes("--terse") ? { ...run, stderr: log.terse() } : run;
+    // Run without --terse to be read; answered as --terse would have printed it, when WALE_FLAGS asks for that
+    // (a WAL-E that never started printed nothing: its run's stderr is the sidecar's own word on it).
+    const terse = config.wale.flags.includes("--terse") && run.stderrEnded !== undefined;
+    const wale = terse ? { ...run, stderr: log.terse() } : run;
     if (!root) return wale.exitCode === 0 ? { kind: "stored", wale } : exited(wale, config.timeouts.push);
     // wal-push also uploads other segments it finds .ready in archive_status
     // (its pool, WAL-E 1.1.1) and marks them .done, on a failed run too, and
@@ -95,26 +97,31 @@ export class WaleArchive implements Archive {
     // rule. A syncfs that failed is owed until one succeeds: the segments
     // its run marked .done are not retried by PostgreSQL, and only a syncfs
     // reaches them (see also syncLeftovers).
-    const written = this.syncfsOwed ? null : log.written(run, name);
-    if (written) {
+    const written = log.written(run, name);
+    if (written && !this.syncfsOwed) {
       const failed = await syncObjects(root, written);
       return failed ? { ...failed, wale } : { kind: "stored", wale, synced: written.length };
     }
     const unsynced = this.storeSync ? await this.storeSync.after() : null;
     this.syncfsOwed = unsynced !== null;
-    if (wale.exitCode !== 0) return exited(wale, config.timeouts.push);
+    // After the syncfs, each object the log names is fsynced still (and
+    // the one asked for, on a run that exited 0). Not redundant, though
+    // their data is clean by now (the fsyncs cost under a millisecond after
+    // it): it finds each object there (a WAL-E that exits 0 without writing
+    // it is a failure), and it hears that object's own write-back error.
+    // syncfs(2) reports errors from the file system's one error counter
+    // (Linux 5.8+), to the first sync that looks after they happened, which
+    // may be another push's, or another program's; a write-back that fails
+    // leaves its pages clean, so no later sync retries them. An fsync(2)
+    // reports an error of that file not yet reported to any fsync of it, on
+    // a descriptor opened after it too (errseq_t, Linux 4.16+).
+    const named = log.named();
+    if (wale.exitCode !== 0) {
+      const lost = named.length > 0 ? await syncObjects(root, named) : null;
+      return lost ? { ...lost, wale } : exited(wale, config.timeouts.push);
+    }
     if (unsynced) return { ...unsynced, wale };
-    // Not redundant with the syncfs, though its data is clean by now (the
-    // fsyncs cost under a millisecond after it): it finds the object there
-    // (a WAL-E that exits 0 without writing it is a failure), and it hears
-    // the object's own write-back error. syncfs(2) reports errors from the
-    // file system's one error counter (Linux 5.8+), to the first sync that
-    // looks after they happened, which may be another push's, or another
-    // program's; a write-back that fails leaves its pages clean, so no
-    // later sync retries them. An fsync(2) reports an error of that file
-    // not yet reported to any fsync of it, on a descriptor opened after it
-    // too (errseq_t, Linux 4.16+).
-    const failed = await syncObjects(root, [name]);
+    const failed = await syncObjects(root, [name, ...named.filter((seg) => seg !== name)]);
     return failed ? { ...failed, wale } : { kind: "stored", wale, synced: "file system" };
   }
 
@@ -122,14 +129,18 @@ export class WaleArchive implements Archive {
    * A syncfs of a file:// store for what an earlier sidecar, killed between
    * its WAL-E run and its sync, left unsynced (segments that WAL-E marked
    * .done). The sidecar runs it once as it starts, in the background: no
-   * push waits for it, since each push syncs its own objects; if it fails,
-   * pushes sync the whole file system until one succeeds. Null when it
-   * succeeded, or for other stores.
+   * push waits for it, since each push syncs its own objects (but for its
+   * slot of WALE_MAX_CONCURRENCY: with 1, the first push waits); if it
+   * fails, pushes sync the whole file system until one succeeds. Null when
+   * it succeeded, or for other stores. A WAL-E run of a sidecar killed with
+   * SIGKILL lives on in its own process group and may write after this:
+   * its objects are then the kernel's to write back (within
+   * vm.dirty_expire_centisecs, 30 s by default).
    */
   async syncLeftovers(): Promise<Failed | null> {
     if (!this.storeSync) return null;
     const failed = await this.storeSync.after();
-    if (failed) this.syncfsOwed = true;
+    this.syncfsOwed = failed !== null;
     return failed;
   }
 

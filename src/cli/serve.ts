@@ -101,9 +101,12 @@ process exits 0.
       prefetching: sidecar.deps.spool.prefetching,
       next_backup: sidecar.schedule?.next()?.toISOString(),
     });
-    void sidecar.syncLeftovers().then((reason) => {
-      if (reason) log.warn("the store could not be synced at start; every push syncs it until one can", { reason });
-    });
+    void sidecar.syncLeftovers().then(
+      (reason) => {
+        if (reason) log.warn("the store could not be synced at start; every push syncs it until one can", { reason });
+      },
+      (error: unknown) => log.warn("the store could not be synced at start", { reason: String(error) }),
+    );
     const exposed = exposureWarning(config);
     if (exposed) log.warn(exposed, { host: config.listen.hostname, port: server.port });
 

@@ -3,6 +3,7 @@ import { isAbsolute } from "node:path";
 import { cwd } from "node:process";
 import { judgeMiss, StoreCheck } from "../archive/not-in-archive.ts";
 import type { Config } from "../config/config.ts";
+import { FETCH_RETRIES } from "../restore/steps.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { checkWalName } from "../wal/names.ts";
 import { isDirectory } from "../wal/paths.ts";
@@ -14,9 +15,6 @@ import { type Command, helpOrRefusal, loadConfig } from "./command.ts";
 export const FETCHED = 0;
 export const NOT_IN_ARCHIVE = 1;
 export const FAILED = 255;
-
-/** How a failure is tried again before FAILED: as the `--via` restore_command does (src/restore/steps.ts). */
-export const RETRIES = { tries: 6, delayMs: 5_000 };
 
 export const walFetch: Command = {
   name: "wal-fetch",
@@ -33,7 +31,7 @@ as PostgreSQL needs:
        file store its wal_005/ is there; elsewhere its WAL directory holds
        an object). PostgreSQL ends recovery here;
   255  anything else (WAL-E failing, a store not there, bad arguments or
-       configuration), failures after 6 tries 5 s apart: PostgreSQL stops
+       configuration), failures after ${FETCH_RETRIES.tries} tries ${FETCH_RETRIES.delayMs / 1000} s apart: PostgreSQL stops
        instead of ending recovery early, and a restart resumes it.
 WAL-E's own wal-fetch exits 1 for a failure and for a miss alike, which
 PostgreSQL takes for the end of the archive. WAL-E's output goes to stderr.
@@ -59,27 +57,33 @@ SIGTERM or SIGINT stops WAL-E too.
       runtime.stderr(`wale-sidecar wal-fetch: ${refusal}\n\n${this.help}`);
       return FAILED;
     }
-    const config = loadConfig(runtime, recoveryEnv(runtime.env()));
-    if (!config) return FAILED;
-    const runner = new WaleRunner(runtime, config.wale);
-    // PostgreSQL's shutdown: WAL-E runs in a process group of its own, which the signal does not reach.
-    for (const [signal, code] of [
-      ["SIGTERM", 143],
-      ["SIGINT", 130],
-    ] as const) {
-      runtime.onSignal(signal, () => void runner.close().finally(() => runtime.exit(code)));
-    }
     try {
-      return await fetchForRecovery(runtime, runner, config, name.name, path);
+      return await fetchWithConfig(runtime, name.name, path);
     } catch (error) {
       // Whatever went wrong, not a "missing": a thrown error would exit 1.
       runtime.stderr(`wale-sidecar wal-fetch: ${error instanceof Error ? error.message : String(error)}\n`);
       return FAILED;
-    } finally {
-      await runner.close();
     }
   },
 };
+
+async function fetchWithConfig(runtime: Runtime, name: string, path: string): Promise<number> {
+  const config = loadConfig(runtime, recoveryEnv(runtime.env()));
+  if (!config) return FAILED;
+  const runner = new WaleRunner(runtime, config.wale);
+  // PostgreSQL's shutdown: WAL-E runs in a process group of its own, which the signal does not reach.
+  for (const [signal, code] of [
+    ["SIGTERM", 143],
+    ["SIGINT", 130],
+  ] as const) {
+    runtime.onSignal(signal, () => void runner.close().finally(() => runtime.exit(code)));
+  }
+  try {
+    return await fetchForRecovery(runtime, runner, config, name, path);
+  } finally {
+    await runner.close();
+  }
+}
 
 /**
  * The environment, with PGDATA absolute. `pg_ctl -D data` hands the server
@@ -96,7 +100,7 @@ export async function fetchForRecovery(
   config: Config,
   name: string,
   path: string,
-  retries = RETRIES,
+  retries = FETCH_RETRIES,
 ): Promise<number> {
   const store = new StoreCheck(runner, config, config.timeouts.fetch, isDirectory);
   const say = (line: string) => runtime.stderr(`wale-sidecar wal-fetch: ${line}\n`);

@@ -58,12 +58,17 @@ export interface RestoreOptions {
  * again, 6 times 5 s apart, then 255, which stops PostgreSQL rather than
  * ending recovery early. A restart of the server resumes the recovery.
  */
+/** How restore_command tries a fetch that failed before it gives up with 255, both ways (`wale-sidecar wal-fetch` too). */
+export const FETCH_RETRIES = { tries: 6, delayMs: 5_000 };
+
 export function restoreCommand(wal: RestoreOptions["wal"], token = false): string {
   // Without a sidecar: the same rule for "not in the archive", and the same exits, from the binary itself (src/cli/wal-fetch.ts).
   if ("direct" in wal) return "wale-sidecar wal-fetch %f %p";
   // The token stays out of PGDATA (and every later base backup): the shell expands it from the server's environment.
   const header = token ? `--header "Authorization: Bearer $WALE_SIDECAR_TOKEN" ` : "";
-  const tries = (get: string) => `ok=; for i in 1 2 3 4 5 6; do ${get} && ok=1 && break; sleep 5; done`;
+  const count = Array.from({ length: FETCH_RETRIES.tries }, (_, i) => i + 1).join(" ");
+  const tries = (get: string) =>
+    `ok=; for i in ${count}; do ${get} && ok=1 && break; sleep ${FETCH_RETRIES.delayMs / 1000}; done`;
   if (wal.stream) {
     // Into a temporary file first: wget leaves a partial file behind when a transfer breaks.
     return (

@@ -33,7 +33,7 @@ const SEG_STATE = / seg=([0-9A-Za-z._-]+) state=(begin|complete|skip)$/;
  */
 const RECORD = /^\S+\s+(DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+MSG: /;
 
-/** As much of the terse text as the runner keeps of a whole stderr (its STDERR_KEEP). */
+/** As much of the terse text as the runner keeps of a whole stderr (its STDERR_KEEP), in characters. */
 const TERSE_KEEP = 16 * 1024;
 
 /** Reads a wal-push run's stderr, a line at a time (WaleRunner.run's onStderrLine). */
@@ -74,9 +74,14 @@ export class PushLog {
     return [name, ...[...this.completed].filter((seg) => seg !== name)];
   }
 
+  /** Every WAL file whose object the run said it wrote, whatever its end. */
+  named(): string[] {
+    return [...this.completed];
+  }
+
   /**
    * The run's stderr as `--terse` would have left it (its last TERSE_KEEP
-   * bytes, cut at a line): without WAL-E's DEBUG and INFO records, which
+   * characters, cut at a line): without WAL-E's DEBUG and INFO records, which
    * the sidecar reads but does not need in its own log, and which would
    * crowd a warning out of a kept tail. Every other line stays (a warning,
    * a traceback, anything not WAL-E's).

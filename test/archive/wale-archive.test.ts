@@ -96,12 +96,36 @@ describe("WaleArchive.push to a file:// store", () => {
     expect(syncfsRuns()).toBe(1);
     expect(await push(said)).toMatchObject({ synced: 1 });
     answers.sync = 1;
-    expect(await syncLeftovers()).toStartWith("the store's file system could not be synced");
+    expect(await syncLeftovers()).toMatch(/^the store's file system could not be synced/);
     answers.sync = 0;
     syncfsRuns();
     expect(await push(said)).toMatchObject({ kind: "stored", synced: "file system" });
     expect(syncfsRuns()).toBe(1);
     expect(await push(said)).toMatchObject({ synced: 1 });
+  });
+  test("owed or not, each object the log names is fsynced: after the syncfs too, and after a failed run", async () => {
+    const missing = "000000010000000000000009";
+    const { push, answers } = sidecar();
+    answers.sync = 1;
+    await push({ exitCode: 1, stderr: "" });
+    answers.sync = 0;
+    const owed = await push({ exitCode: 0, stderr: complete(SEG) + complete(missing) });
+    expect(owed.kind === "failed" && owed.reason).toContain(`${missing}.lzo`);
+    // A failed run that wrote (and marked .done) another object: that object's fsync is heard.
+    const failed = await push({ exitCode: 1, stderr: complete(missing) });
+    expect(failed.kind === "failed" && failed.reason).toContain(`${missing}.lzo`);
+  });
+  test("a WAL-E that cannot start: its reason stays in the answer, --terse or not", async () => {
+    const fake = fakeRuntime();
+    fake.runtime.spawn = () => {
+      throw new Error('Executable not found in $PATH: "wal-e"');
+    };
+    const pushed = await sidecarFor(config, fake.runtime).deps.archive.push(
+      SEG,
+      join(pgdata, "pg_wal", SEG),
+      "segment",
+    );
+    expect(pushed.kind === "failed" && pushed.reason).toContain("could not start wal-e: Executable not found");
   });
   test("a syncfs that failed is owed: pushes sync the file system, lists or not, until one succeeds", async () => {
     const { push, answers, syncfsRuns } = sidecar();

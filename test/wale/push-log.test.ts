@@ -69,13 +69,15 @@ describe("PushLog", () => {
     const skipped = `${REAL}\n${skip.replace("state=skip", "state=begin")}\n${skip}`;
     expect(read(skipped).written(run(), SEG)).toHaveLength(3);
   });
-  test("other actions and states are not objects written", () => {
+  test("other actions, a skip, and a DETAIL that spells a line are not objects written", () => {
     const lines = [
       "        STRUCTURED: time=t pid=1 action=push-wal key=k prefix=p seg=000000010000000000000007 state=skip",
-      "        STRUCTURED: time=t pid=1 action=wal-fetch key=k prefix=p seg=000000010000000000000007 state=complete",
-      `        DETAIL: seg=${SEG} state=complete`,
+      "        STRUCTURED: time=t pid=1 action=wal-fetch key=k prefix=p seg=000000010000000000000008 state=complete",
+      "        DETAIL: seg=000000010000000000000009 state=complete",
     ];
-    expect(read(lines.join("\n")).written(run(), SEG)).toBeNull();
+    const log = read([REAL, ...lines].join("\n"));
+    expect(log.written(run(), SEG)).toEqual([SEG, "000000010000000000000005", "000000010000000000000004"]);
+    expect(log.named()).toHaveLength(3);
   });
 });
 
