@@ -83,20 +83,35 @@ export class WaleArchive implements Archive {
     const terse = config.wale.flags.includes("--terse") && run.stderrEnded !== undefined;
     const wale = terse ? { ...run, stderr: log.terse() } : run;
     if (!root) return wale.exitCode === 0 ? { kind: "stored", wale } : exited(wale, config.timeouts.push);
-    // wal-push also uploads other segments it finds .ready in archive_status
-    // (its pool, WAL-E 1.1.1) and marks them .done, on a failed run too, and
-    // PostgreSQL never archives a .done segment again: each object it wrote
-    // must be durable, not only the one asked for. A run that exited 0 names
-    // them all in its log (src/wale/push-log.ts): those objects are fsynced,
-    // and nothing else. Any other run (failed, cut short, or whose log is
-    // not what WAL-E 1.1.1 prints): the store's whole file system is synced,
-    // by a syncfs that starts after the run exited, one shared with the
-    // pushes that wait for one at the same time (src/archive/group-sync.ts).
-    // A syncfs also writes out every other dirty page of that file system
-    // (PostgreSQL's own, when PGDATA shares it), which is why it is not the
-    // rule. A syncfs that failed is owed until one succeeds: the segments
-    // its run marked .done are not retried by PostgreSQL, and only a syncfs
-    // reaches them (see also syncLeftovers).
+    return this.madeDurable(root, name, log, run, wale);
+  }
+
+  /**
+   * A file:// push's answer, once what its run wrote is durable.
+   *
+   * wal-push also uploads other segments it finds .ready in archive_status
+   * (its pool, WAL-E 1.1.1) and marks them .done, on a failed run too, and
+   * PostgreSQL never archives a .done segment again: each object it wrote
+   * must be durable, not only the one asked for. A run that exited 0 names
+   * them all in its log (src/wale/push-log.ts): those objects are fsynced,
+   * and nothing else. Any other run (failed, cut short, or whose log is
+   * not what WAL-E 1.1.1 prints): the store's whole file system is synced,
+   * by a syncfs that starts after the run exited, one shared with the
+   * pushes that wait for one at the same time (src/archive/group-sync.ts).
+   * A syncfs also writes out every other dirty page of that file system
+   * (PostgreSQL's own, when PGDATA shares it), which is why it is not the
+   * rule. A syncfs that failed is owed until one succeeds: the segments
+   * its run marked .done are not retried by PostgreSQL, and only a syncfs
+   * reaches them (see also syncLeftovers).
+   */
+  private async madeDurable(
+    root: string,
+    name: string,
+    log: PushLog,
+    run: RunResult,
+    wale: RunResult,
+  ): Promise<Pushed> {
+    const { config } = this;
     const written = log.written(run, name);
     if (written && !this.syncfsOwed) {
       const failed = await syncObjects(root, written);
