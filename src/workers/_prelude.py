@@ -7,9 +7,7 @@
 # so this text and the worker's are one program. The line protocol both
 # speak (src/workers/protocol.ts reads it): each line on stdout is a verb
 # and its words, printed whole with say(); stderr is WAL-E's own log.
-# Exit codes: 0 done, 2 bad arguments, 3 WAL-E could not be set up, 4 a
-# refusal (the worker printed "refused <reason>"), 1 an error of the
-# worker's own (with a traceback).
+# Exit codes: the EXIT_ constants below.
 import os
 import sys
 import threading
@@ -23,6 +21,14 @@ if sys.path and sys.path[0] == "":
 sys.argv[0] = "wal-e"  # for argparse's messages
 
 from wal_e import cmd
+
+# The exit codes, as src/workers/protocol.ts's WORKER_EXIT names them
+# (test/workers/protocol.test.ts holds the two lists to each other).
+EXIT_OK = 0  # done
+EXIT_ERROR = 1  # an error of the worker's own, with a traceback (Python's own exit for one)
+EXIT_USAGE = 2  # bad arguments
+EXIT_SETUP = 3  # WAL-E could not be set up (no store, bad flags); WAL-E logged why
+EXIT_REFUSED = 4  # the worker printed "refused <reason>" and started nothing
 
 _stdout = threading.Lock()
 
@@ -69,7 +75,7 @@ def exit_with_parent():
     def watch():
         while os.getppid() == parent:
             time.sleep(0.5)
-        os._exit(1)
+        os._exit(EXIT_ERROR)
 
     threading.Thread(target=watch, daemon=True).start()
 

@@ -379,13 +379,13 @@ def terminate(signum, frame):
 def main(argv):
     if "backup-push" not in argv or len(argv) < 2:
         print("usage: [WAL-E flags] backup-push [backup-push flags] <PGDATA>", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         # Not PSQL_BIN: WAL-E's check of it is a connection, which Session
         # makes below, with a clearer message when it fails.
         args, backup_cxt = wale_setup(argv, [cmd.LZOP_BIN, cmd.PV_BIN])
     except SetupFailed:
-        return 3
+        return EXIT_SETUP
     exit_with_parent()  # and psql, its stdin closed, with it: PostgreSQL then ends the backup
     signal.signal(signal.SIGTERM, terminate)
     pgdata = os.path.abspath(args.PG_CLUSTER_DIRECTORY)
@@ -449,10 +449,10 @@ def main(argv):
                      content_type="application/json")
         sync.file("basebackups_%s/%s_backup_stop_sentinel.json" % (storage.CURRENT_VERSION, name))
         say("done", name)
-        return 0
+        return EXIT_OK
     except Refused as refusal:
         say("refused", str(refusal))
-        return 4
+        return EXIT_REFUSED
     except Exception as error:
         # No sentinel: the backup is never listed, never restored.
         say("failed", "%s: %s" % (type(error).__name__, error))

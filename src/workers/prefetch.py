@@ -225,14 +225,14 @@ def lzop_allocated(source, dest):
 def main(argv):
     if len(argv) < 2 or argv[-2] != "wal-prefetch":
         print("usage: [WAL-E flags] wal-prefetch <base>, then jobs on stdin", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     flags = argv[:-2]
     exit_with_parent()
     try:
         # wal-fetch's parser, for the flags; the name and the destination are placeholders.
         _, backup_cxt = wale_setup(flags + ["wal-fetch", "-p=0", "000000010000000000000001", "-"], [cmd.LZOP_BIN])
     except SetupFailed:
-        return 3
+        return EXIT_SETUP
     layout = backup_cxt.layout
     plain_file = layout.scheme == "file" and backup_cxt.gpg_key_id is None
     heard = Heard()
@@ -337,7 +337,7 @@ def main(argv):
     jobs.close()
     for thread in threads:
         thread.join()
-    return 0
+    return EXIT_OK
 
 
 sys.exit(main(sys.argv[1:]))

@@ -22,7 +22,7 @@ export type WorkerName = "prefetch" | "backup" | "verify";
 
 const SOURCES: Record<WorkerName, string> = { prefetch: PREFETCH_PY, backup: BACKUP_PY, verify: VERIFY_PY };
 
-/** The exit codes every worker uses (src/workers/_prelude.py). */
+/** The exit codes every worker uses: _prelude.py's EXIT_ constants (test/workers/protocol.test.ts). */
 export const WORKER_EXIT = {
   ok: 0,
   /** An error of the worker's own, with a traceback on stderr. */

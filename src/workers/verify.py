@@ -63,12 +63,12 @@ def main(argv):
     first_wal = argv[-2:] == ["verify", "--first-wal"]
     if not first_wal and (not argv or argv[-1] != "verify"):
         print("usage: [WAL-E flags] verify [--first-wal]", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     flags = argv[:-2] if first_wal else argv[:-1]
     try:
         _, backup_cxt = wale_setup(flags + ["backup-list"], [])
     except SetupFailed:
-        return 3
+        return EXIT_SETUP
     layout = backup_cxt.layout
     conn = backup_cxt.new_connection()
     listing = backup_cxt.worker.BackupList(conn, layout, True)
@@ -78,7 +78,7 @@ def main(argv):
             say("wal", name, modified)
             break
         say("done")
-        return 0
+        return EXIT_OK
 
     base_directory = layout.basebackups()
     sentinel = re.compile(storage.COMPLETE_BASE_BACKUP_REGEXP).match
@@ -104,7 +104,7 @@ def main(argv):
         objects += 1
         say("wal", name, modified)
     say("done", backups, objects)
-    return 0
+    return EXIT_OK
 
 
 sys.exit(main(sys.argv[1:]))
