@@ -5,7 +5,7 @@ import { judgeMiss, StoreCheck } from "../archive/not-in-archive.ts";
 import type { Config } from "../config/config.ts";
 import { FETCH_RETRIES } from "../restore/steps.ts";
 import type { Runtime } from "../runtime/types.ts";
-import { checkWalName } from "../wal/names.ts";
+import { checkWalName, type NameCheck } from "../wal/names.ts";
 import { isDirectory } from "../wal/paths.ts";
 import { walFetchArgv, walLogEnv } from "../wale/argv.ts";
 import { lastLines, WaleRunner } from "../wale/runner.ts";
@@ -42,19 +42,10 @@ SIGTERM or SIGINT stops WAL-E too.
     if (early !== undefined) return early;
     const [file = "", path = "", ...extra] = args;
     const name = checkWalName(file);
-    const refusal =
-      args.length < 2
-        ? "needs <file> and <path>"
-        : extra.length > 0
-          ? `unexpected argument "${(extra[0] as string).slice(0, 80)}"`
-          : !name.ok
-            ? name.reason
-            : path === "" || path.includes("\u0000")
-              ? "<path> must be a file path"
-              : null;
+    const refusal = refusalOf(args, extra, name, path);
     // Never 2 (nor 1): PostgreSQL would take a wrong restore_command for the end of the archive.
     if (refusal !== null || !name.ok) {
-      runtime.stderr(`wale-sidecar wal-fetch: ${refusal}\n\n${this.help}`);
+      runtime.stderr(`wale-sidecar wal-fetch: ${refusal ?? "bad arguments"}\n\n${this.help}`);
       return FAILED;
     }
     try {
@@ -66,6 +57,15 @@ SIGTERM or SIGINT stops WAL-E too.
     }
   },
 };
+
+/** What is wrong with the arguments, or null. */
+function refusalOf(args: string[], extra: string[], name: NameCheck, path: string): string | null {
+  if (args.length < 2) return "needs <file> and <path>";
+  if (extra.length > 0) return `unexpected argument "${(extra[0] as string).slice(0, 80)}"`;
+  if (!name.ok) return name.reason;
+  if (path === "" || path.includes("\u0000")) return "<path> must be a file path";
+  return null;
+}
 
 async function fetchWithConfig(runtime: Runtime, name: string, path: string): Promise<number> {
   const config = loadConfig(runtime, recoveryEnv(runtime.env()));

@@ -44,6 +44,9 @@ export interface RestoreOptions {
   noArchive?: boolean;
 }
 
+/** How restore_command tries a fetch that failed before it gives up with 255, both ways (`wale-sidecar wal-fetch` too). */
+export const FETCH_RETRIES = { tries: 6, delayMs: 5_000 };
+
 /**
  * restore_command for the options. PostgreSQL runs it through a shell, so
  * every part is checked first.
@@ -58,9 +61,6 @@ export interface RestoreOptions {
  * again, 6 times 5 s apart, then 255, which stops PostgreSQL rather than
  * ending recovery early. A restart of the server resumes the recovery.
  */
-/** How restore_command tries a fetch that failed before it gives up with 255, both ways (`wale-sidecar wal-fetch` too). */
-export const FETCH_RETRIES = { tries: 6, delayMs: 5_000 };
-
 export function restoreCommand(wal: RestoreOptions["wal"], token = false): string {
   // Without a sidecar: the same rule for "not in the archive", and the same exits, from the binary itself (src/cli/wal-fetch.ts).
   if ("direct" in wal) return "wale-sidecar wal-fetch %f %p";
