@@ -25,3 +25,6 @@ export class ConfigError extends Error {
     this.name = "ConfigError";
   }
 }
+
+/** What was thrown, as a line to print: an Error's message, anything else as a string. */
+export const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));

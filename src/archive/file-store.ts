@@ -15,14 +15,29 @@ import { fsyncPath } from "../runtime/durable.ts";
 /** The object WAL-E's file backend writes for a WAL file. */
 export const walObject = (root: string, name: string) => join(root, "wal_005", `${name}.lzo`);
 
+/** What a sync could not make durable: those objects, and the first error. */
+export interface Unsynced {
+  names: string[];
+  error: unknown;
+}
+
 /**
  * fsyncs the objects of `names`, at once (the file system can share one
  * journal commit between them), then wal_005/ and the store's root, where
- * the objects' and wal_005/'s names live. Every object must be there.
+ * the objects' and wal_005/'s names live. Every object must be there. Null
+ * once all is durable; else the objects whose fsync failed, or all of them
+ * when a directory's did (their names may be lost).
  */
-export async function syncPushed(root: string, names: string[]): Promise<void> {
-  await Promise.all(names.map((name) => fsyncPath(walObject(root, name))));
-  for (const path of [join(root, "wal_005"), root]) await fsyncPath(path);
+export async function syncPushed(root: string, names: string[]): Promise<Unsynced | null> {
+  const synced = await Promise.allSettled(names.map((name) => fsyncPath(walObject(root, name))));
+  const failed = names.filter((_, i) => synced[i]?.status === "rejected");
+  const errors = synced.flatMap((s) => (s.status === "rejected" ? [s.reason] : []));
+  try {
+    for (const path of [join(root, "wal_005"), root]) await fsyncPath(path);
+  } catch (error) {
+    return { names, error: errors[0] ?? error };
+  }
+  return failed.length > 0 ? { names: failed, error: errors[0] } : null;
 }
 
 /**

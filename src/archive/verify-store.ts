@@ -7,6 +7,7 @@
  * not-in-archive rule (src/archive/not-in-archive.ts).
  */
 import type { Config } from "../config/config.ts";
+import { messageOf } from "../errors.ts";
 import { verifyWorkerArgv } from "../wale/argv.ts";
 import { walePython } from "../wale/python.ts";
 import { lastLines, sessionDone, type WaleRunner } from "../wale/runner.ts";
@@ -100,10 +101,6 @@ async function listStore(
   try {
     return parseListing(lines);
   } catch (error) {
-    throw new VerifyFailed(
-      `${what} could not list the store: ${error instanceof Error ? error.message : error}`,
-      false,
-      { cause: error },
-    );
+    throw new VerifyFailed(`${what} could not list the store: ${messageOf(error)}`, false, { cause: error });
   }
 }

@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/config.ts";
 import { fileRoot } from "../config/store.ts";
+import { messageOf } from "../errors.ts";
 import type { WalKind } from "../wal/names.ts";
 import type { Spool } from "../wal/spool.ts";
 import {
@@ -44,6 +45,7 @@ import type {
   Listed,
   Pushed,
 } from "./archive.ts";
+import { handBack } from "./archive-status.ts";
 import { syncPushed, syncStoreArgv } from "./file-store.ts";
 import { GroupSync } from "./group-sync.ts";
 import { emptyWalDirectory, fileStoreMiss, judgeMiss, missingStatement, type StoreProbe } from "./not-in-archive.ts";
@@ -114,7 +116,7 @@ export class WaleArchive implements Archive {
     const { config } = this;
     const written = log.written(run, name);
     if (written && !this.syncfsOwed) {
-      const failed = await syncObjects(root, written);
+      const failed = await this.syncObjects(root, written, name);
       return failed ? { ...failed, wale } : { kind: "stored", wale, synced: written.length };
     }
     const unsynced = this.storeSync ? await this.storeSync.after() : null;
@@ -132,12 +134,36 @@ export class WaleArchive implements Archive {
     // a descriptor opened after it too (errseq_t, Linux 4.16+).
     const named = log.named();
     if (wale.exitCode !== 0) {
-      const lost = named.length > 0 ? await syncObjects(root, named) : null;
+      const lost = named.length > 0 ? await this.syncObjects(root, named, name) : null;
       return lost ? { ...lost, wale } : exited(wale, config.timeouts.push);
     }
     if (unsynced) return { ...unsynced, wale };
-    const failed = await syncObjects(root, [name, ...named.filter((seg) => seg !== name)]);
+    const failed = await this.syncObjects(root, [name, ...named.filter((seg) => seg !== name)], name);
     return failed ? { ...failed, wale } : { kind: "stored", wale, synced: "file system" };
+  }
+
+  /**
+   * fsyncs the objects of `names` and the directories that name them; a
+   * failure if any cannot be, once the segments among them that WAL-E
+   * marked .done (all but `asked`, the one PostgreSQL retries itself after
+   * the failure) are handed back to PostgreSQL (src/archive/archive-status.ts).
+   */
+  private async syncObjects(root: string, names: string[], asked: string): Promise<Failed | null> {
+    const unsynced = await syncPushed(root, names);
+    if (!unsynced) return null;
+    const reason = `: WAL-E wrote it, but it could not be synced: ${messageOf(unsynced.error)}`;
+    const pooled = unsynced.names.filter((seg) => seg !== asked);
+    if (pooled.length === 0) return { kind: "failed", reason };
+    try {
+      const back = await handBack(this.config.pgwal, pooled);
+      const again = back.length > 0 ? `; PostgreSQL archives ${back.join(", ")} again (.ready once more)` : "";
+      return { kind: "failed", reason: `${reason}${again}` };
+    } catch (error) {
+      return {
+        kind: "failed",
+        reason: `${reason}; handing ${pooled.join(", ")} back to PostgreSQL failed: ${messageOf(error)}`,
+      };
+    }
   }
 
   /**
@@ -318,7 +344,7 @@ export class WaleArchive implements Archive {
       if (archived.equals(local)) {
         // Held, but perhaps never synced (an earlier push answered with an error): sync it now.
         const root = fileRoot(this.config.store);
-        const failed = root ? await syncObjects(root, [name]) : null;
+        const failed = root ? await this.syncObjects(root, [name], name) : null;
         return failed ?? { kind: "stored", note: " (the archive holds these bytes)" };
       }
       return {
@@ -330,17 +356,6 @@ export class WaleArchive implements Archive {
     } finally {
       await rm(fetched.path, { force: true });
     }
-  }
-}
-
-/** fsyncs the objects of `names` and the directories that name them; a failure if it cannot be. */
-async function syncObjects(root: string, names: string[]): Promise<Failed | null> {
-  try {
-    await syncPushed(root, names);
-    return null;
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    return { kind: "failed", reason: `: WAL-E wrote it, but it could not be synced: ${reason}` };
   }
 }
 

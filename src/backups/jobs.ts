@@ -8,6 +8,7 @@
 
 import type { Archive, BackedUp } from "../archive/archive.ts";
 import type { Config } from "../config/config.ts";
+import { messageOf } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
 import type { Metrics, RunOutcome } from "../observe/metrics.ts";
 import { lastLines, type RunResult } from "../wale/runner.ts";
@@ -79,7 +80,7 @@ export class BackupJobs {
         this.afterBackup();
       }
     } catch (error) {
-      this.fail(job, 500, `backup-push failed: ${error instanceof Error ? error.message : error}`);
+      this.fail(job, 500, `backup-push failed: ${messageOf(error)}`);
     } finally {
       done();
       job.endedAt = new Date();

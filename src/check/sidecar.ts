@@ -5,6 +5,8 @@
  * it and how it was answered. And, for a 5xx, one more push of the same
  * segment, as archive_command makes it, whose answer ends with WAL-E's words.
  */
+
+import { messageOf } from "../errors.ts";
 import type { SidecarView } from "./diagnose.ts";
 
 const ASK_MS = 5_000;
@@ -43,7 +45,7 @@ export async function countedPushes(url: string, token: string | undefined): Pro
     if (response.status !== 200) return { kind: "unasked", url, reason: `its /metrics answered ${response.status}` };
     return { kind: "counted", url, answered: walPushAnswers(body) };
   } catch (error) {
-    return { kind: "unasked", url, reason: error instanceof Error ? error.message : String(error) };
+    return { kind: "unasked", url, reason: messageOf(error) };
   }
 }
 
@@ -63,6 +65,6 @@ export async function pushOnce(url: string, token: string | undefined, segment: 
     });
     return { status: response.status, body: await response.text() };
   } catch (error) {
-    return { error: error instanceof Error ? error.message : String(error) };
+    return { error: messageOf(error) };
   }
 }

@@ -1,3 +1,4 @@
+import { messageOf } from "../errors.ts";
 import { type Command, helpOrRefusal, loadConfig } from "./command.ts";
 
 export const ping: Command = {
@@ -21,7 +22,7 @@ HEALTHCHECK uses this.
       if (response.status === 200 && body === "pong") return 0;
       runtime.stderr(`wale-sidecar ping: ${url} answered ${response.status} ${body.slice(0, 200)}\n`);
     } catch (error) {
-      runtime.stderr(`wale-sidecar ping: ${url}: ${error instanceof Error ? error.message : error}\n`);
+      runtime.stderr(`wale-sidecar ping: ${url}: ${messageOf(error)}\n`);
     }
     return 1;
   },

@@ -1,4 +1,6 @@
 /** `wale-sidecar restore`: its help, its flags, and one call to the restore (src/restore/run.ts). */
+
+import { messageOf } from "../errors.ts";
 import { runRestore } from "../restore/run.ts";
 import type { RestoreOptions, TargetAction, TargetKind } from "../restore/steps.ts";
 import { type Command, helpOrRefusal, loadConfig, parseOrExplain, readFlags, UsageError } from "./command.ts";
@@ -170,7 +172,7 @@ export const restore: Command = {
     try {
       return await runRestore(runtime, config, { ...options, token: config.token !== undefined });
     } catch (error) {
-      runtime.stderr(`wale-sidecar restore: ${error instanceof Error ? error.message : error}\n`);
+      runtime.stderr(`wale-sidecar restore: ${messageOf(error)}\n`);
       return 1;
     }
   },

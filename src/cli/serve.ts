@@ -1,5 +1,6 @@
 import type { Config } from "../config/config.ts";
 import { VERSION } from "../config/version.ts";
+import { messageOf } from "../errors.ts";
 import { exposureWarning } from "../http/auth.ts";
 import { createLogger, type Logger, redactor } from "../observe/log.ts";
 import type { Server } from "../runtime/types.ts";
@@ -64,7 +65,7 @@ process exits 0.
       sidecar.schedule?.stop();
       sidecar.verifySchedule?.stop();
       runtime.stderr(
-        `wale-sidecar: cannot prepare the spool WALE_SPOOL_DIR=${config.spool.dir}: ${error instanceof Error ? error.message : error}\n`,
+        `wale-sidecar: cannot prepare the spool WALE_SPOOL_DIR=${config.spool.dir}: ${messageOf(error)}\n`,
       );
       return 1;
     }
@@ -84,9 +85,7 @@ process exits 0.
       sidecar.verifySchedule?.stop();
       const { hostname, port } = config.listen;
       const hint = port < 1024 ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE; set WALE_LISTEN_PORT)" : "";
-      runtime.stderr(
-        `wale-sidecar: cannot listen on ${hostname}:${port}: ${error instanceof Error ? error.message : error}${hint}\n`,
-      );
+      runtime.stderr(`wale-sidecar: cannot listen on ${hostname}:${port}: ${messageOf(error)}${hint}\n`);
       return 1;
     }
     log.info("listening", {

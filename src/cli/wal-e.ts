@@ -1,3 +1,4 @@
+import { messageOf } from "../errors.ts";
 import { type Command, loadConfig } from "./command.ts";
 
 export const walE: Command = {
@@ -20,9 +21,7 @@ Example: wale-sidecar wal-e backup-fetch "$PGDATA" LATEST
     try {
       child = runtime.spawn([config.wale.bin, ...args], { env: config.wale.env, stdio: "inherit" });
     } catch (error) {
-      runtime.stderr(
-        `wale-sidecar: could not start ${config.wale.bin}: ${error instanceof Error ? error.message : error}\n`,
-      );
+      runtime.stderr(`wale-sidecar: could not start ${config.wale.bin}: ${messageOf(error)}\n`);
       return 127;
     }
     runtime.onSignal("SIGTERM", () => child.kill("SIGTERM"));

@@ -3,6 +3,7 @@ import { isAbsolute } from "node:path";
 import { cwd } from "node:process";
 import { judgeMiss, StoreCheck } from "../archive/not-in-archive.ts";
 import type { Config } from "../config/config.ts";
+import { messageOf } from "../errors.ts";
 import { FETCH_RETRIES } from "../restore/steps.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { checkWalName, type NameCheck } from "../wal/names.ts";
@@ -52,7 +53,7 @@ SIGTERM or SIGINT stops WAL-E too.
       return await fetchWithConfig(runtime, name.name, path);
     } catch (error) {
       // Whatever went wrong, not a "missing": a thrown error would exit 1.
-      runtime.stderr(`wale-sidecar wal-fetch: ${error instanceof Error ? error.message : String(error)}\n`);
+      runtime.stderr(`wale-sidecar wal-fetch: ${messageOf(error)}\n`);
       return FAILED;
     }
   },

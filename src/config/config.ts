@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { type Static, Type as T } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { Cron } from "croner";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, messageOf } from "../errors.ts";
 import { type NoStore, parseStore, STORAGE_VARIABLES, type Store } from "./store.ts";
 
 // No control characters: paths travel in the prefetch worker's tab-separated job lines.
@@ -244,7 +244,7 @@ function cronProblem(pattern: string): string | null {
     new Cron(pattern, { paused: true }).stop();
     return null;
   } catch (error) {
-    return error instanceof Error ? error.message : String(error);
+    return messageOf(error);
   }
 }
 

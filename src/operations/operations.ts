@@ -8,7 +8,7 @@ import type { Archive, Failed, Missing } from "../archive/archive.ts";
 import type { Verifier } from "../archive/verifier.ts";
 import type { BackupJobs } from "../backups/jobs.ts";
 import type { Config } from "../config/config.ts";
-import { BadInput, NotFound } from "../errors.ts";
+import { BadInput, messageOf, NotFound } from "../errors.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { type NameCheck, walNameFromPath } from "../wal/names.ts";
 import { fetchDestination, segmentToPush } from "../wal/paths.ts";
@@ -220,6 +220,6 @@ async function settle(operation: Operation, work: () => Promise<Omit<Outcome, "o
     if (turnedAway(error)) throw error;
     const refused = error instanceof BadInput ? 400 : error instanceof NotFound ? 404 : 0;
     if (refused) return { operation, status: refused, body: `${(error as Error).message}\n` };
-    return { operation, status: 500, body: `${operation} failed: ${error instanceof Error ? error.message : error}\n` };
+    return { operation, status: 500, body: `${operation} failed: ${messageOf(error)}\n` };
   }
 }

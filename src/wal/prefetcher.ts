@@ -26,6 +26,7 @@
 import { rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Config } from "../config/config.ts";
+import { messageOf } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
 import { walPrefetchArgv, walPrefetchWorkerArgv } from "../wale/argv.ts";
 import { turnedAway } from "../wale/errors.ts";
@@ -214,7 +215,7 @@ class PrefetchWorker {
             this.failedAt = performance.now();
             this.log.warn("cannot start the prefetch worker; requests fetch their segments themselves", {
               argv0: python,
-              error: error instanceof Error ? error.message : String(error),
+              error: messageOf(error),
             });
           }
           this.settleAll();

@@ -4,6 +4,7 @@
  * fed on its stdin.
  */
 import type { Config } from "../config/config.ts";
+import { messageOf } from "../errors.ts";
 import type { Child, Runtime } from "../runtime/types.ts";
 import { ShuttingDown } from "./errors.ts";
 import { Limiter } from "./limiter.ts";
@@ -165,7 +166,7 @@ export class WaleRunner {
     try {
       child = this.runtime.spawn(argv, { env, stdio: "pipe", newGroup: true });
     } catch (cause) {
-      const message = cause instanceof Error ? cause.message : String(cause);
+      const message = messageOf(cause);
       return {
         exitCode: 127,
         stdout: "",

@@ -12,13 +12,22 @@ describe("syncPushed", () => {
   mkdirSync(join(root, "wal_005"));
   const SEG = "000000010000000000000001";
   const OTHER = "000000010000000000000002";
-  test("every pushed object must be there", async () => {
-    await expect(syncPushed(root, [SEG])).rejects.toThrow("ENOENT");
+  test("every pushed object must be there; what is not is named", async () => {
+    const none = await syncPushed(root, [SEG]);
+    expect(none?.names).toEqual([SEG]);
+    expect(String(none?.error)).toContain("ENOENT");
     writeFileSync(walObject(root, SEG), "x");
-    await syncPushed(root, [SEG]);
-    // One of several missing: the sync fails, naming it.
-    await expect(syncPushed(root, [SEG, OTHER])).rejects.toThrow(OTHER);
+    expect(await syncPushed(root, [SEG])).toBeNull();
+    // One of several missing: only that one is unsynced.
+    const one = await syncPushed(root, [SEG, OTHER]);
+    expect(one?.names).toEqual([OTHER]);
+    expect(String(one?.error)).toContain(OTHER);
     writeFileSync(walObject(root, OTHER), "y");
-    await syncPushed(root, [SEG, OTHER]);
+    expect(await syncPushed(root, [SEG, OTHER])).toBeNull();
+  });
+  test("a directory that cannot be synced: every object is unsynced (its name may be lost)", async () => {
+    const gone = join(root, "gone");
+    const unsynced = await syncPushed(gone, [SEG, OTHER]);
+    expect(unsynced?.names).toEqual([SEG, OTHER]);
   });
 });

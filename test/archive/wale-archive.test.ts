@@ -73,6 +73,19 @@ describe("WaleArchive.push to a file:// store", () => {
     expect(failed.kind).toBe("failed");
     expect(failed.kind === "failed" && failed.reason).toContain(`${missing}.lzo`);
   });
+  test("a pooled object that cannot be synced: its segment is handed back to PostgreSQL (.done is .ready again)", async () => {
+    const pooled = "00000001000000000000000A";
+    const status = join(pgdata, "pg_wal", "archive_status");
+    mkdirSync(status, { recursive: true });
+    writeFileSync(join(pgdata, "pg_wal", pooled), "wal");
+    writeFileSync(join(status, `${pooled}.done`), "");
+    const { push } = sidecar();
+    // WAL-E says it wrote the object, but it is not there: its fsync fails (ENOENT), as a write-back error would.
+    const failed = await push({ exitCode: 0, stderr: complete(SEG) + complete(pooled) });
+    expect(failed.kind === "failed" && failed.reason).toContain(`PostgreSQL archives ${pooled} again`);
+    expect(existsSync(join(status, `${pooled}.ready`))).toBe(true);
+    expect(existsSync(join(status, `${pooled}.done`))).toBe(false);
+  });
   test("a run whose log does not say it wrote its segment: the store's file system is synced", async () => {
     const { push, syncfsRuns } = sidecar();
     await push(said);
