@@ -6,8 +6,11 @@
  * worker), through pgBackRest 2.45 as the named reference (the same
  * segments pushed into a posix repository on the same disk, restore_command
  * `pgbackrest archive-get` with archive-async=y, process-max=2, lz4), and
- * the floor: restore_command `cp` from the same segments uncompressed, the
- * time PostgreSQL's replay alone takes. Prints
+ * two floors: restore_command `cp` from the same segments uncompressed (a
+ * restore_command that writes each segment as it is asked for), and `ln`
+ * of them (one that writes nothing: what is left is PostgreSQL's replay and
+ * one process start per file, the most any restore_command could reach, a
+ * prefetching one included). Prints
  * seconds and CPU per segment for each, and the ratios. Not a test: nothing
  * here asserts a speed.
  *
@@ -288,6 +291,22 @@ async function replayFloor(scope: Scope, store: FileStore, accessFrom: string, p
   return figures(segments, seconds, command, command);
 }
 
+/**
+ * The replay floor: restore_command = ln, a hard link to the same segments
+ * uncompressed, so nothing is copied. From a copy of its own, owned by the
+ * database's user (Linux's protected_hardlinks: a link to another user's
+ * file is refused), since PostgreSQL keeps a restored segment in pg_wal by
+ * renaming it and may later recycle it, writing over it in place.
+ */
+async function replayLinked(scope: Scope, store: FileStore, accessFrom: string, plain: string, segments: number) {
+  const pgdata = await restored(scope, store, accessFrom, "linked", freePort());
+  const linked = join(scope.tempDir("bench-linked"), "pg_wal");
+  await run(asDbUser(["cp", "-r", plain, linked]));
+  appendFileSync(join(pgdata, "postgresql.auto.conf"), `restore_command = 'ln ${linked}/%f "%p"'\n`);
+  const { seconds, command } = await recover(scope, pgdata);
+  return figures(segments, seconds, command, command);
+}
+
 const figures = (segments: number, seconds: number, cpuSeconds: number, commandCpuSeconds: number): Figures => ({
   segments,
   seconds,
@@ -299,7 +318,7 @@ const figures = (segments: number, seconds: number, cpuSeconds: number, commandC
 const row = (name: string, f: Figures) =>
   `${name.padEnd(28)} ${String(f.segments).padStart(8)} ${f.seconds.toFixed(2).padStart(9)} ${f.segmentsPerSecond.toFixed(2).padStart(11)} ${(f.cpuSeconds / f.segments).toFixed(3).padStart(12)}`;
 
-type Way = "serial" | "prefetched" | "pgbackrest" | "floor";
+type Way = "serial" | "prefetched" | "pgbackrest" | "floor" | "linked";
 const results: Record<string, Record<Way, Figures>> = {};
 for (const kind of KINDS) {
   const scope = new Scope();
@@ -315,7 +334,9 @@ for (const kind of KINDS) {
     const reference = await replayPgBackRest(scope, store, accessFrom, repo, prefetched.segments);
     say(`${kind}: replaying with restore_command = cp from the segments uncompressed (the floor)`);
     const floor = await replayFloor(scope, store, accessFrom, plain, prefetched.segments);
-    results[kind] = { serial, prefetched, pgbackrest: reference, floor };
+    say(`${kind}: replaying with restore_command = ln of the segments uncompressed (the replay floor)`);
+    const linked = await replayLinked(scope, store, accessFrom, plain, prefetched.segments);
+    results[kind] = { serial, prefetched, pgbackrest: reference, floor, linked };
   } finally {
     await scope.close();
   }
@@ -333,6 +354,7 @@ for (const [kind, r] of Object.entries(results)) {
   console.log(row(`${kind}, prefetch ${PREFETCH}`, r.prefetched));
   console.log(row(`${kind}, pgBackRest async`, r.pgbackrest));
   console.log(row(`${kind}, floor (cp)`, r.floor));
+  console.log(row(`${kind}, replay floor (ln)`, r.linked));
   const perSegment = (f: Figures) => round(f.cpuSeconds / f.segments, 4);
   const speed = (f: Figures) => f.segmentsPerSecond;
   out.push(
@@ -348,7 +370,22 @@ for (const [kind, r] of Object.entries(results)) {
       value: round(r.floor.seconds),
       unit: "s",
     },
+    {
+      name: `${kind} WAL, replay floor: restore_command = ln of the segments uncompressed`,
+      value: round(r.linked.seconds),
+      unit: "s",
+    },
     { name: `${kind} WAL, speed pgBackRest / the floor`, value: round(speed(r.pgbackrest) / speed(r.floor)), unit: "" },
+    {
+      name: `${kind} WAL, speed pgBackRest / the replay floor`,
+      value: round(speed(r.pgbackrest) / speed(r.linked)),
+      unit: "",
+    },
+    {
+      name: `${kind} WAL, speed prefetch / the replay floor`,
+      value: round(speed(r.prefetched) / speed(r.linked)),
+      unit: "",
+    },
     { name: `${kind} WAL, speed prefetch / the floor`, value: round(speed(r.prefetched) / speed(r.floor)), unit: "" },
     { name: `${kind} WAL, speed prefetch / -p=0`, value: round(speed(r.prefetched) / speed(r.serial)), unit: "" },
     targeted(

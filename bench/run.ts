@@ -10,7 +10,7 @@
  * bench/smoke-results.*, git-ignored). Sections, one module each:
  *   1. trigger.ts         /wal-push with a no-op engine against spawning it directly
  *   2. archive.ts         PostgreSQL 15 archiving through the sidecar against WAL-E directly
- *   3. restore-section.ts runs bench/restore.ts when it exists (its interface is documented there)
+ *   3. restore-section.ts runs bench/restore.ts, PostgreSQL 15 restoring through the sidecar against pgBackRest
  *   4. binary.ts          exec to first /ping, RSS, size
  *   5. backup.ts          base backups of ~1 GB: the backup worker against stock WAL-E and pgBackRest
  *   6. verify.ts          `wale-sidecar verify` listing 20,000 segment objects, file:// and S3 (moto)
