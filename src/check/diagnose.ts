@@ -75,6 +75,19 @@ export const archivedBy = (stats: ArchiverStats, segment: string): boolean =>
 export const failedSince = (stats: ArchiverStats, since: number): boolean =>
   stats.lastFailedWal !== null && stats.lastFailedAt !== null && stats.lastFailedAt > since;
 
+/**
+ * Were archive_command's failures since the check began the sidecar's own
+ * 503s, and nothing else it answered a failure? A 503 turns a push away
+ * unrun (the sidecar is busy past WALE_MAX_QUEUE, or shutting down), and
+ * PostgreSQL retries a failed archive_command: check keeps waiting for the
+ * segment then, up to its deadline, rather than report a failure that may
+ * pass by itself.
+ */
+export const turnedAwayOnly = (sidecar: SidecarView): boolean =>
+  sidecar.kind === "counted" &&
+  (sidecar.answered["503"] ?? 0) > 0 &&
+  count(sidecar.answered, (status) => status >= 400 && status !== 503) === 0;
+
 /** The answers by status, as "200 ×2, 401 ×1", or "none". */
 export function describeAnswers(answered: Record<string, number>): string {
   const statuses = Object.keys(answered)
@@ -196,6 +209,9 @@ export function diagnoseTimeout({
       : `the sidecar at ${sidecar.url} could not be asked (${sidecar.reason})`;
   if (archivedBy(stats, segment)) {
     return `PostgreSQL archived ${segment} (pg_stat_archiver), but WAL-E does not find it in the store ${store} after ${seconds} s (${seen}): archive_command = '${settings.archiveCommand}' archives somewhere else`;
+  }
+  if (turnedAwayOnly(sidecar)) {
+    return `${segment} did not reach the store ${store} within ${seconds} s: ${seen}, and a 503 turns a push away unrun (the sidecar is busy past WALE_MAX_QUEUE, or shutting down); PostgreSQL retries it (after three failures in a row, within a minute): try again, or a longer --timeout`;
   }
   return `${segment} did not reach the store ${store} within ${seconds} s, and PostgreSQL reports no failure (pg_stat_archiver: last archived ${stats.lastArchivedWal ?? "none"} at ${iso(stats.lastArchivedAt)}; ${seen}): the archiver is behind, or a push is still running; try a longer --timeout`;
 }

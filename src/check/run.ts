@@ -23,6 +23,7 @@ import {
   failedSince,
   refusal,
   type SidecarView,
+  turnedAwayOnly,
 } from "./diagnose.ts";
 import { Psql } from "./psql.ts";
 import { between, countedPushes, pushOnce } from "./sidecar.ts";
@@ -86,6 +87,7 @@ async function check(runner: WaleRunner, config: Config, options: CheckOptions, 
   const deadline = started + options.timeoutMs;
   let archived = false;
   let storeProblem: string | null = null;
+  let toldTurnedAway = false;
   let nextStore = started + STORE_EVERY_MS;
   for (;;) {
     const stats = await psql.archiver();
@@ -99,8 +101,15 @@ async function check(runner: WaleRunner, config: Config, options: CheckOptions, 
           : `PostgreSQL archived up to ${stats.lastArchivedWal} (pg_stat_archiver)${when}`,
       );
     }
-    if (failedSince(stats, at)) {
-      const sidecar = await sidecarSince();
+    // A failed archive_command is diagnosed at once, but for the sidecar's 503s, which PostgreSQL retries.
+    const sidecar = failedSince(stats, at) ? await sidecarSince() : null;
+    if (sidecar && turnedAwayOnly(sidecar)) {
+      if (!toldTurnedAway)
+        say(
+          `the sidecar turned archive_command away with 503 (busy, or shutting down): waiting for PostgreSQL's retry`,
+        );
+      toldTurnedAway = true;
+    } else if (sidecar) {
       const probe =
         sidecar.kind === "counted" && Object.keys(sidecar.answered).some((status) => Number(status) >= 500)
           ? await pushOnce(

@@ -8,6 +8,7 @@ import {
   failedSince,
   refusal,
   type ServerSettings,
+  turnedAwayOnly,
   waleReason,
 } from "../../src/check/diagnose.ts";
 
@@ -164,7 +165,18 @@ describe("diagnoseFailure: archive_command failed, named by what the sidecar saw
   });
 });
 
-describe("diagnoseTimeout: nothing failed, nothing arrived", () => {
+test("turnedAwayOnly: 503s and nothing else a failure, which check waits out", () => {
+  const view = (answered: Record<string, number>) => ({ kind: "counted" as const, url: URL, answered });
+  expect(turnedAwayOnly(view({ "503": 1 }))).toBe(true);
+  expect(turnedAwayOnly(view({ "200": 3, "503": 2 }))).toBe(true);
+  expect(turnedAwayOnly(view({ "503": 2, "500": 1 }))).toBe(false);
+  expect(turnedAwayOnly(view({ "503": 2, "401": 1 }))).toBe(false);
+  expect(turnedAwayOnly(view({ "200": 1 }))).toBe(false);
+  expect(turnedAwayOnly(view({}))).toBe(false);
+  expect(turnedAwayOnly({ kind: "unasked", url: URL, reason: "refused" })).toBe(false);
+});
+
+describe("diagnoseTimeout: nothing arrived in time", () => {
   const input = {
     segment: SEG,
     seconds: 5,
@@ -181,6 +193,12 @@ describe("diagnoseTimeout: nothing failed, nothing arrived", () => {
   test("a store WAL-E cannot read comes first", () => {
     expect(diagnoseTimeout({ ...input, stats: stats(), storeProblem: "wal-fetch exited with code 1: boom" })).toBe(
       `WAL-E cannot read the store ${STORE}: wal-fetch exited with code 1: boom`,
+    );
+  });
+  test("only 503s: the sidecar turned the pushes away, and PostgreSQL retries them", () => {
+    const busy = { ...input.sidecar, answered: { "200": 4, "503": 2 } };
+    expect(diagnoseTimeout({ ...input, sidecar: busy, stats: FAILED })).toBe(
+      `${SEG} did not reach the store ${STORE} within 5 s: ${URL} answered /wal-push with 200 ×4, 503 ×2 since the check began, and a 503 turns a push away unrun (the sidecar is busy past WALE_MAX_QUEUE, or shutting down); PostgreSQL retries it (after three failures in a row, within a minute): try again, or a longer --timeout`,
     );
   });
   test("neither: the archiver is behind", () => {
