@@ -54,17 +54,22 @@ export async function verifyListing(scope: Scope, { objects, repeats }: VerifySi
   const s3 = await s3Store(scope);
   // Filled with boto 2, WAL-E's own S3 client, in one process.
   const { port } = new URL(s3.endpoint);
-  const fill = `import boto.s3.connection as c
+  const fill = `import boto
+import boto.s3.connection as c
+# boto 2 retries a 500 itself, sleeping up to 2**i s (6 tries: about a minute a PUT): this loop retries at once, and counts.
+if not boto.config.has_section("Boto"):
+    boto.config.add_section("Boto")
+boto.config.set("Boto", "num_retries", "0")
 conn = c.S3Connection(host="127.0.0.1", port=${port}, is_secure=False, calling_format=c.OrdinaryCallingFormat())
 bucket = conn.get_bucket("wale", validate=False)
 retried = 0
 def put(key, body):
     global retried
-    for attempt in range(5):
+    for attempt in range(10):
         try:
             return bucket.new_key(key).set_contents_from_string(body)
         except Exception:
-            if attempt == 4:
+            if attempt == 9:
                 raise
             retried += 1
 for n in range(1, ${objects} + 1):

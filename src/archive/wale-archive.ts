@@ -94,7 +94,8 @@ export class WaleArchive implements Archive {
    * wal-push also uploads other segments it finds .ready in archive_status
    * (its pool, WAL-E 1.1.1) and marks them .done, on a failed run too, and
    * PostgreSQL never archives a .done segment again: each object it wrote
-   * must be durable, not only the one asked for. A run that exited 0 names
+   * must be durable, not only the one asked for (one whose fsync fails is
+   * handed back to PostgreSQL, see syncObjects). A run that exited 0 names
    * them all in its log (src/wale/push-log.ts): those objects are fsynced,
    * and nothing else. Any other run (failed, cut short, or whose log is
    * not what WAL-E 1.1.1 prints): the store's whole file system is synced,
