@@ -1,5 +1,5 @@
 /**
- * Restore benchmark: PostgreSQL 15 replays the same archived WAL four ways
+ * Restore benchmark: PostgreSQL 15 replays the same archived WAL five ways
  * in one run: through the sidecar as the original image did
  * (WALE_PREFETCH=0: one `wal-fetch -p=0` after another), through the
  * sidecar with its prefetch (WALE_PREFETCH, default 8: the long-lived WAL-E

@@ -5,35 +5,69 @@
  * WAL-E 1.1.1's wal-push also uploads other segments it finds .ready (its
  * pool) and renames their .ready to .done, as PostgreSQL's archiver does
  * after an archive_command that succeeded. PostgreSQL never archives a
- * .done segment again, and recycles it at a later checkpoint. When the
- * sidecar cannot make such a segment's object durable (an fsync failed),
- * it hands the segment back: .done becomes .ready again, what PostgreSQL
- * itself leaves after a failed archive_command, and the archiver sends it
- * once more. PostgreSQL also keeps a .ready segment at checkpoints.
+ * .done segment again, and its checkpointer removes or recycles it. When
+ * the sidecar cannot make such a segment's object durable (an fsync
+ * failed), it hands the segment back: .done becomes .ready again, what
+ * PostgreSQL itself leaves after a failed archive_command, and the
+ * archiver sends it once more. The checkpointer keeps a .ready segment.
  *
- * Only a segment still in PGWAL is handed back. A checkpoint may remove one
- * between the look and the rename: PostgreSQL (13 to 18) then removes the
- * .ready whose segment is gone, with a warning ("removed orphan archive
- * status file", pgarch.c), and archives the rest.
+ * A segment no longer in PGWAL cannot be handed back: its WAL is lost to
+ * the archive. So is one that a checkpoint removes meanwhile. PostgreSQL
+ * 15 to 18 (RemoveOldXlogFiles) looks for .done, then removes or recycles
+ * the segment, then deletes both .done and .ready: a rename between its
+ * look and its delete is undone. Each segment handed back is looked at
+ * again after the rename, and reported lost when it or its .ready is gone;
+ * a checkpoint that looked before the rename and removes it after that
+ * second look (a window of microseconds) still goes unseen.
  */
 import { lstat, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { fsyncPath } from "../runtime/durable.ts";
 
-/** Marks each of `names` .ready again, where WAL-E marked it .done and it is still in PGWAL; the names handed back. */
-export async function handBack(pgwal: string, names: string[]): Promise<string[]> {
+export interface HandedBack {
+  /** .ready again, and still in PGWAL after the rename: PostgreSQL archives them again. */
+  back: string[];
+  /** Not in PGWAL, or removed meanwhile: the archive may lack their WAL. */
+  lost: string[];
+}
+
+const exists = (path: string) =>
+  lstat(path).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") return false;
+      throw error;
+    },
+  );
+
+/**
+ * Marks each of `names` .ready again where WAL-E marked it .done, if it is
+ * still in PGWAL. Throws on anything but a missing file (a rename refused,
+ * or archive_status that cannot be synced): the caller reports it.
+ */
+export async function handBack(pgwal: string, names: string[]): Promise<HandedBack> {
   const status = join(pgwal, "archive_status");
-  const back: string[] = [];
+  const renamed: string[] = [];
+  const lost: string[] = [];
   for (const name of names) {
+    if (!(await exists(join(pgwal, name)))) {
+      lost.push(name);
+      continue;
+    }
     try {
-      await lstat(join(pgwal, name));
       await rename(join(status, `${name}.done`), join(status, `${name}.ready`));
-      back.push(name);
-    } catch {
-      // Gone from PGWAL, or not .done: nothing to hand back.
+      renamed.push(name);
+    } catch (error) {
+      // Not .done: WAL-E did not mark it (an upload that never completed), so PostgreSQL still archives it.
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
     }
   }
   // The renames must survive a crash, or the .done comes back with it.
-  if (back.length > 0) await fsyncPath(status);
-  return back;
+  if (renamed.length > 0) await fsyncPath(status);
+  const back: string[] = [];
+  for (const name of renamed) {
+    const kept = (await exists(join(pgwal, name))) && (await exists(join(status, `${name}.ready`)));
+    (kept ? back : lost).push(name);
+  }
+  return { back, lost };
 }

@@ -26,18 +26,19 @@ export interface Unsynced {
  * journal commit between them), then wal_005/ and the store's root, where
  * the objects' and wal_005/'s names live. Every object must be there. Null
  * once all is durable; else the objects whose fsync failed, or all of them
- * when a directory's did (their names may be lost).
+ * with the directory's error when a directory's did (their names may be
+ * lost). `sync` is fsyncPath, but in tests.
  */
-export async function syncPushed(root: string, names: string[]): Promise<Unsynced | null> {
-  const synced = await Promise.allSettled(names.map((name) => fsyncPath(walObject(root, name))));
+export async function syncPushed(root: string, names: string[], sync = fsyncPath): Promise<Unsynced | null> {
+  const synced = await Promise.allSettled(names.map((name) => sync(walObject(root, name))));
   const failed = names.filter((_, i) => synced[i]?.status === "rejected");
-  const errors = synced.flatMap((s) => (s.status === "rejected" ? [s.reason] : []));
   try {
-    for (const path of [join(root, "wal_005"), root]) await fsyncPath(path);
+    for (const path of [join(root, "wal_005"), root]) await sync(path);
   } catch (error) {
-    return { names, error: errors[0] ?? error };
+    return { names, error };
   }
-  return failed.length > 0 ? { names: failed, error: errors[0] } : null;
+  const first = synced.find((s) => s.status === "rejected");
+  return first ? { names: failed, error: first.reason } : null;
 }
 
 /**

@@ -11,6 +11,7 @@
  * and share one new listing, however many ask meanwhile.
  */
 import type { Config } from "../config/config.ts";
+import { messageOf } from "../errors.ts";
 import type { Logger } from "../observe/log.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import type { WaleRunner } from "../wale/runner.ts";
@@ -84,7 +85,7 @@ export class Verifier {
       return verified;
     } catch (error) {
       this.metrics.verifyFailed();
-      const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+      const message = messageOf(error).split("\n")[0];
       this.log.error("verify failed", { trigger, error: message });
       throw error instanceof VerifyFailed
         ? error

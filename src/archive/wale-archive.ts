@@ -103,9 +103,13 @@ export class WaleArchive implements Archive {
    * pushes that wait for one at the same time (src/archive/group-sync.ts).
    * A syncfs also writes out every other dirty page of that file system
    * (PostgreSQL's own, when PGDATA shares it), which is why it is not the
-   * rule. A syncfs that failed is owed until one succeeds: the segments
-   * its run marked .done are not retried by PostgreSQL, and only a syncfs
-   * reaches them (see also syncLeftovers).
+   * rule. A syncfs that failed is owed until one succeeds: every push
+   * syncs the whole file system meanwhile, since the objects of a run
+   * whose log named none are reached by a syncfs only (see also
+   * syncLeftovers). After it, the objects the log names are fsynced all
+   * the same, and those that fail are handed back (syncObjects): a
+   * write-back that failed left its pages clean, and no later sync
+   * writes them again.
    */
   private async madeDurable(
     root: string,
@@ -138,16 +142,19 @@ export class WaleArchive implements Archive {
       const lost = named.length > 0 ? await this.syncObjects(root, named, name) : null;
       return lost ? { ...lost, wale } : exited(wale, config.timeouts.push);
     }
-    if (unsynced) return { ...unsynced, wale };
     const failed = await this.syncObjects(root, [name, ...named.filter((seg) => seg !== name)], name);
-    return failed ? { ...failed, wale } : { kind: "stored", wale, synced: "file system" };
+    if (failed) return { ...failed, wale };
+    if (unsynced) return { ...unsynced, wale };
+    return { kind: "stored", wale, synced: "file system" };
   }
 
   /**
    * fsyncs the objects of `names` and the directories that name them; a
    * failure if any cannot be, once the segments among them that WAL-E
-   * marked .done (all but `asked`, the one PostgreSQL retries itself after
+   * marked .done (all but `asked`, which PostgreSQL retries itself after
    * the failure) are handed back to PostgreSQL (src/archive/archive-status.ts).
+   * The failure names those it could not hand back: the archive may lack
+   * their WAL until the next base backup.
    */
   private async syncObjects(root: string, names: string[], asked: string): Promise<Failed | null> {
     const unsynced = await syncPushed(root, names);
@@ -156,13 +163,13 @@ export class WaleArchive implements Archive {
     const pooled = unsynced.names.filter((seg) => seg !== asked);
     if (pooled.length === 0) return { kind: "failed", reason };
     try {
-      const back = await handBack(this.config.pgwal, pooled);
+      const { back, lost } = await handBack(this.config.pgwal, pooled);
       const again = back.length > 0 ? `; PostgreSQL archives ${back.join(", ")} again (.ready once more)` : "";
-      return { kind: "failed", reason: `${reason}${again}` };
+      return { kind: "failed", reason: `${reason}${again}${lostWal(lost)}` };
     } catch (error) {
       return {
         kind: "failed",
-        reason: `${reason}; handing ${pooled.join(", ")} back to PostgreSQL failed: ${messageOf(error)}`,
+        reason: `${reason}; handing ${pooled.join(", ")} back to PostgreSQL failed: ${messageOf(error)}${lostWal(pooled)}`,
       };
     }
   }
@@ -359,6 +366,12 @@ export class WaleArchive implements Archive {
     }
   }
 }
+
+/** What a failure says of pooled segments whose WAL the archive may lack, and what to do. */
+const lostWal = (lost: string[]) =>
+  lost.length === 0
+    ? ""
+    : `; ${lost.join(", ")} may not be in the archive, and PostgreSQL no longer has ${lost.length === 1 ? "it" : "them"} to archive again: take a base backup`;
 
 /**
  * `wal-e backup-fetch <PGDATA> <backup>`, for the restore (a one-off

@@ -79,14 +79,27 @@ export const failedSince = (stats: ArchiverStats, since: number): boolean =>
  * Were archive_command's failures since the check began the sidecar's own
  * 503s, and nothing else it answered a failure? A 503 turns a push away
  * unrun (the sidecar is busy past WALE_MAX_QUEUE, or shutting down), and
- * PostgreSQL retries a failed archive_command: check keeps waiting for the
- * segment then, up to its deadline, rather than report a failure that may
- * pass by itself.
+ * PostgreSQL retries a failed archive_command.
  */
 export const turnedAwayOnly = (sidecar: SidecarView): boolean =>
   sidecar.kind === "counted" &&
   (sidecar.answered["503"] ?? 0) > 0 &&
   count(sidecar.answered, (status) => status >= 400 && status !== 503) === 0;
+
+/**
+ * Does check wait on after a failure of archive_command, rather than
+ * report it? When the sidecar turned the pushes away (turnedAwayOnly), and,
+ * once it has, while it cannot be asked or shows no failure at all: a
+ * sidecar that was shutting down is gone for a moment, and the one that
+ * replaces it counts from zero.
+ */
+export const waitsOut = (sidecar: SidecarView, turnedAwayBefore: boolean): boolean =>
+  turnedAwayOnly(sidecar) ||
+  (turnedAwayBefore && (sidecar.kind === "unasked" || count(sidecar.answered, (status) => status >= 400) === 0));
+
+/** The view a timeout is judged by: the sidecar's now, or the one that showed its 503s if it has lost count since. */
+export const timeoutView = (now: SidecarView, turnedAway: SidecarView | null): SidecarView =>
+  turnedAway && !turnedAwayOnly(now) && waitsOut(now, true) ? turnedAway : now;
 
 /** The answers by status, as "200 ×2, 401 ×1", or "none". */
 export function describeAnswers(answered: Record<string, number>): string {
@@ -192,7 +205,7 @@ export interface TimeoutInput {
   store: string;
 }
 
-/** The segment did not reach the store in time, and PostgreSQL reported no failure: why, in one line. */
+/** The segment did not reach the store in time, and no failure was diagnosed (none, or only 503s): why, in one line. */
 export function diagnoseTimeout({
   segment,
   seconds,
@@ -211,7 +224,7 @@ export function diagnoseTimeout({
     return `PostgreSQL archived ${segment} (pg_stat_archiver), but WAL-E does not find it in the store ${store} after ${seconds} s (${seen}): archive_command = '${settings.archiveCommand}' archives somewhere else`;
   }
   if (turnedAwayOnly(sidecar)) {
-    return `${segment} did not reach the store ${store} within ${seconds} s: ${seen}, and a 503 turns a push away unrun (the sidecar is busy past WALE_MAX_QUEUE, or shutting down); PostgreSQL retries it (after three failures in a row, within a minute): try again, or a longer --timeout`;
+    return `${segment} did not reach the store ${store} within ${seconds} s: ${seen}, and a 503 turns a push away unrun (the sidecar is busy past WALE_MAX_QUEUE, or shutting down); PostgreSQL retries it (twice, 1 s apart, then after up to a minute): try again, or a longer --timeout, such as 120`;
   }
   return `${segment} did not reach the store ${store} within ${seconds} s, and PostgreSQL reports no failure (pg_stat_archiver: last archived ${stats.lastArchivedWal ?? "none"} at ${iso(stats.lastArchivedAt)}; ${seen}): the archiver is behind, or a push is still running; try a longer --timeout`;
 }

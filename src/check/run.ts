@@ -23,7 +23,9 @@ import {
   failedSince,
   refusal,
   type SidecarView,
+  timeoutView,
   turnedAwayOnly,
+  waitsOut,
 } from "./diagnose.ts";
 import { Psql } from "./psql.ts";
 import { between, countedPushes, pushOnce } from "./sidecar.ts";
@@ -87,7 +89,9 @@ async function check(runner: WaleRunner, config: Config, options: CheckOptions, 
   const deadline = started + options.timeoutMs;
   let archived = false;
   let storeProblem: string | null = null;
-  let toldTurnedAway = false;
+  /** pg_stat_archiver's last failure already judged, and the sidecar's view that showed its 503s. */
+  let judgedFailure: number | null = null;
+  let turnedAway: SidecarView | null = null;
   let nextStore = started + STORE_EVERY_MS;
   for (;;) {
     const stats = await psql.archiver();
@@ -101,25 +105,30 @@ async function check(runner: WaleRunner, config: Config, options: CheckOptions, 
           : `PostgreSQL archived up to ${stats.lastArchivedWal} (pg_stat_archiver)${when}`,
       );
     }
-    // A failed archive_command is diagnosed at once, but for the sidecar's 503s, which PostgreSQL retries.
-    const sidecar = failedSince(stats, at) ? await sidecarSince() : null;
-    if (sidecar && turnedAwayOnly(sidecar)) {
-      if (!toldTurnedAway)
-        say(
-          `the sidecar turned archive_command away with 503 (busy, or shutting down): waiting for PostgreSQL's retry`,
-        );
-      toldTurnedAway = true;
-    } else if (sidecar) {
-      const probe =
-        sidecar.kind === "counted" && Object.keys(sidecar.answered).some((status) => Number(status) >= 500)
-          ? await pushOnce(
-              options.sidecar,
-              config.token,
-              stats.lastFailedWal ?? segment,
-              Math.max(PROBE_MS, deadline - performance.now()),
-            )
-          : undefined;
-      throw new Finding(diagnoseFailure({ stats, settings, sidecar, probe, store, pgwal: config.pgwal }));
+    // A failure of archive_command is judged once, as PostgreSQL records
+    // it: diagnosed at once, unless the sidecar turned it away (waitsOut).
+    if (failedSince(stats, at) && stats.lastFailedAt !== judgedFailure) {
+      judgedFailure = stats.lastFailedAt;
+      const sidecar = await sidecarSince();
+      if (waitsOut(sidecar, turnedAway !== null)) {
+        if (turnedAway === null) {
+          say(
+            "the sidecar turned archive_command away with 503 (busy, or shutting down): waiting for PostgreSQL's retry",
+          );
+        }
+        if (turnedAwayOnly(sidecar) || turnedAway === null) turnedAway = sidecar;
+      } else {
+        const probe =
+          sidecar.kind === "counted" && Object.keys(sidecar.answered).some((status) => Number(status) >= 500)
+            ? await pushOnce(
+                options.sidecar,
+                config.token,
+                stats.lastFailedWal ?? segment,
+                Math.max(PROBE_MS, deadline - performance.now()),
+              )
+            : undefined;
+        throw new Finding(diagnoseFailure({ stats, settings, sidecar, probe, store, pgwal: config.pgwal }));
+      }
     }
     if (performance.now() >= nextStore) {
       const found = await inStore(runner, config, segment, dir);
@@ -144,7 +153,7 @@ async function check(runner: WaleRunner, config: Config, options: CheckOptions, 
           seconds: options.timeoutMs / 1000,
           stats,
           settings,
-          sidecar: await sidecarSince(),
+          sidecar: timeoutView(await sidecarSince(), turnedAway),
           storeProblem,
           store,
         }),

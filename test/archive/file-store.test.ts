@@ -25,9 +25,13 @@ describe("syncPushed", () => {
     writeFileSync(walObject(root, OTHER), "y");
     expect(await syncPushed(root, [SEG, OTHER])).toBeNull();
   });
-  test("a directory that cannot be synced: every object is unsynced (its name may be lost)", async () => {
-    const gone = join(root, "gone");
-    const unsynced = await syncPushed(gone, [SEG, OTHER]);
+  test("a directory that cannot be synced: every object is unsynced (its name may be lost), with that error", async () => {
+    const refused = async (path: string) => {
+      if (path === join(root, "wal_005")) throw new Error(`EIO: i/o error, fsync '${path}'`);
+    };
+    const unsynced = await syncPushed(root, [SEG, OTHER], refused);
     expect(unsynced?.names).toEqual([SEG, OTHER]);
+    expect(String(unsynced?.error)).toContain("fsync");
+    expect(String(unsynced?.error)).toContain("wal_005'");
   });
 });

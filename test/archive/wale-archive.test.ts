@@ -27,6 +27,15 @@ const complete = (seg: string) =>
 const SEG = "000000010000000000000003";
 const OTHER = "000000010000000000000004";
 
+/** A segment in PGWAL that WAL-E marked .done; its archive_status. */
+function markedDone(segment: string): string {
+  const status = join(pgdata, "pg_wal", "archive_status");
+  mkdirSync(status, { recursive: true });
+  writeFileSync(join(pgdata, "pg_wal", segment), "wal");
+  writeFileSync(join(status, `${segment}.done`), "");
+  return status;
+}
+
 describe("WaleArchive.push to a file:// store", () => {
   const store = join(base, "store");
   mkdirSync(join(store, "wal_005"), { recursive: true });
@@ -75,16 +84,31 @@ describe("WaleArchive.push to a file:// store", () => {
   });
   test("a pooled object that cannot be synced: its segment is handed back to PostgreSQL (.done is .ready again)", async () => {
     const pooled = "00000001000000000000000A";
-    const status = join(pgdata, "pg_wal", "archive_status");
-    mkdirSync(status, { recursive: true });
-    writeFileSync(join(pgdata, "pg_wal", pooled), "wal");
-    writeFileSync(join(status, `${pooled}.done`), "");
+    const status = markedDone(pooled);
     const { push } = sidecar();
     // WAL-E says it wrote the object, but it is not there: its fsync fails (ENOENT), as a write-back error would.
     const failed = await push({ exitCode: 0, stderr: complete(SEG) + complete(pooled) });
     expect(failed.kind === "failed" && failed.reason).toContain(`PostgreSQL archives ${pooled} again`);
     expect(existsSync(join(status, `${pooled}.ready`))).toBe(true);
     expect(existsSync(join(status, `${pooled}.done`))).toBe(false);
+  });
+  test("a pooled object that cannot be synced, its segment gone from PGWAL: the failure says its WAL may be lost", async () => {
+    const gone = "00000001000000000000000B";
+    const { push } = sidecar();
+    const failed = await push({ exitCode: 0, stderr: complete(SEG) + complete(gone) });
+    expect(failed.kind === "failed" && failed.reason).toContain(
+      `${gone} may not be in the archive, and PostgreSQL no longer has it to archive again: take a base backup`,
+    );
+  });
+  test("a failed syncfs after a run that exited 0: the objects it names are fsynced still, and handed back", async () => {
+    const pooled = "00000001000000000000000C";
+    const status = markedDone(pooled);
+    const { push, answers } = sidecar();
+    answers.sync = 1;
+    // No line for its own segment: the log is not the whole list, so the syncfs runs, and fails.
+    const failed = await push({ exitCode: 0, stderr: complete(pooled) });
+    expect(failed.kind === "failed" && failed.reason).toContain(`PostgreSQL archives ${pooled} again`);
+    expect(existsSync(join(status, `${pooled}.ready`))).toBe(true);
   });
   test("a run whose log does not say it wrote its segment: the store's file system is synced", async () => {
     const { push, syncfsRuns } = sidecar();

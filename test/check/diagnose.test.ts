@@ -8,7 +8,9 @@ import {
   failedSince,
   refusal,
   type ServerSettings,
+  timeoutView,
   turnedAwayOnly,
+  waitsOut,
   waleReason,
 } from "../../src/check/diagnose.ts";
 
@@ -176,6 +178,26 @@ test("turnedAwayOnly: 503s and nothing else a failure, which check waits out", (
   expect(turnedAwayOnly({ kind: "unasked", url: URL, reason: "refused" })).toBe(false);
 });
 
+test("waitsOut: 503s; after them, a sidecar that cannot be asked or lost count (restarted)", () => {
+  const view = (answered: Record<string, number>) => ({ kind: "counted" as const, url: URL, answered });
+  const unasked = { kind: "unasked" as const, url: URL, reason: "connection refused" };
+  expect(waitsOut(view({ "503": 1 }), false)).toBe(true);
+  expect(waitsOut(unasked, false)).toBe(false);
+  expect(waitsOut(view({}), false)).toBe(false);
+  expect(waitsOut(unasked, true)).toBe(true);
+  expect(waitsOut(view({ "200": 1 }), true)).toBe(true);
+  // Any other failure is diagnosed, 503s before or not.
+  expect(waitsOut(view({ "503": 1, "500": 1 }), true)).toBe(false);
+  expect(waitsOut(view({ "401": 1 }), true)).toBe(false);
+  // At the deadline: the view that showed the 503s, if the sidecar lost count since.
+  const busy = view({ "503": 2 });
+  expect(timeoutView(unasked, busy)).toBe(busy);
+  expect(timeoutView(view({}), busy)).toBe(busy);
+  expect(timeoutView(view({ "503": 3 }), busy)).toEqual(view({ "503": 3 }));
+  expect(timeoutView(view({ "500": 1 }), busy)).toEqual(view({ "500": 1 }));
+  expect(timeoutView(unasked, null)).toBe(unasked);
+});
+
 describe("diagnoseTimeout: nothing arrived in time", () => {
   const input = {
     segment: SEG,
@@ -198,7 +220,7 @@ describe("diagnoseTimeout: nothing arrived in time", () => {
   test("only 503s: the sidecar turned the pushes away, and PostgreSQL retries them", () => {
     const busy = { ...input.sidecar, answered: { "200": 4, "503": 2 } };
     expect(diagnoseTimeout({ ...input, sidecar: busy, stats: FAILED })).toBe(
-      `${SEG} did not reach the store ${STORE} within 5 s: ${URL} answered /wal-push with 200 ×4, 503 ×2 since the check began, and a 503 turns a push away unrun (the sidecar is busy past WALE_MAX_QUEUE, or shutting down); PostgreSQL retries it (after three failures in a row, within a minute): try again, or a longer --timeout`,
+      `${SEG} did not reach the store ${STORE} within 5 s: ${URL} answered /wal-push with 200 ×4, 503 ×2 since the check began, and a 503 turns a push away unrun (the sidecar is busy past WALE_MAX_QUEUE, or shutting down); PostgreSQL retries it (twice, 1 s apart, then after up to a minute): try again, or a longer --timeout, such as 120`,
     );
   });
   test("neither: the archiver is behind", () => {

@@ -18,8 +18,13 @@ test("SingleFlight: who asks for a key while it runs shares its run; after it en
   expect(runs).toBe(1);
 
   // A failed run is shared too, and then forgotten.
-  const failing = flights.run("a", () => Promise.reject(new Error("boom")));
+  let fail: (error: Error) => void = () => {};
+  const failing = flights.run("a", () => new Promise<number>((_, reject) => (fail = reject)));
+  const joiner = flights.run("a", work);
+  expect(joiner.joined).toBe(true);
+  fail(new Error("boom"));
   await expect(failing.result).rejects.toThrow("boom");
+  await expect(joiner.result).rejects.toThrow("boom");
   const again = flights.run("a", work);
   expect(again.joined).toBe(false);
   finish(2);
