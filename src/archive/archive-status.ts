@@ -12,10 +12,11 @@
  * archiver sends it once more. The checkpointer keeps a .ready segment.
  *
  * A segment no longer in PGWAL cannot be handed back: its WAL is lost to
- * the archive. So is one that a checkpoint removes meanwhile. PostgreSQL
- * 15 to 18 (RemoveOldXlogFiles) looks for .done, then removes or recycles
- * the segment, then deletes both .done and .ready: a rename between its
- * look and its delete is undone. Each segment handed back is looked at
+ * the archive. So is one that a checkpoint removes meanwhile: PostgreSQL's
+ * checkpointer (RemoveOldXlogFiles, the same in every release the sidecar
+ * supports) looks for .done, then removes or recycles the segment, then
+ * deletes both .done and .ready, so a rename between its look and its
+ * delete is undone. Each segment handed back is looked at
  * again after the rename, and reported lost when it or its .ready is gone;
  * a checkpoint that looked before the rename and removes it after that
  * second look (a window of microseconds) still goes unseen.
@@ -58,8 +59,10 @@ export async function handBack(pgwal: string, names: string[]): Promise<HandedBa
       await rename(join(status, `${name}.done`), join(status, `${name}.ready`));
       renamed.push(name);
     } catch (error) {
-      // Not .done: WAL-E did not mark it (an upload that never completed), so PostgreSQL still archives it.
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      // Not .done: WAL-E did not mark it (an upload that never completed), and
+      // PostgreSQL still archives it; unless a checkpoint removed it just now.
+      if (!(await exists(join(pgwal, name)))) lost.push(name);
     }
   }
   // The renames must survive a crash, or the .done comes back with it.

@@ -154,7 +154,7 @@ export class WaleArchive implements Archive {
    * marked .done (all but `asked`, which PostgreSQL retries itself after
    * the failure) are handed back to PostgreSQL (src/archive/archive-status.ts).
    * The failure names those it could not hand back: the archive may lack
-   * their WAL until the next base backup.
+   * their WAL for good, a gap that a new base backup only steps past.
    */
   private async syncObjects(root: string, names: string[], asked: string): Promise<Failed | null> {
     const unsynced = await syncPushed(root, names);
@@ -169,7 +169,7 @@ export class WaleArchive implements Archive {
     } catch (error) {
       return {
         kind: "failed",
-        reason: `${reason}; handing ${pooled.join(", ")} back to PostgreSQL failed: ${messageOf(error)}${lostWal(pooled)}`,
+        reason: `${reason}; handing ${pooled.join(", ")} back to PostgreSQL failed: ${messageOf(error)}; PostgreSQL will not archive them again (still .done), and the archive may lack their WAL: take a base backup`,
       };
     }
   }

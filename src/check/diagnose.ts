@@ -30,7 +30,7 @@ export interface ArchiverStats {
 /** The sidecar's /wal-push answers since check began, by status ("200": 1), from its /metrics; or why it could not be asked. */
 export type SidecarView =
   | { kind: "counted"; url: string; answered: Record<string, number> }
-  | { kind: "unasked"; url: string; reason: string };
+  | { kind: "unasked"; url: string; reason: string; draining?: boolean };
 
 /** The sidecar's answer to check's own /wal-push of the segment PostgreSQL could not archive. */
 export type PushProbe = { status: number; body: string } | { error: string };
@@ -88,18 +88,23 @@ export const turnedAwayOnly = (sidecar: SidecarView): boolean =>
 
 /**
  * Does check wait on after a failure of archive_command, rather than
- * report it? When the sidecar turned the pushes away (turnedAwayOnly), and,
- * once it has, while it cannot be asked or shows no failure at all: a
- * sidecar that was shutting down is gone for a moment, and the one that
- * replaces it counts from zero.
+ * report it? When the sidecar turned the pushes away (turnedAwayOnly) or is
+ * draining to stop (its gate answers every request 503, its /metrics too),
+ * and, once it has turned them away, while it cannot be asked or shows no
+ * failure: a sidecar that stopped is gone for a moment, and the failure
+ * PostgreSQL then records is wget's, which no sidecar counted.
  */
 export const waitsOut = (sidecar: SidecarView, turnedAwayBefore: boolean): boolean =>
-  turnedAwayOnly(sidecar) ||
+  turningAway(sidecar) ||
   (turnedAwayBefore && (sidecar.kind === "unasked" || count(sidecar.answered, (status) => status >= 400) === 0));
+
+/** The sidecar turns pushes away: its failing answers were 503s only, or it is draining. */
+export const turningAway = (sidecar: SidecarView): boolean =>
+  turnedAwayOnly(sidecar) || (sidecar.kind === "unasked" && sidecar.draining === true);
 
 /** The view a timeout is judged by: the sidecar's now, or the one that showed its 503s if it has lost count since. */
 export const timeoutView = (now: SidecarView, turnedAway: SidecarView | null): SidecarView =>
-  turnedAway && !turnedAwayOnly(now) && waitsOut(now, true) ? turnedAway : now;
+  turnedAway && !turningAway(now) && waitsOut(now, true) ? turnedAway : now;
 
 /** The answers by status, as "200 ×2, 401 ×1", or "none". */
 export function describeAnswers(answered: Record<string, number>): string {
@@ -200,6 +205,8 @@ export interface TimeoutInput {
   stats: ArchiverStats;
   settings: ServerSettings;
   sidecar: SidecarView;
+  /** The view that showed the sidecar's 503s, if check waited them out. */
+  turnedAway: SidecarView | null;
   /** The last time WAL-E could not read the store (not "missing": a failure), its reason. */
   storeProblem: string | null;
   store: string;
@@ -211,11 +218,13 @@ export function diagnoseTimeout({
   seconds,
   stats,
   settings,
-  sidecar,
+  sidecar: now,
+  turnedAway,
   storeProblem,
   store,
 }: TimeoutInput): string {
   if (storeProblem !== null) return `WAL-E cannot read the store ${store}: ${storeProblem}`;
+  const sidecar = timeoutView(now, turnedAway);
   const seen =
     sidecar.kind === "counted"
       ? `${sidecar.url} answered /wal-push with ${describeAnswers(sidecar.answered)} since the check began`
@@ -223,8 +232,10 @@ export function diagnoseTimeout({
   if (archivedBy(stats, segment)) {
     return `PostgreSQL archived ${segment} (pg_stat_archiver), but WAL-E does not find it in the store ${store} after ${seconds} s (${seen}): archive_command = '${settings.archiveCommand}' archives somewhere else`;
   }
-  if (turnedAwayOnly(sidecar)) {
-    return `${segment} did not reach the store ${store} within ${seconds} s: ${seen}, and a 503 turns a push away unrun (the sidecar is busy past WALE_MAX_QUEUE, or shutting down); PostgreSQL retries it (twice, 1 s apart, then after up to a minute): try again, or a longer --timeout, such as 120`;
+  if (turningAway(sidecar)) {
+    const gone =
+      now.kind === "unasked" && now !== sidecar ? `; now no sidecar answers at ${now.url} (${now.reason})` : "";
+    return `${segment} did not reach the store ${store} within ${seconds} s: ${seen}, and a 503 turns a push away unrun (the sidecar is busy past WALE_MAX_QUEUE, or shutting down); PostgreSQL retries it (twice, 1 s apart, then after up to a minute)${gone}: try again, or a longer --timeout, such as 120`;
   }
   return `${segment} did not reach the store ${store} within ${seconds} s, and PostgreSQL reports no failure (pg_stat_archiver: last archived ${stats.lastArchivedWal ?? "none"} at ${iso(stats.lastArchivedAt)}; ${seen}): the archiver is behind, or a push is still running; try a longer --timeout`;
 }

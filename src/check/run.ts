@@ -23,8 +23,7 @@ import {
   failedSince,
   refusal,
   type SidecarView,
-  timeoutView,
-  turnedAwayOnly,
+  turningAway,
   waitsOut,
 } from "./diagnose.ts";
 import { Psql } from "./psql.ts";
@@ -116,7 +115,7 @@ async function check(runner: WaleRunner, config: Config, options: CheckOptions, 
             "the sidecar turned archive_command away with 503 (busy, or shutting down): waiting for PostgreSQL's retry",
           );
         }
-        if (turnedAwayOnly(sidecar) || turnedAway === null) turnedAway = sidecar;
+        if (turningAway(sidecar) || turnedAway === null) turnedAway = sidecar;
       } else {
         const probe =
           sidecar.kind === "counted" && Object.keys(sidecar.answered).some((status) => Number(status) >= 500)
@@ -153,7 +152,8 @@ async function check(runner: WaleRunner, config: Config, options: CheckOptions, 
           seconds: options.timeoutMs / 1000,
           stats,
           settings,
-          sidecar: timeoutView(await sidecarSince(), turnedAway),
+          sidecar: await sidecarSince(),
+          turnedAway,
           storeProblem,
           store,
         }),

@@ -42,6 +42,10 @@ export async function countedPushes(url: string, token: string | undefined): Pro
     if (response.status === 401) {
       return { kind: "unasked", url, reason: "its /metrics answered 401: give check the sidecar's WALE_SIDECAR_TOKEN" };
     }
+    // Only a sidecar draining to stop answers /metrics with 503 (src/http/app.ts's gate).
+    if (response.status === 503) {
+      return { kind: "unasked", url, reason: "its /metrics answered 503: it is shutting down", draining: true };
+    }
     if (response.status !== 200) return { kind: "unasked", url, reason: `its /metrics answered ${response.status}` };
     return { kind: "counted", url, answered: walPushAnswers(body) };
   } catch (error) {
@@ -49,11 +53,16 @@ export async function countedPushes(url: string, token: string | undefined): Pro
   }
 }
 
-/** The counts of `later` less those of `earlier`; unasked if either was. */
+/**
+ * The counts of `later` less those of `earlier`; unasked if either was. A
+ * count lower than before is a sidecar restarted since, counting from zero:
+ * then `later`'s counts are all since the check began.
+ */
 export function between(earlier: SidecarView, later: SidecarView): SidecarView {
   if (earlier.kind === "unasked") return earlier;
   if (later.kind === "unasked") return later;
-  return { ...later, answered: since(earlier.answered, later.answered) };
+  const restarted = Object.entries(earlier.answered).some(([status, n]) => (later.answered[status] ?? 0) < n);
+  return { ...later, answered: restarted ? later.answered : since(earlier.answered, later.answered) };
 }
 
 /** GET /wal-push/<segment>, as archive_command does, bounded by `limitMs`. */

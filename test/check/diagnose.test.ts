@@ -206,6 +206,7 @@ describe("diagnoseTimeout: nothing arrived in time", () => {
     sidecar: { kind: "counted" as const, url: URL, answered: {} },
     storeProblem: null,
     store: STORE,
+    turnedAway: null,
   };
   test("PostgreSQL says archived, WAL-E finds nothing: archived elsewhere", () => {
     expect(diagnoseTimeout({ ...input, stats: stats({ lastArchivedWal: SEG, lastArchivedAt: T0 }) })).toBe(

@@ -74,28 +74,45 @@ test("a role that may not switch WAL: named, with the GRANT", async () => {
   );
 });
 
+/** What the stub sidecar's /metrics says: /wal-push counts by status, a drain's 503, or a dropped connection. */
+type Metrics = Record<string, number> | "draining" | "gone";
+interface Look {
+  archived?: number;
+  failed?: number;
+  metrics: Metrics;
+}
+
 /**
  * check against a scripted PostgreSQL and sidecar: the n-th look at
  * pg_stat_archiver gets `looks[n]` (the last one after that), and the
- * sidecar's /metrics then count that look's `answered`; /wal-push answers
- * `push`. WAL-E's fetch of the segment finds it once PostgreSQL says archived.
+ * sidecar's /metrics then answer that look's `metrics` (`before` until the
+ * first look); /wal-push answers 500 with WAL-E's words. WAL-E's fetch of
+ * the segment finds it once PostgreSQL says archived. Also how often
+ * /metrics was asked.
  */
-async function checkAgainst(looks: { archived?: number; failed?: number; answered: Record<string, number> }[]) {
+async function checkAgainst(looks: Look[], before: Metrics = {}) {
   const SEG = "000000010000000000000007";
   let look = -1;
-  const current = () => looks[Math.max(0, Math.min(look, looks.length - 1))] ?? { answered: {} };
+  let asked = 0;
+  const current = (): Look => looks[Math.max(0, Math.min(look, looks.length - 1))] ?? { metrics: {} };
   const server = createServer((request, response) => {
-    if (request.url === "/metrics") {
-      const answered = look < 0 ? {} : current().answered;
-      response.end(
-        Object.entries(answered)
-          .map(([status, n]) => `wale_sidecar_requests_total{route="/wal-push",status="${status}"} ${n}\n`)
-          .join(""),
-      );
-    } else {
+    if (request.url !== "/metrics") {
       response.statusCode = 500;
       response.end("wal-push failed: WAL-E exited with code 1\nIOError: [Errno 5] Input/output error\n");
+      return;
     }
+    asked++;
+    const metrics = look < 0 ? before : current().metrics;
+    if (metrics === "gone") return void request.socket.destroy();
+    if (metrics === "draining") {
+      response.statusCode = 503;
+      return void response.end("shutting down\n");
+    }
+    response.end(
+      Object.entries(metrics)
+        .map(([status, n]) => `wale_sidecar_requests_total{route="/wal-push",status="${status}"} ${n}\n`)
+        .join(""),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   try {
@@ -111,7 +128,13 @@ async function checkAgainst(looks: { archived?: number; failed?: number; answere
       }
       if (argv[0] === "psql") return { exitCode: 0, stdout: `${settings.join(US)}\n` };
       // WAL-E's wal-fetch <segment> <dest>: there once archived.
-      if (current().archived === undefined) return { exitCode: 1, stderr: "could no longer locate object" };
+      if (current().archived === undefined) {
+        const uri = `file://localhost/store/wal_005/${SEG}.lzo`;
+        return {
+          exitCode: 1,
+          stderr: `wal_e.worker INFO MSG: could no longer locate object while performing wal restore\n        DETAIL: The absolute URI that could not be located is ${uri}.\n`,
+        };
+      }
       writeFileSync(argv.at(-1) ?? "", "wal!");
       return { exitCode: 0 };
     });
@@ -120,8 +143,8 @@ async function checkAgainst(looks: { archived?: number; failed?: number; answere
     runtime.stdout = (text) => void out.push(text);
     runtime.stderr = (text) => void err.push(text);
     const { port } = server.address() as AddressInfo;
-    const code = await runCheck(runtime, config, { timeoutMs: 5000, sidecar: `http://127.0.0.1:${port}` });
-    return { code, stdout: out.join(""), stderr: err.join("") };
+    const code = await runCheck(runtime, config, { timeoutMs: 3000, sidecar: `http://127.0.0.1:${port}` });
+    return { code, stdout: out.join(""), stderr: err.join(""), asked };
   } finally {
     await new Promise((resolve) => server.close(resolve));
   }
@@ -129,23 +152,67 @@ async function checkAgainst(looks: { archived?: number; failed?: number; answere
 
 test("a push the sidecar turned away (503): check says so once, waits, and passes once PostgreSQL's retry archives", async () => {
   const result = await checkAgainst([
-    { failed: 1001, answered: { "503": 1 } },
-    { failed: 1001, answered: { "503": 1 } },
-    { failed: 1002, answered: { "503": 2 } },
-    { failed: 1002, archived: 1003, answered: { "503": 2, "200": 1 } },
+    { failed: 1001, metrics: { "503": 1 } },
+    { failed: 1001, metrics: { "503": 1 } },
+    { failed: 1002, metrics: { "503": 2 } },
+    { failed: 1002, archived: 1003, metrics: { "503": 2, "200": 1 } },
   ]);
   expect(result.stderr).toBe("");
   expect(result.code).toBe(0);
   expect(result.stdout.match(/turned archive_command away with 503/g)).toHaveLength(1);
   expect(result.stdout).toContain("OK: 000000010000000000000007 reached the store");
+  // Asked before the switch, once for each of the two failures, and for the path the segment took.
+  expect(result.asked).toBe(4);
+});
+
+test("503s, then a sidecar gone for a moment and one draining: waited for too", async () => {
+  const result = await checkAgainst([
+    { failed: 1001, metrics: { "503": 1 } },
+    { failed: 1002, metrics: "gone" },
+    { failed: 1003, metrics: "draining" },
+    { failed: 1003, archived: 1004, metrics: { "200": 1 } },
+  ]);
+  expect(result.stderr).toBe("");
+  expect(result.code).toBe(0);
+});
+
+test("a sidecar draining at the first failure: waited for", async () => {
+  const result = await checkAgainst([
+    { failed: 1001, metrics: "draining" },
+    { failed: 1001, archived: 1002, metrics: { "200": 1 } },
+  ]);
+  expect(result.code).toBe(0);
 });
 
 test("503s, then a failure of another kind: that one is diagnosed at once", async () => {
   const result = await checkAgainst([
-    { failed: 1001, answered: { "503": 1 } },
-    { failed: 1002, answered: { "503": 1, "500": 1 } },
+    { failed: 1001, metrics: { "503": 1 } },
+    { failed: 1002, metrics: { "503": 1, "500": 1 } },
   ]);
   expect(result.code).toBe(1);
   expect(result.stderr).toContain("WAL-E cannot write to the store");
   expect(result.stderr).toContain("Input/output error");
+});
+
+test("503s, then a restarted sidecar (counting from zero) that fails: its failure is seen, not waited out", async () => {
+  const before = { "200": 50, "500": 3 };
+  const result = await checkAgainst(
+    [
+      { failed: 1001, metrics: { "200": 50, "500": 3, "503": 1 } },
+      { failed: 1002, metrics: { "500": 1 } },
+    ],
+    before,
+  );
+  expect(result.code).toBe(1);
+  expect(result.stderr).toContain("WAL-E cannot write to the store");
+});
+
+test("503s until the deadline, the sidecar then gone: both said", async () => {
+  const result = await checkAgainst([
+    { failed: 1001, metrics: { "503": 1 } },
+    { failed: 1002, metrics: "gone" },
+  ]);
+  expect(result.code).toBe(1);
+  expect(result.stderr).toContain("503 ×1 since the check began, and a 503 turns a push away unrun");
+  expect(result.stderr).toContain("; now no sidecar answers at http://127.0.0.1:");
 });
