@@ -1,5 +1,5 @@
 /**
- * The benchmark: `bun run bench` (full, about 5 minutes on 2 cores) or
+ * The benchmark: `bun run bench` (full, about 10 minutes on 2 cores: 625 s on 2026-12-03) or
  * `bun run bench --smoke` (tiny sizes, for CI; also BENCH_SMOKE=1).
  * `--only=archiving,restore` runs those sections (by the names below:
  * trigger, archiving, restore, binary, backup, verify) and keeps the others'

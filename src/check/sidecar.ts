@@ -5,7 +5,6 @@
  * it and how it was answered. And, for a 5xx, one more push of the same
  * segment, as archive_command makes it, whose answer ends with WAL-E's words.
  */
-
 import { messageOf } from "../errors.ts";
 import type { SidecarView } from "./diagnose.ts";
 

@@ -1,5 +1,4 @@
 /** `wale-sidecar restore`: its help, its flags, and one call to the restore (src/restore/run.ts). */
-
 import { messageOf } from "../errors.ts";
 import { runRestore } from "../restore/run.ts";
 import type { RestoreOptions, TargetAction, TargetKind } from "../restore/steps.ts";
