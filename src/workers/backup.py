@@ -380,6 +380,10 @@ def main(argv):
     if "backup-push" not in argv or len(argv) < 2:
         print("usage: [WAL-E flags] backup-push [backup-push flags] <PGDATA>", file=sys.stderr)
         return EXIT_USAGE
+    # First: a SIGTERM during WAL-E's set-up (its imports take a second or
+    # more on a loaded machine) must be told and end through SystemExit too,
+    # not silently by the default action.
+    signal.signal(signal.SIGTERM, terminate)
     try:
         # Not PSQL_BIN: WAL-E's check of it is a connection, which Session
         # makes below, with a clearer message when it fails.
@@ -387,7 +391,6 @@ def main(argv):
     except SetupFailed:
         return EXIT_SETUP
     exit_with_parent()  # and psql, its stdin closed, with it: PostgreSQL then ends the backup
-    signal.signal(signal.SIGTERM, terminate)
     pgdata = os.path.abspath(args.PG_CLUSTER_DIRECTORY)
     cmd.monkeypatch_tarfile_copyfileobj()  # as backup-push does
     db = None

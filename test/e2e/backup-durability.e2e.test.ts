@@ -129,8 +129,10 @@ test("a worker killed at WALE_BACKUP_TIMEOUT cleans up: SIGTERM ends it through 
   // WAL segments (wal-push) go through; a tar of PGDATA (it holds PG_VERSION) hangs.
   const path = lzopExcept(scope, `grep -qa PG_VERSION "$tmp"`, "exec sleep 600");
   const tmp = scope.tempDir("tmp");
+  // 8 s: the worker must be well past its start (its SIGTERM handler set) when it is killed;
+  // one CI run of 5 s saw no handler's line, on a loaded machine.
   const { url } = await startArchivingSource(scope, store, MAJOR, {
-    env: { PATH: path, TMPDIR: tmp, WALE_BACKUP_TIMEOUT: "5" },
+    env: { PATH: path, TMPDIR: tmp, WALE_BACKUP_TIMEOUT: "8" },
   });
   const response = await fetch(`${url}/backup-push`);
   const body = await response.text();
