@@ -44,6 +44,15 @@ const restore = (env: Record<string, string>, args: string[], asRoot = false) =>
     },
   );
 
+/** A PostgreSQL `major` archiving through a sidecar into a new file store, with table t and a base backup taken. */
+async function backedUpSource(major: 14 | 15) {
+  const store = fileStore(scope);
+  const { source, url } = await startArchivingSource(scope, store, major);
+  await source.sql("CREATE TABLE t (id int PRIMARY KEY, batch text); CHECKPOINT;");
+  expect((await fetch(`${url}/backup-push`)).status).toBe(200);
+  return { store, source };
+}
+
 async function startRestored(scope: Scope, version: 14 | 15, pgdata: string, env: Record<string, string>) {
   // A finished restore: no marker left, and a postgresql.conf (WAL-E does not back it up) before the harness adds to it.
   expect(existsSync(join(pgdata, INCOMPLETE_MARKER))).toBe(false);
@@ -54,10 +63,7 @@ async function startRestored(scope: Scope, version: 14 | 15, pgdata: string, env
 }
 
 test("PostgreSQL 14: --target-time gives exactly batch A; the latest gives A and B; --force keeps the old PGDATA", async () => {
-  const store = fileStore(scope);
-  const { source, url } = await startArchivingSource(scope, store, 14);
-  await source.sql("CREATE TABLE t (id int PRIMARY KEY, batch text); CHECKPOINT;");
-  expect((await fetch(`${url}/backup-push`)).status).toBe(200);
+  const { store, source } = await backedUpSource(14);
 
   await source.sql("INSERT INTO t SELECT g, 'A' FROM generate_series(1, 1000) g");
   const batchA = await source.sql(CHECKSUM);
@@ -184,10 +190,7 @@ test("PostgreSQL 15: a pg_basebackup, WAL archived through the sidecar, replayed
 }, 300_000);
 
 test("PostgreSQL 15, --direct: a store that is not there stops the recovery (never a promotion on a failure); once it is back, a restart resumes and every row comes back", async () => {
-  const store = fileStore(scope);
-  const { source, url } = await startArchivingSource(scope, store, 15);
-  await source.sql("CREATE TABLE t (id int PRIMARY KEY, batch text); CHECKPOINT;");
-  expect((await fetch(`${url}/backup-push`)).status).toBe(200);
+  const { store, source } = await backedUpSource(15);
   await source.sql("INSERT INTO t SELECT g, 'A' FROM generate_series(1, 3000) g");
   const expected = await source.sql(CHECKSUM);
   const last = await source.switchWal();
